@@ -1,0 +1,113 @@
+/**
+ * warren's error hierarchy. Every error carries a stable `code`, a `retryable` flag that steers the
+ * host (retry through delay queues, or park at once), an optional `cause`, and plain `data` that
+ * survives a trip through message headers.
+ *
+ * @example
+ * ```ts
+ * import { WarrenError } from 'warren';
+ * try { await runtime.start(); } catch (err) {
+ *   if (err instanceof WarrenError && err.code === 'WARREN_CONFIG_INVALID') process.exit(2);
+ * }
+ * ```
+ */
+export type ErrorCode =
+  | 'WARREN_CONFIG_INVALID'
+  | 'WARREN_PIPELINE_INVALID'
+  | 'WARREN_INVALID_MESSAGE'
+  | 'WARREN_UNHANDLED_EVENT'
+  | 'WARREN_HOP_LIMIT'
+  | 'WARREN_HANDLER_FAILED'
+  | 'WARREN_VERSION_CONFLICT'
+  | 'WARREN_PUBLISH_FAILED'
+  | 'WARREN_UNROUTABLE'
+  | 'WARREN_SERVICE_UNAVAILABLE'
+  | 'WARREN_STATE_FAILED'
+  | 'WARREN_STOPPED';
+
+export interface WarrenErrorOptions {
+  cause?: unknown;
+  retryable?: boolean;
+  data?: Record<string, string | number | boolean>;
+}
+
+/** Base class: `code` says what happened, `retryable` says whether trying again can help. */
+export class WarrenError extends Error {
+  readonly code: ErrorCode;
+  readonly retryable: boolean;
+  readonly data: Readonly<Record<string, string | number | boolean>>;
+
+  constructor(code: ErrorCode, message: string, options: WarrenErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.retryable = options.retryable ?? false;
+    this.data = Object.freeze({ ...options.data });
+  }
+}
+
+/** A pipeline definition or a runtime configuration is wrong. `path` names the exact field. */
+export class ConfigError extends WarrenError {
+  readonly path: string;
+  constructor(path: string, message: string, options: WarrenErrorOptions = {}) {
+    super(options.data?.pipeline ? 'WARREN_PIPELINE_INVALID' : 'WARREN_CONFIG_INVALID', `${path}: ${message}`, {
+      ...options,
+      data: { ...options.data, path },
+    });
+    this.path = path;
+  }
+}
+
+/**
+ * Poison input: a message that can never succeed (not JSON, fails its schema, too large, unknown type).
+ * Never retried; parked at once with `reason`.
+ */
+export class InvalidMessageError extends WarrenError {
+  readonly reason: ParkReason;
+  constructor(reason: ParkReason, message: string, options: Omit<WarrenErrorOptions, 'retryable'> = {}) {
+    super('WARREN_INVALID_MESSAGE', message, { ...options, retryable: false, data: { ...options.data, reason } });
+    this.reason = reason;
+  }
+}
+
+/**
+ * Thrown by a handler (or an invoked promise actor) to say: do not retry this message, park it.
+ *
+ * @example
+ * ```ts
+ * fromPromise(async ({ input }) => { if (!input.body.sku) throw new UnrecoverableError('no sku'); })
+ * ```
+ */
+export class UnrecoverableError extends WarrenError {
+  constructor(message: string, options: Omit<WarrenErrorOptions, 'retryable'> = {}) {
+    super('WARREN_HANDLER_FAILED', message, { ...options, retryable: false });
+  }
+}
+
+/** Why a message was parked in an actor's dead-letter queue; travels as the `x-warren-reason` header. */
+export type ParkReason =
+  | 'not-json'
+  | 'content-type'
+  | 'too-large'
+  | 'schema'
+  | 'unknown-type'
+  | 'missing-key'
+  | 'forbidden-key'
+  | 'bad-header'
+  | 'unhandled'
+  | 'hop-limit'
+  | 'failed'
+  | 'redeliveries';
+
+/** Is this error worth another attempt? Unknown errors are (a handler's network blip); poison is not. */
+export function isRetryable(err: unknown): boolean {
+  if (err instanceof WarrenError) return err.retryable;
+  return true;
+}
+
+/** A short, single-line, bounded description of any thrown value, safe to put in a header. */
+export function describeError(err: unknown, max = 500): string {
+  const text = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  const line = text.replace(/\s+/g, ' ');
+  return line.length > max ? `${line.slice(0, max - 1)}…` : line;
+}
