@@ -50,10 +50,14 @@ export class WarrenError extends Error {
 export class ConfigError extends WarrenError {
   readonly path: string;
   constructor(path: string, message: string, options: WarrenErrorOptions = {}) {
-    super(options.data?.pipeline ? 'WARREN_PIPELINE_INVALID' : 'WARREN_CONFIG_INVALID', `${path}: ${message}`, {
-      ...options,
-      data: { ...options.data, path },
-    });
+    super(
+      options.data?.pipeline ? 'WARREN_PIPELINE_INVALID' : 'WARREN_CONFIG_INVALID',
+      `${path}: ${message}`,
+      {
+        ...options,
+        data: { ...options.data, path },
+      },
+    );
     this.path = path;
   }
 }
@@ -65,7 +69,11 @@ export class ConfigError extends WarrenError {
 export class InvalidMessageError extends WarrenError {
   readonly reason: ParkReason;
   constructor(reason: ParkReason, message: string, options: Omit<WarrenErrorOptions, 'retryable'> = {}) {
-    super('WARREN_INVALID_MESSAGE', message, { ...options, retryable: false, data: { ...options.data, reason } });
+    super('WARREN_INVALID_MESSAGE', message, {
+      ...options,
+      retryable: false,
+      data: { ...options.data, reason },
+    });
     this.reason = reason;
   }
 }

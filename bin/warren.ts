@@ -1,0 +1,167 @@
+#!/usr/bin/env node
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import {
+  type ActorCounters,
+  compileTopology,
+  createRuntime,
+  type PipelineDefinition,
+  type Runtime,
+  WarrenError,
+} from 'warren';
+import { closeJsonlFiles } from '../actors/jsonl-sink.ts';
+
+const USAGE = `usage:
+  warren run <pipeline-module> [--bus memory|amqp] [--state memory|redis] [--actors a,b] [--prefix p] [--until-stopped]
+  warren topology <pipeline-module> [--prefix p]
+
+env: RABBITMQ_URL, REDIS_URL, WARREN_BUS, WARREN_STATE, WARREN_PREFIX, WARREN_ACTORS, WARREN_LOG_LEVEL`;
+
+async function loadPipeline(modulePath: string | undefined): Promise<PipelineDefinition> {
+  if (!modulePath) throw new UsageError('missing <pipeline-module>');
+  const module = (await import(pathToFileURL(resolve(modulePath)).href)) as {
+    default?: unknown;
+    pipeline?: unknown;
+  };
+  const pipeline = module.default ?? module.pipeline;
+  if (!pipeline || typeof pipeline !== 'object')
+    throw new UsageError(`${modulePath} exports no pipeline (default export or "pipeline")`);
+  return pipeline as PipelineDefinition;
+}
+
+class UsageError extends Error {}
+
+function summary(runtime: Runtime, seconds: number): string {
+  const stats = runtime.stats();
+  const of = (name: string): Readonly<ActorCounters> | undefined => stats.get(name);
+  const actors = [...runtime.topology.actors.values()];
+  const events = actors
+    .filter((a) => a.definition.kind === 'source')
+    .reduce((n, a) => n + (of(a.name)?.emitted ?? 0), 0);
+  const sinks = actors
+    .filter((a) => a.definition.kind === 'sink')
+    .map((a) => `${of(a.name)?.processed ?? 0} ${a.name}`);
+  return `done: ${[`${events} events`, ...sinks].join(', ')} in ${seconds.toFixed(1)}s`;
+}
+
+/** Progress: a bar that redraws itself on a terminal, a plain line per second otherwise. */
+function progress(runtime: Runtime, started: number): () => void {
+  const tty = process.stdout.isTTY === true;
+  const timer = setInterval(
+    () => {
+      const line = summary(runtime, (Date.now() - started) / 1000)
+        .replace(/^done: /, '')
+        .replace(/ in .*$/, '');
+      if (tty) {
+        const spin = '|/-\\'[Math.floor((Date.now() - started) / 250) % 4];
+        process.stdout.write(
+          `\r\x1b[2K${spin} [${'#'.repeat(Math.floor(((Date.now() - started) / 1000) % 20)).padEnd(20, '.')}] ${line}`,
+        );
+      } else {
+        process.stdout.write(`progress: ${line}\n`);
+      }
+    },
+    tty ? 100 : 1000,
+  );
+  return () => {
+    clearInterval(timer);
+    if (tty) process.stdout.write('\r\x1b[2K');
+  };
+}
+
+async function run(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      bus: { type: 'string' },
+      state: { type: 'string' },
+      actors: { type: 'string' },
+      prefix: { type: 'string' },
+      'until-stopped': { type: 'boolean', default: false },
+    },
+  });
+  const pipeline = await loadPipeline(positionals[0]);
+  const runtime = createRuntime(pipeline, {
+    ...(values.bus ? { bus: values.bus as 'memory' | 'amqp' } : {}),
+    ...(values.state ? { state: values.state as 'memory' | 'redis' } : {}),
+    ...(values.actors ? { actors: values.actors.split(',').map((s) => s.trim()) } : {}),
+    ...(values.prefix ? { prefix: values.prefix } : {}),
+  });
+  const started = Date.now();
+  const stopProgress = progress(runtime, started);
+  let signalled = false;
+  const stop = new Promise<void>((resolveStop) => {
+    const onSignal = () => {
+      signalled = true;
+      resolveStop();
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+  });
+  try {
+    await runtime.start();
+    // A process that hosts the whole pipeline exits once it has drained; a worker runs until signalled.
+    const hostsAll =
+      values.actors === undefined && !values['until-stopped'] && process.env.WARREN_ACTORS === undefined;
+    await (hostsAll ? Promise.race([runtime.whenIdle(), stop]) : stop);
+  } finally {
+    stopProgress();
+    await runtime.stop();
+    await closeJsonlFiles();
+  }
+  process.stdout.write(`${signalled ? 'stopped' : summary(runtime, (Date.now() - started) / 1000)}\n`);
+  return 0;
+}
+
+async function topology(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { prefix: { type: 'string' } },
+  });
+  const pipeline = await loadPipeline(positionals[0]);
+  process.stdout.write(
+    `${JSON.stringify(compileTopology(pipeline, values.prefix ? { prefix: values.prefix } : {}), null, 2)}\n`,
+  );
+  return 0;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'run':
+      return run(rest);
+    case 'topology':
+      return topology(rest);
+    case undefined:
+    case '--help':
+    case '-h':
+      process.stdout.write(`${USAGE}\n`);
+      return command === undefined ? 2 : 0;
+    default:
+      throw new UsageError(`unknown command "${command}"`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    if (
+      err instanceof UsageError ||
+      (err instanceof Error && 'code' in err && err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION')
+    ) {
+      process.stderr.write(`warren: ${err.message}\n${USAGE}\n`);
+      process.exit(2);
+    }
+    const message =
+      err instanceof WarrenError
+        ? `${err.code}: ${err.message}`
+        : err instanceof Error
+          ? err.message
+          : String(err);
+    process.stderr.write(`warren: ${message}\n`);
+    process.exit(err instanceof WarrenError && err.code.endsWith('_INVALID') ? 2 : 1);
+  },
+);

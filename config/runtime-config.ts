@@ -1,0 +1,93 @@
+import { z } from 'zod';
+import { ConfigError } from '../runtime/errors.ts';
+
+const url = (protocols: readonly string[]) =>
+  z.string().refine(
+    (value) => {
+      try {
+        return protocols.includes(new URL(value).protocol);
+      } catch {
+        return false;
+      }
+    },
+    { message: `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}` },
+  );
+
+/**
+ * The runtime's configuration: one schema gives validation, types and defaults. Read from the
+ * environment (`RABBITMQ_URL`, `REDIS_URL`, `WARREN_*`) and overridden by explicit options (CLI flags).
+ */
+export const RuntimeConfigSchema = z.object({
+  /** `memory`: the embedded in-process bus; `amqp`: RabbitMQ. Default: amqp when RABBITMQ_URL is set. */
+  bus: z.enum(['memory', 'amqp']),
+  /** `memory`: in-process state; `redis`: Redis. Default: redis when REDIS_URL is set. */
+  state: z.enum(['memory', 'redis']),
+  rabbitmqUrl: url(['amqp:', 'amqps:']).default('amqp://guest:guest@127.0.0.1:5672'),
+  redisUrl: url(['redis:', 'rediss:']).default('redis://127.0.0.1:6379'),
+  /** Prefix of every queue, exchange and Redis key; default the pipeline name. */
+  prefix: z
+    .string()
+    .regex(/^[a-zA-Z0-9][a-zA-Z0-9_.:-]{0,100}$/, 'letters, digits and . _ : - only')
+    .optional(),
+  /** Host only these actors (a comma-separated list in WARREN_ACTORS); default all. */
+  actors: z.array(z.string().min(1)).min(1).optional(),
+  durable: z.boolean().default(true),
+  settleTimeoutMs: z.number().int().positive().default(30_000),
+  cacheSize: z.number().int().nonnegative().default(10_000),
+  /** Unconfirmed publishes in flight per process (the publisher's confirm window). */
+  publishWindow: z.number().int().positive().max(10_000).default(500),
+  logLevel: z.enum(['info', 'warn']).default('info'),
+});
+
+export type RuntimeConfig = Readonly<z.infer<typeof RuntimeConfigSchema>>;
+export type RuntimeConfigInput = Partial<z.input<typeof RuntimeConfigSchema>>;
+
+const ENV: Record<string, keyof z.input<typeof RuntimeConfigSchema>> = {
+  WARREN_BUS: 'bus',
+  WARREN_STATE: 'state',
+  RABBITMQ_URL: 'rabbitmqUrl',
+  REDIS_URL: 'redisUrl',
+  WARREN_PREFIX: 'prefix',
+  WARREN_ACTORS: 'actors',
+  WARREN_SETTLE_TIMEOUT_MS: 'settleTimeoutMs',
+  WARREN_CACHE_SIZE: 'cacheSize',
+  WARREN_PUBLISH_WINDOW: 'publishWindow',
+  WARREN_LOG_LEVEL: 'logLevel',
+};
+const FIELD_TO_ENV = Object.fromEntries(Object.entries(ENV).map(([env, field]) => [field, env]));
+const NUMERIC = new Set(['settleTimeoutMs', 'cacheSize', 'publishWindow']);
+
+/**
+ * Build the runtime configuration: environment first, then `overrides`. The result is cloned, validated
+ * and frozen; an invalid field throws a `ConfigError` naming it (as the env var when it came from there),
+ * with secrets masked.
+ *
+ * @example
+ * ```ts
+ * const config = loadRuntimeConfig(process.env, { bus: 'amqp' });
+ * ```
+ */
+export function loadRuntimeConfig(
+  env: Readonly<Record<string, string | undefined>>,
+  overrides: RuntimeConfigInput = {},
+): RuntimeConfig {
+  const fromEnv: Record<string, unknown> = {};
+  for (const [name, field] of Object.entries(ENV)) {
+    const value = env[name];
+    if (value === undefined || value === '') continue;
+    fromEnv[field] =
+      field === 'actors' ? value.split(',').map((s) => s.trim()) : NUMERIC.has(field) ? Number(value) : value;
+  }
+  const merged: Record<string, unknown> = { ...fromEnv };
+  for (const [field, value] of Object.entries(overrides)) if (value !== undefined) merged[field] = value;
+  merged.bus ??= env.RABBITMQ_URL ? 'amqp' : 'memory';
+  merged.state ??= env.REDIS_URL ? 'redis' : 'memory';
+  const parsed = RuntimeConfigSchema.safeParse(structuredClone(merged));
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const field = String(issue?.path[0] ?? 'config');
+    const source = field in overrides ? `option ${field}` : (FIELD_TO_ENV[field] ?? field);
+    throw new ConfigError(source, issue?.message ?? 'invalid');
+  }
+  return Object.freeze(parsed.data);
+}

@@ -1,0 +1,276 @@
+import type { StandardSchemaV1 } from '@standard-schema/spec';
+import type { AnyStateMachine, EmittedFrom, EventFromLogic, EventObject } from 'xstate';
+
+/** A map from message type to the schema of its body (zod, valibot, arktype: any Standard Schema). */
+export type MessageSchemas = Readonly<Record<string, StandardSchemaV1>>;
+
+/** What every delivered message carries besides its body. */
+export interface MessageMeta {
+  /** The message id; outputs get ids derived from it, so a redelivery produces the same ids. */
+  readonly id: string;
+  /** The actor that emitted it (for a source, the source itself). */
+  readonly source: string;
+  /** The instance key, for a keyed actor; otherwise undefined. */
+  readonly key: string | undefined;
+  /** The id of the flow this message belongs to: the id of the source message that started it. */
+  readonly flowId: string;
+  /** How many actors this flow has passed through. */
+  readonly hops: number;
+  /** How many feedback edges this flow has crossed. */
+  readonly generation: number;
+  /** Epoch milliseconds at which the flow's source message was created. */
+  readonly createdAt: number;
+}
+
+/**
+ * The event a machine receives for a consumed message: `{ type, body, meta }`, one member per
+ * consumed type, the body typed by that type's schema.
+ *
+ * @example
+ * ```ts
+ * type In = Incoming<{ click: typeof Click }>; // { type: 'click'; body: Click; meta: MessageMeta }
+ * ```
+ */
+export type Incoming<S extends MessageSchemas> = {
+  [K in keyof S & string]: {
+    readonly type: K;
+    readonly body: StandardSchemaV1.InferOutput<S[K]>;
+    readonly meta: MessageMeta;
+  };
+}[keyof S & string];
+
+/**
+ * What a machine may `emit()`: one member per declared output type. `key` is optional and only
+ * informative; keyed consumers compute their own key from the body.
+ *
+ * @example
+ * ```ts
+ * emit(({ context }) => ({ type: 'session', body: context.summary }))
+ * ```
+ */
+export type Outgoing<S extends MessageSchemas> = {
+  [K in keyof S & string]: { readonly type: K; readonly body: StandardSchemaV1.InferInput<S[K]> };
+}[keyof S & string];
+
+/** What a source's `read()` yields when the source has no machine of its own: already-shaped messages. */
+export interface SourceItem<S extends MessageSchemas = MessageSchemas> {
+  readonly type: keyof S & string;
+  readonly body: unknown;
+  /** A stable id from the outside world (a file line number, a row id); generated when absent. */
+  readonly id?: string;
+}
+
+/** The event a source machine receives for each item its `read()` yields. */
+export interface SourceInput<TItem> {
+  readonly type: 'warren.input';
+  readonly input: TItem;
+}
+
+/** Retry policy of one actor: attempts in all (the first included), and the backoff between them. */
+export interface RetryPolicy {
+  readonly maxAttempts: number;
+  /** Delays in ms before each retry; the last one repeats. Each distinct value becomes a delay queue. */
+  readonly delays: readonly number[];
+}
+
+interface Common<TName extends string, TEmits extends MessageSchemas> {
+  readonly name: TName;
+  readonly emits: TEmits;
+  /** Free text for `warren topology` and the docs. */
+  readonly description?: string;
+}
+
+/** A source's outside input, pulled by the host as fast as the broker confirms allow. */
+export type SourceReader<TItem> = (context: {
+  readonly signal: AbortSignal;
+}) => AsyncIterable<TItem> | Iterable<TItem>;
+
+export interface SourceDefinition<
+  TName extends string = string,
+  TEmits extends MessageSchemas = MessageSchemas,
+  TItem = unknown,
+> extends Common<TName, TEmits> {
+  readonly kind: 'source';
+  readonly read: SourceReader<TItem>;
+  /** Maps each item to emitted messages; when absent, items are `SourceItem`s emitted as they are. */
+  readonly machine: AnyStateMachine | undefined;
+}
+
+export interface ConsumerDefinition<
+  TKind extends 'processor' | 'sink' = 'processor' | 'sink',
+  TName extends string = string,
+  TConsumes extends MessageSchemas = MessageSchemas,
+  TEmits extends MessageSchemas = MessageSchemas,
+> extends Common<TName, TEmits> {
+  readonly kind: TKind;
+  readonly consumes: TConsumes;
+  /** Only consume messages from these actors (default: from any actor that emits a consumed type). */
+  readonly from?: readonly string[];
+  /** For a keyed actor: the instance key of a message. One XState actor per key, its snapshot persisted. */
+  // A method (not a property) so a definition with typed messages stays assignable to ActorDefinition.
+  key?(message: Incoming<TConsumes>): string | undefined;
+  /** Shard queues of a keyed actor (per-key order holds within a shard); default 4. */
+  readonly shards?: number;
+  /** Messages handled at once by one worker (the queue's prefetch); default 32. */
+  readonly concurrency?: number;
+  readonly retry?: Partial<RetryPolicy>;
+  readonly machine: AnyStateMachine;
+}
+
+export type ActorDefinition = SourceDefinition | ConsumerDefinition;
+
+type EmittedOf<M> = M extends AnyStateMachine ? EmittedFrom<M> : never;
+
+/** A machine whose `emitted` type was never declared can emit anything: only fine when it declares no outputs. */
+type EmitsFit<TMachine, TEmits extends MessageSchemas> =
+  EventObject extends EmittedOf<TMachine>
+    ? [keyof TEmits] extends [never]
+      ? unknown
+      : {
+          "declare the machine's emitted type with setup({ types: { emitted: {} as Outgoing<typeof emits> } })": TEmits;
+        }
+    : [EmittedOf<TMachine>] extends [Outgoing<TEmits>]
+      ? unknown
+      : { 'machine emits a type the actor does not declare in `emits`': EmittedOf<TMachine> };
+
+/**
+ * Compile-time check that a machine fits the descriptor: it accepts every consumed message and it
+ * emits nothing undeclared. Resolves to `unknown` when it fits, to a readable error type otherwise.
+ */
+type MachineFits<TMachine, TConsumes extends MessageSchemas, TEmits extends MessageSchemas> = EmitsFit<
+  TMachine,
+  TEmits
+> &
+  ([Incoming<TConsumes>] extends [EventFromLogic<TMachine & AnyStateMachine>]
+    ? unknown
+    : { 'machine does not accept every consumed message': Incoming<TConsumes> });
+
+interface ConsumerInput<
+  TName extends string,
+  TConsumes extends MessageSchemas,
+  TEmits extends MessageSchemas,
+  TMachine,
+> extends Omit<ConsumerDefinition<'processor', TName, TConsumes, TEmits>, 'kind' | 'machine'> {
+  readonly machine: TMachine;
+}
+
+/**
+ * Define a processor: an XState machine that consumes messages and emits others. The machine is
+ * written with `setup({ types: { events: {} as Incoming<...>, emitted: {} as Outgoing<...> } })`;
+ * this identity function checks it against the descriptor and carries the types into the pipeline.
+ *
+ * @example
+ * ```ts
+ * const consumes = { click: Click };
+ * const emits = { session: Session };
+ * export const sessionizer = defineProcessor({
+ *   name: 'sessionizer', consumes, emits,
+ *   key: (m) => m.body.userId,
+ *   machine: setup({ types: { events: {} as Incoming<typeof consumes>, emitted: {} as Outgoing<typeof emits> } })
+ *     .createMachine({ on: { click: { actions: emit(({ event }) => ({ type: 'session', body: { userId: event.body.userId } })) } } }),
+ * });
+ * ```
+ */
+export function defineProcessor<
+  const TName extends string,
+  TConsumes extends MessageSchemas,
+  TEmits extends MessageSchemas,
+  TMachine extends AnyStateMachine,
+>(
+  definition: ConsumerInput<TName, TConsumes, TEmits, TMachine> & MachineFits<TMachine, TConsumes, TEmits>,
+): ConsumerDefinition<'processor', TName, TConsumes, TEmits> {
+  return { ...definition, kind: 'processor' } as ConsumerDefinition<'processor', TName, TConsumes, TEmits>;
+}
+
+/**
+ * Define a sink: like a processor, but the end of a flow; it writes to the outside world through
+ * invoked promise actors (the host commits and acks once the machine has settled).
+ *
+ * @example
+ * ```ts
+ * export const sink = defineSink({ name: 'scores-sink', consumes: { score: Score }, emits: {}, machine });
+ * ```
+ */
+export function defineSink<
+  const TName extends string,
+  TConsumes extends MessageSchemas,
+  TEmits extends MessageSchemas,
+  TMachine extends AnyStateMachine,
+>(
+  definition: ConsumerInput<TName, TConsumes, TEmits, TMachine> & MachineFits<TMachine, TConsumes, TEmits>,
+): ConsumerDefinition<'sink', TName, TConsumes, TEmits> {
+  return { ...definition, kind: 'sink' } as ConsumerDefinition<'sink', TName, TConsumes, TEmits>;
+}
+
+interface SourceInputDef<TName extends string, TEmits extends MessageSchemas, TItem, TMachine>
+  extends Omit<SourceDefinition<TName, TEmits, TItem>, 'kind' | 'machine'> {
+  readonly machine?: TMachine;
+}
+
+type SourceFits<TMachine, TItem, TEmits extends MessageSchemas> = [TMachine] extends [undefined]
+  ? [TItem] extends [SourceItem<TEmits>]
+    ? unknown
+    : { 'a source without a machine must read SourceItem values': TItem }
+  : EmitsFit<TMachine, TEmits> &
+      ([SourceInput<TItem>] extends [EventFromLogic<TMachine & AnyStateMachine>]
+        ? unknown
+        : { 'source machine does not accept SourceInput of what read() yields': SourceInput<TItem> });
+
+/**
+ * Define a source: `read()` turns outside input (a generator, file lines, HTTP requests) into items;
+ * the source machine (optional) maps each item to emitted messages, which are published with confirms.
+ *
+ * @example
+ * ```ts
+ * export const clicks = defineSource({
+ *   name: 'clickstream', emits: { click: Click },
+ *   read: function* () { yield { type: 'click', body: { userId: 'u1', action: 'view' } }; },
+ * });
+ * ```
+ */
+export function defineSource<
+  const TName extends string,
+  TEmits extends MessageSchemas,
+  TItem,
+  TMachine extends AnyStateMachine | undefined = undefined,
+>(
+  definition: SourceInputDef<TName, TEmits, TItem, TMachine> & SourceFits<TMachine, TItem, TEmits>,
+): SourceDefinition<TName, TEmits, TItem> {
+  return { machine: undefined, ...definition, kind: 'source' } as SourceDefinition<TName, TEmits, TItem>;
+}
+
+/** A route that leads back to an earlier actor: allowed only when marked, and bounded by the hop limit. */
+export interface FeedbackEdge {
+  readonly from: string;
+  readonly type: string;
+  readonly to: string;
+}
+
+export interface PipelineDefinition<TActors extends readonly ActorDefinition[] = readonly ActorDefinition[]> {
+  readonly name: string;
+  readonly actors: TActors;
+  /** The edges that close a loop (outcomes back into a scorer). Any other cycle is an error. */
+  readonly feedback?: readonly FeedbackEdge[];
+  /** A message that has passed through more actors than this is parked with reason `hop-limit`. */
+  readonly hopLimit?: number;
+  /** Largest accepted message body in bytes, checked before parsing; default 256 KiB. */
+  readonly maxMessageBytes?: number;
+}
+
+/**
+ * Put actors together. Routes follow from what each actor consumes and emits; loops must be declared
+ * as `feedback` edges. Validated by `compileTopology` (and so at `runtime.start()`).
+ *
+ * @example
+ * ```ts
+ * export default definePipeline({
+ *   name: 'shop', actors: [clickstream, sessionizer, scorer, outcomes, sink],
+ *   feedback: [{ from: 'outcomes', type: 'outcome', to: 'scorer' }], hopLimit: 8,
+ * });
+ * ```
+ */
+export function definePipeline<const TActors extends readonly ActorDefinition[]>(
+  definition: PipelineDefinition<TActors>,
+): PipelineDefinition<TActors> {
+  return definition;
+}

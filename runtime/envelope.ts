@@ -1,0 +1,144 @@
+import { createHash } from 'node:crypto';
+import type { MessageMeta } from './define.ts';
+
+/**
+ * Header names on the wire, in one place. Trace context travels as W3C `traceparent`/`tracestate`
+ * (set by observability/, never here).
+ */
+export const Headers = {
+  source: 'warren-source',
+  flow: 'warren-flow',
+  hops: 'warren-hops',
+  generation: 'warren-gen',
+  createdAt: 'warren-created',
+  /** Prefix of the per-keyed-consumer shard header: `warren-shard-<actor>`. */
+  shardPrefix: 'warren-shard-',
+  attempt: 'warren-attempt',
+  retryDelay: 'warren-delay',
+  timer: 'warren-timer',
+  timerKey: 'warren-timer-key',
+  timerDue: 'warren-timer-due',
+  reason: 'x-warren-reason',
+  error: 'x-warren-error',
+  attempts: 'x-warren-attempts',
+  parkedFrom: 'x-warren-queue',
+  originalExchange: 'x-warren-original-exchange',
+  originalRoutingKey: 'x-warren-original-routing-key',
+  parkedAt: 'x-warren-parked-at',
+} as const;
+
+export const JSON_CONTENT_TYPE = 'application/json';
+/** Message type of a durable timer firing, delivered through the keyed actor's own shard queue. */
+export const TIMER_TYPE = 'warren.timer';
+
+export type HeaderValue = string | number | boolean;
+export type WireHeaders = Record<string, HeaderValue | undefined>;
+
+/** The AMQP properties warren sets and reads; a subset of amqplib's, so both transports share it. */
+export interface WireProperties {
+  readonly messageId: string;
+  readonly type: string;
+  readonly contentType: string;
+  readonly timestamp?: number;
+  readonly persistent?: boolean;
+  readonly headers: WireHeaders;
+}
+
+/** One message to publish: where, and what. `body` is the JSON text, kept as text to never re-serialise. */
+export interface OutgoingMessage {
+  readonly exchange: string;
+  readonly routingKey: string;
+  readonly body: string;
+  readonly properties: WireProperties;
+}
+
+/** A message as a transport delivers it to the host. */
+export interface Delivery {
+  readonly content: Buffer;
+  readonly queue: string;
+  readonly exchange: string;
+  readonly routingKey: string;
+  readonly redelivered: boolean;
+  readonly properties: {
+    readonly messageId?: string | undefined;
+    readonly type?: string | undefined;
+    readonly contentType?: string | undefined;
+    readonly timestamp?: number | undefined;
+    readonly headers?: Readonly<Record<string, unknown>> | undefined;
+  };
+}
+
+/** Metadata of a message being published, before it is put on the wire. */
+export interface EnvelopeFields {
+  readonly id: string;
+  readonly type: string;
+  readonly source: string;
+  readonly flowId: string;
+  readonly hops: number;
+  readonly generation: number;
+  readonly createdAt: number;
+}
+
+/** Headers for an envelope (trace headers and shard headers are added by their owners). */
+export function envelopeHeaders(fields: EnvelopeFields): WireHeaders {
+  return {
+    [Headers.source]: fields.source,
+    [Headers.flow]: fields.flowId,
+    [Headers.hops]: fields.hops,
+    [Headers.generation]: fields.generation,
+    [Headers.createdAt]: fields.createdAt,
+  };
+}
+
+/**
+ * A deterministic id for the `index`-th output of `actor` handling input `inputId`: a redelivered input
+ * yields the same output ids, which is what lets every downstream actor drop the duplicate.
+ */
+export function deriveId(inputId: string, actor: string, index: number): string {
+  return createHash('sha256').update(`${inputId}|${actor}|${index}`).digest('base64url').slice(0, 22);
+}
+
+/** Encode for the outbox: the exact publication, replayable after a crash. */
+export function encodeOutgoing(message: OutgoingMessage): string {
+  return JSON.stringify(message);
+}
+
+/** Decode an outbox entry written by `encodeOutgoing` (trusted: only warren writes the outbox). */
+export function decodeOutgoing(entry: string): OutgoingMessage {
+  return JSON.parse(entry) as OutgoingMessage;
+}
+
+/** Read a numeric header strictly: a missing header gives `fallback`, a malformed one gives undefined. */
+export function numericHeader(headers: Readonly<Record<string, unknown>>, name: string, fallback: number) {
+  const value = headers[name];
+  if (value === undefined) return fallback;
+  const n =
+    typeof value === 'number'
+      ? value
+      : typeof value === 'string' && value !== ''
+        ? Number(value)
+        : Number.NaN;
+  return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
+}
+
+/** Envelope metadata from a delivery's headers, or the name of the header that is malformed. */
+export function readMeta(
+  delivery: Delivery,
+  id: string,
+  key: string | undefined,
+): { meta: MessageMeta } | { badHeader: string } {
+  const headers = delivery.properties.headers ?? {};
+  const hops = numericHeader(headers, Headers.hops, 0);
+  if (hops === undefined) return { badHeader: Headers.hops };
+  const generation = numericHeader(headers, Headers.generation, 0);
+  if (generation === undefined) return { badHeader: Headers.generation };
+  const createdAt = numericHeader(headers, Headers.createdAt, Date.now());
+  if (createdAt === undefined) return { badHeader: Headers.createdAt };
+  const source = headers[Headers.source];
+  if (source !== undefined && typeof source !== 'string') return { badHeader: Headers.source };
+  const flow = headers[Headers.flow];
+  if (flow !== undefined && typeof flow !== 'string') return { badHeader: Headers.flow };
+  return {
+    meta: { id, key, source: source ?? 'external', flowId: flow ?? id, hops, generation, createdAt },
+  };
+}

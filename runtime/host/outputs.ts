@@ -1,0 +1,95 @@
+import type { EventObject } from 'xstate';
+import type { ConsumerDefinition, Incoming, MessageMeta, MessageSchemas } from '../define.ts';
+import {
+  deriveId,
+  envelopeHeaders,
+  Headers,
+  JSON_CONTENT_TYPE,
+  type OutgoingMessage,
+  type WireHeaders,
+} from '../envelope.ts';
+import { UnrecoverableError } from '../errors.ts';
+import { shardOf } from '../topology/names.ts';
+import type { ActorPlan, TopologyPlan } from '../topology/plan.ts';
+
+/** Where a flow stands when an actor emits: the input's metadata, or a fresh flow for a source item. */
+export interface Lineage {
+  readonly inputId: string;
+  readonly flowId: string;
+  readonly hops: number;
+  readonly generation: number;
+  readonly createdAt: number;
+}
+
+/**
+ * Turn what a machine emitted into publications: routing key `<actor>.<type>`, deterministic ids
+ * derived from the input id, the envelope headers, and one shard header per keyed consumer (the
+ * consumer's own `key()` of the body, hashed), so RabbitMQ alone decides which shard queue receives it.
+ */
+export function toOutgoing(
+  topology: TopologyPlan,
+  producer: ActorPlan,
+  emitted: readonly EventObject[],
+  lineage: Lineage,
+  idOverride?: (index: number) => string | undefined,
+): OutgoingMessage[] {
+  const emits = producer.definition.emits as MessageSchemas;
+  return emitted.map((event, index) => {
+    const type = event.type;
+    if (!Object.hasOwn(emits, type)) {
+      throw new UnrecoverableError(`${producer.name} emitted "${type}", which it does not declare in emits`);
+    }
+    const body = (event as { body?: unknown }).body;
+    const id = idOverride?.(index) ?? deriveId(lineage.inputId, producer.name, index);
+    const headers: WireHeaders = envelopeHeaders({
+      id,
+      type,
+      source: producer.name,
+      flowId: lineage.flowId,
+      hops: lineage.hops,
+      generation: lineage.generation,
+      createdAt: lineage.createdAt,
+    });
+    for (const consumer of producer.keyedConsumers.get(type) ?? []) {
+      headers[`${Headers.shardPrefix}${consumer.name}`] = String(
+        shardFor(topology, consumer, type, body, lineage, id),
+      );
+    }
+    return {
+      exchange: topology.names.exchange,
+      routingKey: topology.names.routingKey(producer.name, type),
+      body: JSON.stringify(body ?? null),
+      properties: {
+        messageId: id,
+        type,
+        contentType: JSON_CONTENT_TYPE,
+        timestamp: Math.floor(lineage.createdAt / 1000),
+        persistent: topology.durable,
+        headers,
+      },
+    };
+  });
+}
+
+/**
+ * The consumer's shard for this body. A body the consumer cannot key still goes to a shard (0): the
+ * consumer validates it and parks it with reason `missing-key`, instead of it vanishing unrouted.
+ */
+function shardFor(
+  topology: TopologyPlan,
+  consumer: ConsumerDefinition,
+  type: string,
+  body: unknown,
+  lineage: Lineage,
+  id: string,
+): number {
+  const meta: MessageMeta = { ...lineage, id, source: consumer.name, key: undefined };
+  let key: string | undefined;
+  try {
+    key = consumer.key?.({ type, body, meta } as Incoming<MessageSchemas>);
+  } catch {
+    key = undefined;
+  }
+  if (typeof key !== 'string' || key === '') return 0;
+  return shardOf(key, topology.actors.get(consumer.name)?.queues.length ?? 1);
+}

@@ -1,0 +1,92 @@
+import { Headers, TIMER_TYPE } from '../envelope.ts';
+import { describeError } from '../errors.ts';
+import type { DueTimer, StateStore } from '../state/store.ts';
+import { shardOf } from '../topology/names.ts';
+import type { TopologyPlan } from '../topology/plan.ts';
+import type { Transport } from '../transport/transport.ts';
+import type { Logger } from './stats.ts';
+
+const LEASE_MS = 30_000;
+const MAX_SLEEP_MS = 250;
+
+/**
+ * Delivers durable timers: claims due timers from the store (leased, so a crashed worker's claims come
+ * due again), publishes each as a `warren.timer` message straight into the shard queue that owns its key
+ * (so it is serialised with that key's messages), then releases it. Its deterministic message id lets the
+ * keyed actor drop a timer delivered twice.
+ */
+export class TimerPump {
+  readonly #topology: TopologyPlan;
+  readonly #store: StateStore;
+  readonly #transport: Transport;
+  readonly #logger: Logger;
+  #running = false;
+  #loop: Promise<void> | undefined;
+  #wake: (() => void) | undefined;
+
+  constructor(topology: TopologyPlan, store: StateStore, transport: Transport, logger: Logger) {
+    this.#topology = topology;
+    this.#store = store;
+    this.#transport = transport;
+    this.#logger = logger;
+  }
+
+  start(): void {
+    this.#running = true;
+    this.#loop ??= this.#run();
+  }
+
+  async stop(): Promise<void> {
+    this.#running = false;
+    this.#wake?.();
+    await this.#loop;
+  }
+
+  async #run(): Promise<void> {
+    while (this.#running) {
+      let sleepMs = MAX_SLEEP_MS;
+      try {
+        const due = await this.#store.claimDueTimers(Date.now(), 200, LEASE_MS);
+        await Promise.all(due.map((timer) => this.#deliver(timer)));
+        if (due.length === 200) continue;
+        const next = await this.#store.nextDueAt();
+        if (next !== null) sleepMs = Math.max(0, Math.min(MAX_SLEEP_MS, next - Date.now()));
+      } catch (err) {
+        this.#logger.warn('timer pump failed; trying again', { error: describeError(err) });
+      }
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, sleepMs);
+        this.#wake = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+    }
+  }
+
+  async #deliver(timer: DueTimer): Promise<void> {
+    const actor = this.#topology.actors.get(timer.actor);
+    if (!actor?.keyed) return; // another pipeline's timer under the same prefix: not ours to deliver
+    const queue = actor.queues[shardOf(timer.key, actor.queues.length)] as string;
+    await this.#transport.publish(
+      {
+        exchange: '',
+        routingKey: queue,
+        body: '{}',
+        properties: {
+          messageId: `timer:${timer.actor}:${timer.key}:${timer.timerId}:${timer.dueAt}`,
+          type: TIMER_TYPE,
+          contentType: 'application/json',
+          persistent: this.#topology.durable,
+          headers: {
+            [Headers.timer]: timer.timerId,
+            [Headers.timerKey]: timer.key,
+            [Headers.timerDue]: timer.dueAt,
+          },
+        },
+      },
+      { mandatory: true },
+    );
+    await this.#store.releaseTimer(timer);
+  }
+}

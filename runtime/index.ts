@@ -1,0 +1,38 @@
+/**
+ * warren: an actor runtime for data pipelines. Sources, processors and sinks are XState v5 actors; a
+ * runtime maps each actor's mailbox to a RabbitMQ queue (or the embedded in-process bus) and keeps keyed
+ * actors' state in Redis (or memory). This is the one public entry point.
+ */
+
+export type { RuntimeConfig } from '../config/runtime-config.ts';
+export type {
+  ActorDefinition,
+  ConsumerDefinition,
+  FeedbackEdge,
+  Incoming,
+  MessageMeta,
+  MessageSchemas,
+  Outgoing,
+  PipelineDefinition,
+  RetryPolicy,
+  SourceDefinition,
+  SourceInput,
+  SourceItem,
+  SourceReader,
+} from './define.ts';
+export {
+  definePipeline,
+  defineProcessor,
+  defineSink,
+  defineSource,
+} from './define.ts';
+export { Headers } from './envelope.ts';
+export type { ErrorCode, ParkReason } from './errors.ts';
+export { ConfigError, InvalidMessageError, UnrecoverableError, WarrenError } from './errors.ts';
+export type { ActorCounters, Logger } from './host/stats.ts';
+export type { Publication, RouteResult, Router } from './routing/index.ts';
+export { createRouter, route } from './routing/index.ts';
+export type { Runtime, RuntimeOptions } from './runtime.ts';
+export { createRuntime } from './runtime.ts';
+export type { RascalConfig, TopologyOptions, TopologyPlan } from './topology/index.ts';
+export { compileTopology, names, planTopology, shardOf } from './topology/index.ts';

@@ -1,0 +1,63 @@
+--[[
+  The atomic commit of one input message to one actor instance.
+
+  KEYS[1] instance hash     {prefix}:a:{actor}:{key}
+  KEYS[2] processed marker  {prefix}:done:{actor}:{messageId}
+  KEYS[3] outbox list       {prefix}:ob:{actor}:{messageId}
+  KEYS[4] timers zset       {prefix}:timers            score = due time, or lease end while claimed
+  KEYS[5] timer due hash    {prefix}:timers:due        member -> due time as committed
+
+  ARGV[1] expected version (0 for a new instance)
+  ARGV[2] snapshot
+  ARGV[3] timers JSON, stored verbatim in field t
+  ARGV[4] processed marker TTL, seconds
+  ARGV[5] actor, ARGV[6] key: the zset member of timer id is cjson.encode({ actor, key, id })
+  ARGV[7] n, the number of outbox entries, then ARGV[8 .. 7+n] the entries
+  ARGV[8+n ..] pairs of timer id, due time
+
+  Returns { 0, new version } committed | { -1 } duplicate | { -2, current version } conflict.
+]]
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return { -1 }
+end
+local current = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+if current ~= tonumber(ARGV[1]) then
+  return { -2, current }
+end
+
+local oldTimers = redis.call('HGET', KEYS[1], 't')
+local version = current + 1
+redis.call('HSET', KEYS[1], 'v', version, 's', ARGV[2], 't', ARGV[3])
+redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[4])
+
+-- unpack() is bounded by the Lua C stack, so a large outbox goes in chunks.
+local n = tonumber(ARGV[7])
+for first = 8, 7 + n, 1000 do
+  redis.call('RPUSH', KEYS[3], unpack(ARGV, first, math.min(first + 999, 7 + n)))
+end
+
+local function member(id)
+  return cjson.encode({ ARGV[5], ARGV[6], id })
+end
+
+local kept = {}
+for i = 8 + n, #ARGV, 2 do
+  local m, due = member(ARGV[i]), ARGV[i + 1]
+  kept[m] = true
+  -- An unchanged timer keeps its score: if it is leased right now, re-scoring it to its (past) due time
+  -- would hand it to a second worker.
+  if redis.call('HGET', KEYS[5], m) ~= due or not redis.call('ZSCORE', KEYS[4], m) then
+    redis.call('ZADD', KEYS[4], due, m)
+    redis.call('HSET', KEYS[5], m, due)
+  end
+end
+if oldTimers then
+  for _, timer in ipairs(cjson.decode(oldTimers)) do
+    local m = member(timer.id)
+    if not kept[m] then
+      redis.call('ZREM', KEYS[4], m)
+      redis.call('HDEL', KEYS[5], m)
+    end
+  end
+end
+return { 0, version }

@@ -1,0 +1,18 @@
+--[[
+  Read one actor instance and the fate of one input message, in a single round trip.
+
+  KEYS[1] instance hash     {prefix}:a:{actor}:{key}       fields v (version), s (snapshot), t (timers JSON)
+  KEYS[2] processed marker  {prefix}:done:{actor}:{messageId}
+  KEYS[3] outbox list       {prefix}:ob:{actor}:{messageId}
+
+  Returns { v | nil, s | nil, t | nil, processed (0 | 1), outbox entries (array) }.
+  The outbox is only reported for a processed message: a list that outlived its marker's TTL belongs to
+  a commit so old that the message is being applied afresh.
+]]
+local record = redis.call('HMGET', KEYS[1], 'v', 's', 't')
+local processed = redis.call('EXISTS', KEYS[2])
+local outbox = {}
+if processed == 1 then
+  outbox = redis.call('LRANGE', KEYS[3], 0, -1)
+end
+return { record[1], record[2], record[3], processed, outbox }

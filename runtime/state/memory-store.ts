@@ -1,0 +1,236 @@
+import { ConfigError, WarrenError } from '../errors.ts';
+import type {
+  ActorRecord,
+  Commit,
+  CommitResult,
+  DueTimer,
+  LoadResult,
+  StateStore,
+  TimerRecord,
+} from './store.ts';
+
+/** Where the store reads the time for processed-marker expiry; a test passes a fake one. */
+export interface Clock {
+  now(): number;
+}
+
+export interface MemoryStoreOptions {
+  /** Defaults to `Date.now`. */
+  readonly clock?: Clock;
+  /** How long a processed message id is remembered; 7 days by default, as in `RedisStore`. */
+  readonly dedupeTtlSeconds?: number;
+}
+
+const DEFAULT_DEDUPE_TTL_SECONDS = 7 * 24 * 60 * 60;
+
+/** A timer as the sorted index holds it; `score` is its due time, or its lease end while claimed. */
+interface TimerEntry {
+  readonly member: string;
+  readonly actor: string;
+  readonly key: string;
+  readonly timerId: string;
+  readonly dueAt: number;
+  score: number;
+}
+
+/**
+ * The embedded state store: plain Maps in this process, with the semantics of `RedisStore` (processed
+ * markers that expire, outboxes, durable timers with leases that expire). Nothing survives the process,
+ * so it serves `npm start` on a machine without Redis, and tests.
+ *
+ * @example
+ * ```ts
+ * const store = new MemoryStore();
+ * const { record } = await store.load('sessionizer', 'user-1', 'msg-1');
+ * await store.commit({
+ *   actor: 'sessionizer', key: 'user-1', messageId: 'msg-1', expectedVersion: record?.version ?? 0,
+ *   snapshot: '{"value":"active"}', timers: [], outbox: [],
+ * });
+ * ```
+ */
+export class MemoryStore implements StateStore {
+  readonly #clock: Clock;
+  readonly #dedupeTtlMs: number;
+  readonly #records = new Map<string, ActorRecord>();
+  /** Processed marker -> expiry (epoch ms); insertion order is expiry order, the TTL being fixed. */
+  readonly #processed = new Map<string, number>();
+  readonly #outboxes = new Map<string, string[]>();
+  readonly #timers = new Map<string, TimerEntry>();
+  /** Every timer, ordered by (score, member) as a Redis sorted set orders them. */
+  readonly #queue: TimerEntry[] = [];
+
+  constructor(options: MemoryStoreOptions = {}) {
+    const ttl = options.dedupeTtlSeconds ?? DEFAULT_DEDUPE_TTL_SECONDS;
+    if (!Number.isInteger(ttl) || ttl <= 0) {
+      throw new ConfigError('dedupeTtlSeconds', `must be a positive integer, got ${ttl}`);
+    }
+    this.#clock = options.clock ?? { now: Date.now };
+    this.#dedupeTtlMs = ttl * 1000;
+  }
+
+  async load(actor: string, key: string, messageId: string): Promise<LoadResult> {
+    const processed = this.#isProcessed(messageKey(actor, messageId));
+    const outbox = processed ? (this.#outboxes.get(messageKey(actor, messageId)) ?? []) : [];
+    return { record: this.#records.get(instanceKey(actor, key)) ?? null, processed, outbox: [...outbox] };
+  }
+
+  async commit(commit: Commit): Promise<CommitResult> {
+    const id = instanceKey(commit.actor, commit.key);
+    const done = messageKey(commit.actor, commit.messageId);
+    assertTimers(commit.timers);
+    if (this.#isProcessed(done)) return { status: 'duplicate' };
+    const previous = this.#records.get(id);
+    const current = previous?.version ?? 0;
+    if (current !== commit.expectedVersion) return { status: 'conflict', version: current };
+
+    const timers = Object.freeze(
+      commit.timers.map(({ id, event, dueAt }) => Object.freeze({ id, event, dueAt })),
+    );
+    const version = current + 1;
+    this.#records.set(id, Object.freeze({ version, snapshot: commit.snapshot, timers }));
+    this.#markDone(done);
+    if (commit.outbox.length > 0) {
+      const outbox = this.#outboxes.get(done) ?? [];
+      outbox.push(...commit.outbox);
+      this.#outboxes.set(done, outbox);
+    }
+    this.#replaceTimers(commit.actor, commit.key, previous?.timers ?? [], timers);
+    return { status: 'committed', version };
+  }
+
+  async clearOutbox(actor: string, messageId: string): Promise<void> {
+    this.#outboxes.delete(messageKey(actor, messageId));
+  }
+
+  async markProcessed(actor: string, messageId: string): Promise<boolean> {
+    const done = messageKey(actor, messageId);
+    if (this.#isProcessed(done)) return false;
+    this.#markDone(done);
+    return true;
+  }
+
+  async claimDueTimers(now: number, limit: number, leaseMs: number): Promise<DueTimer[]> {
+    let count = 0;
+    while (count < limit && count < this.#queue.length && (this.#queue[count]?.score ?? Infinity) <= now) {
+      count += 1;
+    }
+    const claimed = this.#queue.splice(0, count);
+    const leaseUntil = now + leaseMs;
+    return claimed.map((entry) => {
+      entry.score = leaseUntil;
+      this.#enqueue(entry);
+      return { actor: entry.actor, key: entry.key, timerId: entry.timerId, dueAt: entry.dueAt, leaseUntil };
+    });
+  }
+
+  async releaseTimer(timer: DueTimer): Promise<void> {
+    const entry = this.#timers.get(timerMember(timer.actor, timer.key, timer.timerId));
+    if (entry && entry.score === timer.leaseUntil && entry.dueAt === timer.dueAt) this.#removeTimer(entry);
+  }
+
+  async nextDueAt(): Promise<number | null> {
+    return this.#queue[0]?.score ?? null;
+  }
+
+  async close(): Promise<void> {}
+
+  #isProcessed(done: string): boolean {
+    const expiresAt = this.#processed.get(done);
+    if (expiresAt === undefined) return false;
+    if (expiresAt > this.#clock.now()) return true;
+    this.#processed.delete(done);
+    return false;
+  }
+
+  #markDone(done: string): void {
+    const now = this.#clock.now();
+    // Markers expire in insertion order, so sweeping the front keeps memory bounded at O(1) amortized.
+    for (const [marker, expiresAt] of this.#processed) {
+      if (expiresAt > now) break;
+      this.#processed.delete(marker);
+    }
+    this.#processed.set(done, now + this.#dedupeTtlMs);
+  }
+
+  /** Same rules as commit-5.lua: an unchanged timer keeps its score, so a lease on it survives. */
+  #replaceTimers(
+    actor: string,
+    key: string,
+    previous: readonly TimerRecord[],
+    next: readonly TimerRecord[],
+  ): void {
+    const kept = new Set<string>();
+    for (const timer of next) {
+      const member = timerMember(actor, key, timer.id);
+      kept.add(member);
+      const existing = this.#timers.get(member);
+      if (existing?.dueAt === timer.dueAt) continue;
+      if (existing) this.#removeTimer(existing);
+      const entry: TimerEntry = {
+        member,
+        actor,
+        key,
+        timerId: timer.id,
+        dueAt: timer.dueAt,
+        score: timer.dueAt,
+      };
+      this.#timers.set(member, entry);
+      this.#enqueue(entry);
+    }
+    for (const timer of previous) {
+      const member = timerMember(actor, key, timer.id);
+      const existing = this.#timers.get(member);
+      if (existing && !kept.has(member)) this.#removeTimer(existing);
+    }
+  }
+
+  #removeTimer(entry: TimerEntry): void {
+    this.#timers.delete(entry.member);
+    const index = this.#position(entry);
+    if (this.#queue[index] === entry) this.#queue.splice(index, 1);
+  }
+
+  #enqueue(entry: TimerEntry): void {
+    this.#queue.splice(this.#position(entry), 0, entry);
+  }
+
+  /** Binary search: the index of `entry`, or where it belongs. */
+  #position(entry: TimerEntry): number {
+    let low = 0;
+    let high = this.#queue.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      const other = this.#queue[middle] as TimerEntry;
+      if (other.score < entry.score || (other.score === entry.score && other.member < entry.member)) {
+        low = middle + 1;
+      } else {
+        high = middle;
+      }
+    }
+    return low;
+  }
+}
+
+function instanceKey(actor: string, key: string): string {
+  return JSON.stringify([actor, key]);
+}
+
+function messageKey(actor: string, messageId: string): string {
+  return JSON.stringify([actor, messageId]);
+}
+
+function timerMember(actor: string, key: string, timerId: string): string {
+  return JSON.stringify([actor, key, timerId]);
+}
+
+/** Redis refuses a non-finite score; refusing it here too keeps both stores alike. */
+function assertTimers(timers: readonly TimerRecord[]): void {
+  for (const timer of timers) {
+    if (!Number.isFinite(timer.dueAt)) {
+      throw new WarrenError(
+        'WARREN_STATE_FAILED',
+        `timer ${timer.id} has a non-finite dueAt (${timer.dueAt})`,
+      );
+    }
+  }
+}

@@ -1,0 +1,305 @@
+/**
+ * The Redis state store. Every key starts with `prefix`:
+ *
+ * | key                                 | type   | holds                                                     |
+ * | ----------------------------------- | ------ | --------------------------------------------------------- |
+ * | `{prefix}:a:{actor}:{key}`          | hash   | `v` version, `s` snapshot, `t` timers JSON                 |
+ * | `{prefix}:done:{actor}:{messageId}` | string | processed marker, expires after `dedupeTtlSeconds`         |
+ * | `{prefix}:ob:{actor}:{messageId}`   | list   | the outbox of that commit, until `clearOutbox`             |
+ * | `{prefix}:timers`                   | zset   | every durable timer; score = due time, or lease end        |
+ * | `{prefix}:timers:due`               | hash   | timer member -> due time as committed                      |
+ *
+ * `%` and `:` in an actor name are percent-encoded, so `{actor}:{key}` cannot be read two ways. A timer
+ * member is the JSON array `[actor, key, timerId]`, encoded by the Lua scripts (cjson) so that commit
+ * and release always build the same string.
+ *
+ * Redis Cluster is not supported: the scripts touch an instance's keys and the shared timers zset
+ * together, which a cluster only allows within one hash slot.
+ */
+import { readFileSync } from 'node:fs';
+import { Redis } from 'ioredis';
+import { ConfigError, WarrenError } from '../errors.ts';
+import type { Commit, CommitResult, DueTimer, LoadResult, StateStore, TimerRecord } from './store.ts';
+
+export type RedisStoreOptions = {
+  /** Every key starts with it; one per deployment (or per test file). */
+  readonly prefix: string;
+  /** How long a processed message id is remembered; 7 days by default. */
+  readonly dedupeTtlSeconds?: number;
+} & (
+  | {
+      /** A client the caller owns: `close()` leaves it open. */
+      readonly redis: Redis;
+    }
+  | {
+      /** The store creates its own client, and quits it on `close()`. */
+      readonly url: string;
+    }
+);
+
+const DEFAULT_DEDUPE_TTL_SECONDS = 7 * 24 * 60 * 60;
+
+/** The scripts as ioredis custom commands (EVALSHA, falling back to EVAL): keys first, then arguments. */
+interface ScriptCommands {
+  warrenLoad(...keysAndArgs: string[]): Promise<unknown>;
+  warrenCommit(...keysAndArgs: string[]): Promise<unknown>;
+  warrenClaimTimers(...keysAndArgs: string[]): Promise<unknown>;
+  warrenReleaseTimer(...keysAndArgs: string[]): Promise<unknown>;
+}
+
+const lua = (file: string): string => readFileSync(new URL(`./lua/${file}`, import.meta.url), 'utf8');
+
+const SCRIPTS = {
+  warrenLoad: { lua: lua('load-3.lua'), numberOfKeys: 3, readOnly: true },
+  warrenCommit: { lua: lua('commit-5.lua'), numberOfKeys: 5 },
+  warrenClaimTimers: { lua: lua('claim-timers-2.lua'), numberOfKeys: 2 },
+  warrenReleaseTimer: { lua: lua('release-timer-2.lua'), numberOfKeys: 2 },
+} as const;
+
+const scripted = new WeakSet<Redis>();
+
+/**
+ * The state store on Redis: each operation is one round trip, and each commit is one Lua script, so a
+ * crash never leaves a snapshot without its processed marker and outbox. Keep Redis on an append-only
+ * file (`appendonly yes`): without one, a Redis crash loses actor state.
+ *
+ * @example
+ * ```ts
+ * const store = new RedisStore({ url: 'redis://127.0.0.1:6379', prefix: 'warren:shop' });
+ * const { record, processed } = await store.load('sessionizer', 'user-1', 'msg-1');
+ * if (!processed) {
+ *   await store.commit({
+ *     actor: 'sessionizer', key: 'user-1', messageId: 'msg-1', expectedVersion: record?.version ?? 0,
+ *     snapshot: '{"value":"active"}', timers: [], outbox: [],
+ *   });
+ * }
+ * await store.close();
+ * ```
+ */
+export class RedisStore implements StateStore {
+  readonly #redis: Redis & ScriptCommands;
+  readonly #owned: boolean;
+  readonly #prefix: string;
+  readonly #ttl: string;
+  readonly #timers: string;
+  readonly #timersDue: string;
+
+  constructor(options: RedisStoreOptions) {
+    if (typeof options.prefix !== 'string' || options.prefix === '') {
+      throw new ConfigError('prefix', 'must be a non-empty string');
+    }
+    const ttl = options.dedupeTtlSeconds ?? DEFAULT_DEDUPE_TTL_SECONDS;
+    if (!Number.isInteger(ttl) || ttl <= 0) {
+      throw new ConfigError('dedupeTtlSeconds', `must be a positive integer, got ${ttl}`);
+    }
+    const redis = 'redis' in options ? options.redis : new Redis(options.url);
+    // Each definition sends its script once per connection; stores sharing a client share one set.
+    if (!scripted.has(redis)) {
+      for (const [name, definition] of Object.entries(SCRIPTS)) redis.defineCommand(name, definition);
+      scripted.add(redis);
+    }
+    this.#redis = redis as Redis & ScriptCommands;
+    this.#owned = !('redis' in options);
+    this.#prefix = options.prefix;
+    this.#ttl = String(ttl);
+    this.#timers = `${options.prefix}:timers`;
+    this.#timersDue = `${options.prefix}:timers:due`;
+  }
+
+  async load(actor: string, key: string, messageId: string): Promise<LoadResult> {
+    const reply = await this.#run('load', () =>
+      this.#redis.warrenLoad(
+        this.#key('a', actor, key),
+        this.#key('done', actor, messageId),
+        this.#key('ob', actor, messageId),
+      ),
+    );
+    return toLoadResult(reply);
+  }
+
+  async commit(commit: Commit): Promise<CommitResult> {
+    for (const timer of commit.timers) {
+      if (!Number.isFinite(timer.dueAt)) {
+        throw new WarrenError(
+          'WARREN_STATE_FAILED',
+          `timer ${timer.id} has a non-finite dueAt (${timer.dueAt})`,
+        );
+      }
+    }
+    const timers = JSON.stringify(commit.timers.map(({ id, event, dueAt }) => ({ id, event, dueAt })));
+    const reply = await this.#run('commit', () =>
+      this.#redis.warrenCommit(
+        this.#key('a', commit.actor, commit.key),
+        this.#key('done', commit.actor, commit.messageId),
+        this.#key('ob', commit.actor, commit.messageId),
+        this.#timers,
+        this.#timersDue,
+        String(commit.expectedVersion),
+        commit.snapshot,
+        timers,
+        this.#ttl,
+        commit.actor,
+        commit.key,
+        String(commit.outbox.length),
+        ...commit.outbox,
+        ...commit.timers.flatMap((timer) => [timer.id, String(timer.dueAt)]),
+      ),
+    );
+    return toCommitResult(reply);
+  }
+
+  async clearOutbox(actor: string, messageId: string): Promise<void> {
+    await this.#run('clearOutbox', () => this.#redis.del(this.#key('ob', actor, messageId)));
+  }
+
+  async markProcessed(actor: string, messageId: string): Promise<boolean> {
+    const reply = await this.#run('markProcessed', () =>
+      this.#redis.set(this.#key('done', actor, messageId), '1', 'EX', this.#ttl, 'NX'),
+    );
+    return reply === 'OK';
+  }
+
+  async claimDueTimers(now: number, limit: number, leaseMs: number): Promise<DueTimer[]> {
+    // To Redis a negative LIMIT count means "all"; here a non-positive limit asks for nothing.
+    if (!(limit > 0)) return [];
+    const leaseUntil = now + leaseMs;
+    const reply = await this.#run('claimDueTimers', () =>
+      this.#redis.warrenClaimTimers(
+        this.#timers,
+        this.#timersDue,
+        String(now),
+        String(Math.floor(limit)),
+        String(leaseUntil),
+      ),
+    );
+    return toDueTimers(reply, leaseUntil);
+  }
+
+  async releaseTimer(timer: DueTimer): Promise<void> {
+    await this.#run('releaseTimer', () =>
+      this.#redis.warrenReleaseTimer(
+        this.#timers,
+        this.#timersDue,
+        timer.actor,
+        timer.key,
+        timer.timerId,
+        String(timer.leaseUntil),
+        String(timer.dueAt),
+      ),
+    );
+  }
+
+  async nextDueAt(): Promise<number | null> {
+    const reply = await this.#run('nextDueAt', () =>
+      this.#redis.zrange(this.#timers, '0', '0', 'WITHSCORES'),
+    );
+    return reply[1] === undefined ? null : Number(reply[1]);
+  }
+
+  async close(): Promise<void> {
+    if (this.#owned && this.#redis.status !== 'end') await this.#redis.quit();
+  }
+
+  /** `kind` is `a` (instance, by key), `done` or `ob` (by message id). */
+  #key(kind: 'a' | 'done' | 'ob', actor: string, last: string): string {
+    return `${this.#prefix}:${kind}:${actorSegment(actor)}:${last}`;
+  }
+
+  /** A lost connection or a Redis error is worth a retry; the host decides when. */
+  async #run<T>(operation: string, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (err) {
+      if (err instanceof WarrenError) throw err;
+      const reason = err instanceof Error ? err.message : String(err);
+      throw new WarrenError('WARREN_STATE_FAILED', `redis ${operation} failed: ${reason}`, {
+        cause: err,
+        retryable: true,
+        data: { operation },
+      });
+    }
+  }
+}
+
+function actorSegment(actor: string): string {
+  return actor.replace(/[%:]/g, (char) => (char === '%' ? '%25' : '%3A'));
+}
+
+/** The one place where commit-5.lua's return codes become results; anything else is a bug, not bad luck. */
+function toCommitResult(reply: unknown): CommitResult {
+  if (Array.isArray(reply)) {
+    const [code, version] = reply as unknown[];
+    if (code === 0 && typeof version === 'number') return { status: 'committed', version };
+    if (code === -1) return { status: 'duplicate' };
+    if (code === -2 && typeof version === 'number') return { status: 'conflict', version };
+  }
+  throw unexpected('commit', reply);
+}
+
+function toLoadResult(reply: unknown): LoadResult {
+  if (!Array.isArray(reply) || reply.length !== 5) throw unexpected('load', reply);
+  const [version, snapshot, timers, processed, outbox] = reply as unknown[];
+  if ((processed !== 0 && processed !== 1) || !isStringArray(outbox)) throw unexpected('load', reply);
+  if (version === null) return { record: null, processed: processed === 1, outbox };
+  if (typeof version !== 'string' || typeof snapshot !== 'string' || typeof timers !== 'string') {
+    throw unexpected('load', reply);
+  }
+  const record = { version: Number(version), snapshot, timers: parseTimers(timers) };
+  return { record, processed: processed === 1, outbox };
+}
+
+function toDueTimers(reply: unknown, leaseUntil: number): DueTimer[] {
+  if (!isStringArray(reply) || reply.length % 2 !== 0) throw unexpected('claimDueTimers', reply);
+  const timers: DueTimer[] = [];
+  for (let i = 0; i < reply.length; i += 2) {
+    const member = parseJson(reply[i] as string);
+    const dueAt = Number(reply[i + 1]);
+    if (!isStringArray(member) || member.length !== 3 || !Number.isFinite(dueAt)) {
+      throw unexpected('claimDueTimers', reply);
+    }
+    const [actor, key, timerId] = member as [string, string, string];
+    timers.push({ actor, key, timerId, dueAt, leaseUntil });
+  }
+  return timers;
+}
+
+function parseTimers(json: string): readonly TimerRecord[] {
+  const value = parseJson(json);
+  const valid =
+    Array.isArray(value) &&
+    value.every(
+      (timer: unknown) =>
+        typeof timer === 'object' &&
+        timer !== null &&
+        'id' in timer &&
+        typeof timer.id === 'string' &&
+        'event' in timer &&
+        typeof timer.event === 'string' &&
+        'dueAt' in timer &&
+        typeof timer.dueAt === 'number',
+    );
+  if (!valid) throw unexpected('load', json);
+  return value as TimerRecord[];
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function isStringArray(value: unknown): value is string[] {
+  return Array.isArray(value) && value.every((item) => typeof item === 'string');
+}
+
+/** The message names the reply's shape, never its content: a snapshot may hold personal data. */
+function unexpected(operation: string, reply: unknown): WarrenError {
+  const shape = Array.isArray(reply)
+    ? `array of ${reply.length} starting with ${typeof reply[0] === 'number' ? reply[0] : typeof reply[0]}`
+    : typeof reply;
+  return new WarrenError('WARREN_STATE_FAILED', `unexpected reply from redis ${operation}: ${shape}`, {
+    data: { operation },
+  });
+}

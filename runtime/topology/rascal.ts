@@ -1,0 +1,131 @@
+import type { PipelineDefinition } from '../define.ts';
+import { Headers } from '../envelope.ts';
+import { planTopology, type TopologyOptions, type TopologyPlan } from './plan.ts';
+
+/** The subset of Rascal's configuration warren writes (plain JSON, printable by `warren topology`). */
+export interface RascalConfig {
+  readonly vhosts: Record<string, RascalVhost>;
+}
+
+export interface RascalVhost {
+  readonly connection?: unknown;
+  readonly exchanges: Record<string, { type: string; options: Record<string, unknown> }>;
+  readonly queues: Record<string, { options: { durable: boolean; arguments: Record<string, unknown> } }>;
+  readonly bindings: Record<
+    string,
+    {
+      source: string;
+      destination: string;
+      destinationType: 'queue' | 'exchange';
+      bindingKeys: string[];
+      /** Rascal passes a binding's options to the broker as its arguments (e.g. `x-match`). */
+      options: Record<string, unknown>;
+    }
+  >;
+  readonly publications: Record<string, Record<string, unknown>>;
+  readonly subscriptions: Record<string, Record<string, unknown>>;
+}
+
+/**
+ * Turn a validated plan into a Rascal configuration: the main topic exchange with its alternate
+ * exchange and `unroutable` queue; for each actor a mailbox (or a headers exchange and shard queues with
+ * single active consumer), a dead-letter queue, and a subscription; shared delay queues for retries.
+ */
+export function toRascal(plan: TopologyPlan): RascalConfig {
+  const n = plan.names;
+  const durable = plan.durable;
+  const vhost: RascalVhost = { exchanges: {}, queues: {}, bindings: {}, publications: {}, subscriptions: {} };
+  const exchange = (name: string, type: string, options: Record<string, unknown> = {}) => {
+    vhost.exchanges[name] = { type, options: { durable, ...options } };
+  };
+  const queue = (name: string, args: Record<string, unknown> = {}) => {
+    vhost.queues[name] = { options: { durable, arguments: args } };
+  };
+  const bind = (
+    source: string,
+    destination: string,
+    keys: string[],
+    args?: Record<string, unknown>,
+    toExchange = false,
+  ) => {
+    const id = `${source}[${keys.join(',')}] -> ${destination}`;
+    vhost.bindings[id] = {
+      source,
+      destination,
+      destinationType: toExchange ? 'exchange' : 'queue',
+      bindingKeys: keys,
+      options: args ? { ...args } : {},
+    };
+  };
+
+  exchange(n.exchange, 'topic', { alternateExchange: n.unroutableExchange });
+  exchange(n.unroutableExchange, 'fanout');
+  queue(n.unroutableQueue);
+  bind(n.unroutableExchange, n.unroutableQueue, ['#']);
+  exchange(n.deadLetterExchange, 'direct');
+  exchange(n.delayExchange, 'headers');
+  exchange(n.requeueExchange, 'direct');
+  for (const ms of plan.delays) {
+    queue(n.delayQueue(ms), { 'x-message-ttl': ms, 'x-dead-letter-exchange': n.requeueExchange });
+    bind(n.delayExchange, n.delayQueue(ms), ['#'], { 'x-match': 'all', [Headers.retryDelay]: String(ms) });
+  }
+  vhost.publications[n.exchange] = {
+    exchange: n.exchange,
+    confirm: true,
+    options: { persistent: durable, mandatory: true },
+  };
+
+  for (const actor of plan.actors.values()) {
+    queue(actor.deadQueue);
+    bind(n.deadLetterExchange, actor.deadQueue, [actor.name]);
+    if (actor.definition.kind === 'source') continue;
+    const deadLetter = {
+      'x-dead-letter-exchange': n.deadLetterExchange,
+      'x-dead-letter-routing-key': actor.name,
+    };
+    if (actor.keyed) {
+      const shardExchange = n.shardExchange(actor.name);
+      exchange(shardExchange, 'headers', { internal: true });
+      bind(n.exchange, shardExchange, [...actor.bindingKeys], undefined, true);
+      actor.queues.forEach((shardQueue, i) => {
+        queue(shardQueue, { ...deadLetter, 'x-single-active-consumer': true });
+        bind(shardExchange, shardQueue, ['#'], {
+          'x-match': 'all',
+          [`${Headers.shardPrefix}${actor.name}`]: String(i),
+        });
+      });
+    } else {
+      for (const q of actor.queues) {
+        queue(q, deadLetter);
+        bind(n.exchange, q, [...actor.bindingKeys]);
+      }
+    }
+    for (const q of actor.queues) {
+      bind(n.requeueExchange, q, [q]);
+      vhost.subscriptions[q] = {
+        queue: q,
+        prefetch: actor.prefetch,
+        // warren parses the body itself (size limit first, prototype-pollution-safe parser).
+        contentType: 'application/octet-stream',
+        redeliveries: { limit: 1_000_000, counter: 'stub' },
+      };
+    }
+  }
+  return { vhosts: { [plan.vhost]: vhost } };
+}
+
+/**
+ * Compile a pipeline into the Rascal configuration that declares its whole topology. Pure and
+ * deterministic: the same pipeline and options always give the same JSON. Throws a `ConfigError`
+ * naming the actor and the field when the pipeline is invalid.
+ *
+ * @example
+ * ```ts
+ * import { compileTopology } from 'warren';
+ * const config = compileTopology(pipeline, { prefix: 'shop' });
+ * console.log(Object.keys(config.vhosts['/'].queues));
+ * ```
+ */
+export function compileTopology(pipeline: PipelineDefinition, options: TopologyOptions = {}): RascalConfig {
+  return toRascal(planTopology(pipeline, options));
+}

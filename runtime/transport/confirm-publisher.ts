@@ -1,0 +1,399 @@
+/**
+ * A pipelined publisher-confirms client on its own AMQP connection. Rascal's `publish()` confirms one
+ * message per pooled channel at a time and writes, listens and generates a uuid per message; this keeps
+ * up to `window` publishes unconfirmed on one ConfirmChannel and settles them from the broker's (often
+ * `multiple`) acks, with no per-publish listener, timer or id. A connection of its own also keeps a
+ * blocked or flow-controlled publisher from starving the consumers.
+ *
+ * amqplib's promise and callback APIs share the same synchronous `ConfirmChannel.publish`, so the hot
+ * path costs the same either way. We use the promise API for the cold paths (connect, open, close)
+ * and pass no confirm callback on the hot path: delivery tags are tracked here from the channel's
+ * `ack`/`nack` events, which spares a closure per publish and lets a `basic.return` be matched against
+ * the same table.
+ */
+import {
+  type ChannelModel,
+  type ConfirmChannel,
+  connect,
+  type Message,
+  type Options,
+  type RecoveringChannelModel,
+  type SocketOptions,
+} from 'amqplib';
+import { WarrenError } from '../errors.ts';
+import { connectionName, endpointOf, maskUrl, scrubPassword, withQuery } from './amqp-url.ts';
+
+/**
+ * Options of {@link ConfirmPublisher}. Durations in milliseconds; `heartbeat` in seconds.
+ *
+ * @example
+ * ```ts
+ * const options: ConfirmPublisherOptions = { url: process.env.RABBITMQ_URL ?? 'amqp://localhost', window: 500 };
+ * ```
+ */
+export interface ConfirmPublisherOptions {
+  /** `amqp://` or `amqps://`; its password never reaches an error or a log. */
+  url: string;
+  /** Passed to amqplib's socket (TLS `ca`, `cert`, `key`, ...). `noDelay` is always on. */
+  socketOptions?: SocketOptions;
+  /** Most publishes unconfirmed at once. Default 500. */
+  window?: number;
+  /** 0 disables heartbeats. Default: the broker's suggestion. */
+  heartbeat?: number;
+  /** Default 10 s. */
+  connectTimeoutMs?: number;
+  /** Backoff between reconnection attempts. Default `{ minMs: 100, maxMs: 10_000 }`. */
+  reconnect?: { minMs: number; maxMs: number };
+  /** How long a publish may wait for window room or a connection before it rejects. Default 30 s. */
+  publishTimeoutMs?: number;
+  /** How long `close()` waits for outstanding confirms. Default 10 s. */
+  closeTimeoutMs?: number;
+  /** Shown by `rabbitmqctl list_connections client_properties`. Default `warren-publisher-<pid>-<n>`. */
+  connectionName?: string;
+  onError?: (err: Error) => void;
+  /** The broker raised (`true`) or lifted (`false`) a resource alarm: sources should push back. */
+  onBlocked?: (blocked: boolean) => void;
+  logger?: { warn(msg: string, data?: object): void };
+}
+
+/** One publish, from the call to its settlement. Built in one place, so it keeps one shape. */
+interface Pending {
+  readonly exchange: string;
+  readonly routingKey: string;
+  /** Dropped once sent unless `mandatory`, where a return may have to be matched by content. */
+  content: Buffer | null;
+  readonly options: Options.Publish;
+  readonly deadline: number;
+  /** `replyCode replyText` of its `basic.return`; the ack that follows then rejects. */
+  returned: string | null;
+  readonly resolve: () => void;
+  readonly reject: (err: Error) => void;
+}
+
+/** What a `basic.return` carries in `fields`; amqplib types it as a delivery's. */
+interface ReturnFields {
+  exchange: string;
+  routingKey: string;
+  replyCode: number;
+  replyText: string;
+}
+
+type Confirm = { deliveryTag: number; multiple: boolean };
+
+const publishFailed = (reason: string) =>
+  new WarrenError('WARREN_PUBLISH_FAILED', reason, { retryable: true });
+
+/** User hooks run inside amqplib's event dispatch: one that throws must not break the publisher. */
+function safely(run: () => void): void {
+  try {
+    run();
+  } catch {}
+}
+
+/**
+ * Publishes with confirms, up to `window` unconfirmed; each `publish()` resolves on the broker's ack.
+ * Reconnects in the background after a dropped connection or channel.
+ *
+ * @example
+ * ```ts
+ * const publisher = new ConfirmPublisher({ url: 'amqp://guest:guest@127.0.0.1:5672', window: 500 });
+ * await publisher.start();
+ * await publisher.publish('orders', 'order.created', Buffer.from('{}'), { persistent: true, messageId: 'o-1' });
+ * await publisher.close();
+ * ```
+ */
+export class ConfirmPublisher {
+  readonly #opts: ConfirmPublisherOptions;
+  readonly #window: number;
+  #state: 'idle' | 'running' | 'closing' | 'closed' = 'idle';
+  /** amqplib's recovering wrapper: it reconnects with backoff and reruns our channel set-up. */
+  #model: RecoveringChannelModel | null = null;
+  /** The connection under `#model` while it is up. */
+  #live: ChannelModel | null = null;
+  #ch: ConfirmChannel | null = null;
+  #nextTag = 1;
+  #lastReturnedTag = 0;
+  readonly #pending = new Map<number, Pending>();
+  #waiting: Pending[] = [];
+  #awaitingDrain = false;
+  #blocked = false;
+  #sweepTimer: NodeJS.Timeout | undefined;
+  #idle: (() => void) | undefined;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: ConfirmPublisherOptions) {
+    this.#opts = { ...options };
+    this.#window = Math.max(1, options.window ?? 500);
+  }
+
+  /** Connects and opens the confirm channel, once; rejects `WARREN_SERVICE_UNAVAILABLE` if it cannot. */
+  async start(): Promise<void> {
+    if (this.#state !== 'idle') return;
+    const o = this.#opts;
+    const { minMs, maxMs } = o.reconnect ?? { minMs: 100, maxMs: 10_000 };
+    let model: RecoveringChannelModel;
+    try {
+      model = await connect(withQuery(o.url, { heartbeat: o.heartbeat }), {
+        ...o.socketOptions,
+        noDelay: true,
+        timeout: o.connectTimeoutMs ?? 10_000,
+        clientProperties: {
+          ...o.socketOptions?.clientProperties,
+          connection_name: o.connectionName ?? connectionName('publisher'),
+        },
+        // No retry before the first connection, so start() fails fast; then retry for ever.
+        recovery: {
+          initialDelay: minMs,
+          maxDelay: maxMs,
+          initialMaxRetries: 0,
+          setup: (live: ChannelModel) => this.#openChannel(live),
+        },
+      });
+    } catch (err) {
+      const reason = scrubPassword(err instanceof Error ? err.message : String(err), o.url);
+      throw new WarrenError(
+        'WARREN_SERVICE_UNAVAILABLE',
+        `RabbitMQ unreachable at ${endpointOf(o.url)} (${maskUrl(o.url)}): ${reason}`,
+        { retryable: true, cause: err, data: { endpoint: endpointOf(o.url) } },
+      );
+    }
+    if (this.#state !== 'idle') {
+      await model.close(); // close() was called while we were connecting
+      throw new WarrenError('WARREN_STOPPED', 'publisher closed while starting');
+    }
+    model.on('error', (err: Error) => safely(() => o.onError?.(err)));
+    model.on('blocked', () => this.#setBlocked(true));
+    model.on('unblocked', () => this.#setBlocked(false));
+    model.on('disconnect', (err: Error) => this.#onDisconnect(err));
+    model.on(
+      'reconnect-scheduled',
+      ({ attempt, delay, error }: { attempt: number; delay: number; error: Error }) =>
+        this.#warn('reconnecting to RabbitMQ', {
+          attempt,
+          delay,
+          error: scrubPassword(error.message, o.url),
+        }),
+    );
+    this.#model = model;
+    this.#state = 'running';
+  }
+
+  /**
+   * Resolves on the broker's ack. Rejects `WARREN_PUBLISH_FAILED` (retryable) on a nack, a lost channel
+   * or connection, or a timeout; `WARREN_UNROUTABLE` when a `mandatory` publish is returned;
+   * `WARREN_STOPPED` before `start()` or after `close()`. `options` go to amqplib untouched.
+   */
+  publish(
+    exchange: string,
+    routingKey: string,
+    content: Buffer,
+    options: Options.Publish = {},
+  ): Promise<void> {
+    if (this.#state !== 'running') {
+      const why = this.#state === 'idle' ? 'publisher not started' : 'publisher closed';
+      return Promise.reject(new WarrenError('WARREN_STOPPED', why));
+    }
+    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    const deadline = Date.now() + (this.#opts.publishTimeoutMs ?? 30_000);
+    const p: Pending = { exchange, routingKey, content, options, deadline, returned: null, resolve, reject };
+    if (this.#waiting.length === 0 && this.#canSend()) this.#send(p);
+    else {
+      this.#waiting.push(p);
+      if (this.#sweepTimer === undefined) this.#armSweep();
+    }
+    return promise;
+  }
+
+  /** Publishes sent and not yet confirmed; never above `window`. */
+  inFlight(): number {
+    return this.#pending.size;
+  }
+
+  /** Whether the broker has blocked this connection (memory or disk alarm). */
+  isBlocked(): boolean {
+    return this.#blocked;
+  }
+
+  /** Waits (bounded) for outstanding confirms, then closes; later publishes reject `WARREN_STOPPED`. */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    this.#state = 'closing';
+    if (this.#ch !== null && (this.#pending.size > 0 || this.#waiting.length > 0)) {
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        this.#idle = resolve;
+        timer = setTimeout(resolve, this.#opts.closeTimeoutMs ?? 10_000);
+      });
+      clearTimeout(timer);
+    }
+    this.#state = 'closed';
+    clearTimeout(this.#sweepTimer);
+    for (const p of this.#waiting.splice(0)) p.reject(new WarrenError('WARREN_STOPPED', 'publisher closed'));
+    this.#failPending('publisher closed before the broker confirmed');
+    const model = this.#model;
+    this.#model = this.#live = this.#ch = null;
+    await model?.close().catch(() => undefined);
+  }
+
+  #canSend(): boolean {
+    return this.#ch !== null && !this.#awaitingDrain && this.#pending.size < this.#window;
+  }
+
+  #send(p: Pending): void {
+    let flowing: boolean;
+    try {
+      flowing = (this.#ch as ConfirmChannel).publish(
+        p.exchange,
+        p.routingKey,
+        p.content as Buffer,
+        p.options,
+      );
+    } catch (err) {
+      // Thrown before any frame was written: a closing channel (worth a retry) or invalid options.
+      const retryable = err instanceof Error && err.name === 'IllegalOperationError';
+      const reason = err instanceof Error ? err.message : String(err);
+      p.reject(new WarrenError('WARREN_PUBLISH_FAILED', reason, { retryable, cause: err }));
+      return;
+    }
+    if (p.options.mandatory !== true) p.content = null;
+    this.#pending.set(this.#nextTag++, p);
+    // `false`: amqplib buffered the frame past its high-water mark. It is sent; we pause until 'drain'.
+    if (!flowing) this.#awaitingDrain = true;
+  }
+
+  #pump(): void {
+    let i = 0;
+    while (i < this.#waiting.length && this.#canSend()) this.#send(this.#waiting[i++] as Pending);
+    if (i > 0) this.#waiting.splice(0, i);
+    if (this.#pending.size === 0 && this.#waiting.length === 0) this.#idle?.();
+  }
+
+  // One timer for the whole queue: it is FIFO, so deadlines ascend and only the head's matters.
+  #armSweep(): void {
+    const head = this.#waiting[0];
+    this.#sweepTimer = head && setTimeout(() => this.#sweep(), head.deadline - Date.now());
+  }
+
+  #sweep(): void {
+    const now = Date.now();
+    let i = 0;
+    while (i < this.#waiting.length && (this.#waiting[i] as Pending).deadline <= now) i++;
+    const why = this.#ch === null ? 'no connection to RabbitMQ' : 'no room in the confirm window';
+    for (const p of this.#waiting.splice(0, i)) p.reject(publishFailed(`publish timed out: ${why}`));
+    this.#armSweep();
+  }
+
+  #settle({ deliveryTag, multiple }: Confirm, nacked: boolean): void {
+    if (multiple) {
+      // Map iteration follows insertion order, which is ascending delivery-tag order.
+      for (const [tag, p] of this.#pending) {
+        if (tag > deliveryTag) break;
+        this.#pending.delete(tag);
+        this.#finish(p, nacked);
+      }
+    } else {
+      const p = this.#pending.get(deliveryTag);
+      if (p !== undefined) {
+        this.#pending.delete(deliveryTag);
+        this.#finish(p, nacked);
+      }
+    }
+    this.#pump();
+  }
+
+  #finish(p: Pending, nacked: boolean): void {
+    if (p.returned !== null) {
+      const data = { exchange: p.exchange, routingKey: p.routingKey };
+      const what = `unroutable: exchange '${p.exchange}', routing key '${p.routingKey}' (${p.returned})`;
+      p.reject(new WarrenError('WARREN_UNROUTABLE', what, { data }));
+    } else if (nacked) p.reject(publishFailed('the broker nacked the publish'));
+    else p.resolve();
+  }
+
+  // The broker sends a `basic.return` before the ack of the same message, and its returns in publish
+  // order; so the returned message is the earliest unconfirmed mandatory publish after the last one
+  // returned, with the same exchange, routing key and messageId (without a messageId, also the same
+  // content). Identical messages in one window are told apart by that order alone.
+  #onReturn(msg: Message): void {
+    const f = msg.fields as unknown as ReturnFields;
+    const id: unknown = msg.properties.messageId;
+    for (const [tag, p] of this.#pending) {
+      if (tag <= this.#lastReturnedTag || p.options.mandatory !== true || p.returned !== null) continue;
+      if (p.exchange !== f.exchange || p.routingKey !== f.routingKey || p.options.messageId !== id) continue;
+      if (id === undefined && p.content?.equals(msg.content) !== true) continue;
+      p.returned = `${f.replyCode} ${f.replyText}`;
+      this.#lastReturnedTag = tag;
+      return;
+    }
+    this.#warn('basic.return matched no unconfirmed publish', {
+      exchange: f.exchange,
+      routingKey: f.routingKey,
+    });
+  }
+
+  async #openChannel(live: ChannelModel): Promise<void> {
+    this.#live = live;
+    const ch = await live.createConfirmChannel();
+    ch.on('ack', (f: Confirm) => this.#settle(f, false));
+    ch.on('nack', (f: Confirm) => this.#settle(f, true));
+    ch.on('return', (msg: Message) => this.#onReturn(msg));
+    ch.on('drain', () => {
+      this.#awaitingDrain = false;
+      this.#pump();
+    });
+    ch.on('error', (err: Error) => safely(() => this.#opts.onError?.(err)));
+    ch.on('close', () => this.#onChannelClose(ch, live));
+    this.#ch = ch;
+    this.#nextTag = 1;
+    this.#lastReturnedTag = 0;
+    this.#awaitingDrain = false;
+    this.#pump();
+  }
+
+  // A channel error (e.g. a publish to a missing exchange) closes only the channel. amqplib emits a
+  // channel's 'close' before its connection's, so wait a turn to learn whether the connection lives.
+  #onChannelClose(ch: ConfirmChannel, live: ChannelModel): void {
+    if (ch !== this.#ch) return;
+    this.#ch = null;
+    this.#failPending('the channel closed before the broker confirmed');
+    setImmediate(() => {
+      if (this.#live !== live || this.#ch !== null || this.#state !== 'running') return;
+      this.#openChannel(live).catch((err: unknown) => {
+        this.#warn('cannot reopen the confirm channel; reconnecting', { error: String(err) });
+        live.close().catch(() => undefined); // amqplib's recovery takes it from there
+      });
+    });
+  }
+
+  #onDisconnect(err: Error): void {
+    this.#live = this.#ch = null;
+    this.#failPending('the connection closed before the broker confirmed');
+    this.#setBlocked(false);
+    const error = scrubPassword(err.message, this.#opts.url);
+    if (this.#state === 'running') this.#warn('publisher connection lost; reconnecting', { error });
+  }
+
+  #failPending(reason: string): void {
+    if (this.#pending.size > 0) {
+      const err = publishFailed(reason); // one instance for the lot: a drop can fail a whole window
+      for (const p of this.#pending.values()) p.reject(err);
+      this.#pending.clear();
+    }
+    // Queued publishes wait for the next channel, but a closing publisher will not open one.
+    if (this.#state === 'closing') this.#idle?.();
+  }
+
+  #setBlocked(blocked: boolean): void {
+    if (this.#blocked === blocked) return;
+    this.#blocked = blocked;
+    safely(() => this.#opts.onBlocked?.(blocked));
+  }
+
+  #warn(msg: string, data?: object): void {
+    safely(() => this.#opts.logger?.warn(msg, data));
+  }
+}

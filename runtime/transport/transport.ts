@@ -1,0 +1,34 @@
+import type { Delivery, OutgoingMessage } from '../envelope.ts';
+import type { RascalConfig } from '../topology/rascal.ts';
+
+/**
+ * How a delivery ends, decided by the host and applied by the transport: `ack` (done, or parked/retried
+ * by a publish the host already confirmed), `reject` (dead-letter through the queue's DLX, never
+ * lost), `requeue` (put back: the host could not finish and nothing was applied).
+ */
+export type Settlement = 'ack' | 'reject' | 'requeue';
+
+export type DeliveryHandler = (delivery: Delivery) => Promise<Settlement>;
+
+/**
+ * The bus as the runtime sees it. `memory` (the embedded in-process bus) and `amqp` (Rascal for
+ * topology and subscriptions, a pipelined confirm publisher for publishing) implement it.
+ */
+export interface Transport {
+  readonly kind: 'memory' | 'amqp';
+  /** Declare the topology and connect. */
+  start(config: RascalConfig): Promise<void>;
+  /** Publish and resolve once the broker confirmed it; rejects `WARREN_UNROUTABLE` when mandatory and unroutable. */
+  publish(message: OutgoingMessage, options?: { readonly mandatory?: boolean }): Promise<void>;
+  /** Start consuming `queue` with at most `prefetch` unsettled deliveries. */
+  consume(queue: string, prefetch: number, handler: DeliveryHandler): Promise<void>;
+  /** Stop taking new deliveries; deliveries in flight still settle. */
+  stopConsuming(): Promise<void>;
+  /** Messages ready in a queue (not counting deliveries in flight). */
+  queueDepth(queue: string): Promise<number>;
+  /** Take up to `limit` messages off a queue (for DLQ list/replay); `ack` removes them, otherwise they return. */
+  fetch(queue: string, limit: number, take: boolean): Promise<Delivery[]>;
+  /** True while the broker asks publishers to slow down. */
+  isBlocked(): boolean;
+  close(): Promise<void>;
+}
