@@ -102,16 +102,28 @@ async function run(args: string[]): Promise<number> {
   });
   try {
     await runtime.start();
-    // A process that hosts the whole pipeline exits once it has drained; a worker runs until signalled.
-    const hostsAll =
-      values.actors === undefined && !values['until-stopped'] && process.env.WARREN_ACTORS === undefined;
-    await (hostsAll ? Promise.race([runtime.whenIdle(), stop]) : stop);
+    // A process hosting the whole pipeline exits once drained, one hosting only sources once they are
+    // read and confirmed; any other worker runs until signalled.
+    const hosted = runtime.config.actors ?? [...runtime.topology.actors.keys()];
+    const onlySources = hosted.every(
+      (name) => runtime.topology.actors.get(name)?.definition.kind === 'source',
+    );
+    const hostsAll = runtime.config.actors === undefined;
+    const finished = values['until-stopped']
+      ? stop
+      : onlySources
+        ? runtime.sourcesDone()
+        : hostsAll
+          ? runtime.whenIdle()
+          : stop;
+    await Promise.race([finished, stop]);
   } finally {
     stopProgress();
     await runtime.stop();
     await closeJsonlFiles();
   }
-  process.stdout.write(`${signalled ? 'stopped' : summary(runtime, (Date.now() - started) / 1000)}\n`);
+  const line = summary(runtime, (Date.now() - started) / 1000);
+  process.stdout.write(`${signalled ? line.replace(/^done:/, 'stopped:') : line}\n`);
   return 0;
 }
 

@@ -22,6 +22,7 @@ export const example = {
   users: int('WARREN_USERS', 200),
   events: int('WARREN_EVENTS', 5_000),
   seed: int('WARREN_SEED', 42),
+  runId: env.WARREN_RUN_ID ?? Date.now().toString(36),
   sessionTimeoutMs: int('WARREN_SESSION_TIMEOUT_MS', 1_000),
   outDir: env.WARREN_OUT_DIR ?? 'out',
 };

@@ -120,6 +120,8 @@ export interface ConsumerDefinition<
 export type ActorDefinition = SourceDefinition | ConsumerDefinition;
 
 type EmittedOf<M> = M extends AnyStateMachine ? EmittedFrom<M> : never;
+/** The events a machine accepts (not `EventFromLogic<M & AnyStateMachine>`, whose `any` accepts everything). */
+type EventsOf<M> = M extends AnyStateMachine ? EventFromLogic<M> : never;
 
 /** A machine whose `emitted` type was never declared can emit anything: only fine when it declares no outputs. */
 type EmitsFit<TMachine, TEmits extends MessageSchemas> =
@@ -141,7 +143,7 @@ type MachineFits<TMachine, TConsumes extends MessageSchemas, TEmits extends Mess
   TMachine,
   TEmits
 > &
-  ([Incoming<TConsumes>] extends [EventFromLogic<TMachine & AnyStateMachine>]
+  ([Incoming<TConsumes>] extends [EventsOf<TMachine>]
     ? unknown
     : { 'machine does not accept every consumed message': Incoming<TConsumes> });
 
@@ -212,7 +214,7 @@ type SourceFits<TMachine, TItem, TEmits extends MessageSchemas> = [TMachine] ext
     ? unknown
     : { 'a source without a machine must read SourceItem values': TItem }
   : EmitsFit<TMachine, TEmits> &
-      ([SourceInput<TItem>] extends [EventFromLogic<TMachine & AnyStateMachine>]
+      ([SourceInput<TItem>] extends [EventsOf<TMachine>]
         ? unknown
         : { 'source machine does not accept SourceInput of what read() yields': SourceInput<TItem> });
 

@@ -19,6 +19,10 @@ export interface RuntimeOptions extends RuntimeConfigInput {
   readonly logger?: Logger;
   /** The environment to read `RABBITMQ_URL`, `REDIS_URL`, `WARREN_*` from; default `process.env`. */
   readonly env?: Readonly<Record<string, string | undefined>>;
+  /** A transport to use instead of the one `bus` names (a test kit's MemoryBus, say). The runtime closes it on stop. */
+  readonly transport?: Transport;
+  /** A state store to use instead of the one `state` names. The runtime closes it on stop. */
+  readonly store?: StateStore;
 }
 
 export interface Runtime {
@@ -51,7 +55,13 @@ export interface Runtime {
  * ```
  */
 export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOptions = {}): Runtime {
-  const { logger: givenLogger, env = process.env, ...overrides } = options;
+  const {
+    logger: givenLogger,
+    env = process.env,
+    transport: givenTransport,
+    store: givenStore,
+    ...overrides
+  } = options;
   const config = loadRuntimeConfig(env, overrides);
   const logger = givenLogger ?? jsonLogger(config.logLevel === 'warn');
   const topology = planTopology(pipeline, {
@@ -84,14 +94,16 @@ export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOpti
     config,
     topology,
     async start() {
-      transport =
-        config.bus === 'amqp'
+      transport ??=
+        givenTransport ??
+        (config.bus === 'amqp'
           ? new AmqpTransport({ url: config.rabbitmqUrl, logger, window: config.publishWindow })
-          : new MemoryBus();
-      store =
-        config.state === 'redis'
+          : new MemoryBus());
+      store ??=
+        givenStore ??
+        (config.state === 'redis'
           ? new RedisStore({ url: config.redisUrl, prefix: topology.names.prefix })
-          : new MemoryStore();
+          : new MemoryStore());
       await transport.start(toRascal(topology));
       const deps: HostDeps = {
         topology,

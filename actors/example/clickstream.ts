@@ -19,15 +19,18 @@ export interface ClickstreamOptions {
   readonly users: number;
   readonly events: number;
   readonly seed: number;
+  /** Tags this run's click ids, so a second run is not dropped as a replay of the first. */
+  readonly runId: string;
 }
 
 /**
  * Synthetic clickstream: `users` shoppers browsing, adding to cart and checking out, `events` clicks in
- * all. Reproducible: a click's id is `click-<seed>-<n>`, so a re-run publishes the same ids.
+ * all. Reproducible: the same seed gives the same clicks; ids are `click-<runId>-<n>`, and a replay of one
+ * run (same run id) is dropped by every keyed actor as already applied.
  *
  * @example
  * ```ts
- * [...generateClicks({ users: 2, events: 3, seed: 1 })].length; // 3
+ * [...generateClicks({ users: 2, events: 3, seed: 1, runId: 'r1' })].length; // 3
  * ```
  */
 export function* generateClicks(options: ClickstreamOptions): Generator<SourceItem<{ click: typeof Click }>> {
@@ -52,7 +55,7 @@ export function* generateClicks(options: ClickstreamOptions): Generator<SourceIt
       device: devices[u] ?? 'mobile',
       at: n * 250,
     };
-    yield { type: 'click', id: `click-${options.seed}-${n}`, body };
+    yield { type: 'click', id: `click-${options.runId}-${n}`, body };
   }
 }
 

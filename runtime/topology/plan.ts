@@ -50,6 +50,8 @@ export const DEFAULTS = {
 } as const;
 
 const NAME = /^[a-zA-Z][a-zA-Z0-9_-]{0,62}$/;
+/** Actor names that would give an actor the name of one of the pipeline's own queues or exchanges. */
+const RESERVED = new Set(['unroutable', 'dlx', 'delay', 'requeue']);
 
 function fail(path: string, message: string): never {
   throw new ConfigError(path, message, { data: { pipeline: true } });
@@ -122,6 +124,7 @@ export function planTopology(pipeline: PipelineDefinition, options: TopologyOpti
   pipeline.actors.forEach((actor, i) => {
     const name = checkName(`actors[${i}].name`, actor?.name, 'an actor name');
     if (byName.has(name)) fail(`actors[${i}].name`, `duplicate actor name "${name}"`);
+    if (RESERVED.has(name)) fail(`actors[${i}].name`, `"${name}" is reserved for warren's own queues`);
     if (!['source', 'processor', 'sink'].includes(actor.kind))
       fail(`actors.${name}.kind`, `must be source, processor or sink`);
     if (typeof actor.emits !== 'object' || actor.emits === null)

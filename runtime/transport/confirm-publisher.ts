@@ -24,7 +24,10 @@ import { WarrenError } from '../errors.ts';
 import { connectionName, endpointOf, maskUrl, scrubPassword, withQuery } from './amqp-url.ts';
 
 /**
- * Options of {@link ConfirmPublisher}. Durations in milliseconds; `heartbeat` in seconds.
+ * Options of {@link ConfirmPublisher}. Durations in milliseconds, `heartbeat` in seconds. Defaults:
+ * `window` 500, `connectTimeoutMs` 10 s, `reconnect` 100 ms to 10 s, `publishTimeoutMs` 30 s (how long
+ * a publish may wait for window room or a connection), `closeTimeoutMs` 10 s (how long `close()`
+ * waits for outstanding confirms), `connectionName` `warren-publisher-<pid>-<n>`.
  *
  * @example
  * ```ts
@@ -36,19 +39,16 @@ export interface ConfirmPublisherOptions {
   url: string;
   /** Passed to amqplib's socket (TLS `ca`, `cert`, `key`, ...). `noDelay` is always on. */
   socketOptions?: SocketOptions;
-  /** Most publishes unconfirmed at once. Default 500. */
+  /** Most publishes unconfirmed at once. */
   window?: number;
   /** 0 disables heartbeats. Default: the broker's suggestion. */
   heartbeat?: number;
-  /** Default 10 s. */
   connectTimeoutMs?: number;
-  /** Backoff between reconnection attempts. Default `{ minMs: 100, maxMs: 10_000 }`. */
+  /** Exponential backoff (with jitter) between reconnection attempts. */
   reconnect?: { minMs: number; maxMs: number };
-  /** How long a publish may wait for window room or a connection before it rejects. Default 30 s. */
   publishTimeoutMs?: number;
-  /** How long `close()` waits for outstanding confirms. Default 10 s. */
   closeTimeoutMs?: number;
-  /** Shown by `rabbitmqctl list_connections client_properties`. Default `warren-publisher-<pid>-<n>`. */
+  /** Sent as the `connection_name` client property, shown by `rabbitmqctl` and the management UI. */
   connectionName?: string;
   onError?: (err: Error) => void;
   /** The broker raised (`true`) or lifted (`false`) a resource alarm: sources should push back. */
@@ -71,12 +71,7 @@ interface Pending {
 }
 
 /** What a `basic.return` carries in `fields`; amqplib types it as a delivery's. */
-interface ReturnFields {
-  exchange: string;
-  routingKey: string;
-  replyCode: number;
-  replyText: string;
-}
+type ReturnFields = { exchange: string; routingKey: string; replyCode: number; replyText: string };
 
 type Confirm = { deliveryTag: number; multiple: boolean };
 
@@ -165,15 +160,10 @@ export class ConfirmPublisher {
     model.on('blocked', () => this.#setBlocked(true));
     model.on('unblocked', () => this.#setBlocked(false));
     model.on('disconnect', (err: Error) => this.#onDisconnect(err));
-    model.on(
-      'reconnect-scheduled',
-      ({ attempt, delay, error }: { attempt: number; delay: number; error: Error }) =>
-        this.#warn('reconnecting to RabbitMQ', {
-          attempt,
-          delay,
-          error: scrubPassword(error.message, o.url),
-        }),
-    );
+    model.on('reconnect-scheduled', (next: { attempt: number; delay: number; error: Error }) => {
+      const error = scrubPassword(next.error.message, o.url);
+      this.#warn('reconnecting to RabbitMQ', { attempt: next.attempt, delayMs: next.delay, error });
+    });
     this.#model = model;
     this.#state = 'running';
   }
@@ -244,14 +234,10 @@ export class ConfirmPublisher {
   }
 
   #send(p: Pending): void {
+    const ch = this.#ch as ConfirmChannel;
     let flowing: boolean;
     try {
-      flowing = (this.#ch as ConfirmChannel).publish(
-        p.exchange,
-        p.routingKey,
-        p.content as Buffer,
-        p.options,
-      );
+      flowing = ch.publish(p.exchange, p.routingKey, p.content as Buffer, p.options);
     } catch (err) {
       // Thrown before any frame was written: a closing channel (worth a retry) or invalid options.
       const retryable = err instanceof Error && err.name === 'IllegalOperationError';
@@ -383,7 +369,7 @@ export class ConfirmPublisher {
       for (const p of this.#pending.values()) p.reject(err);
       this.#pending.clear();
     }
-    // Queued publishes wait for the next channel, but a closing publisher will not open one.
+    // Queued publishes wait for the next channel while running; close() waits for no reconnection.
     if (this.#state === 'closing') this.#idle?.();
   }
 
