@@ -178,6 +178,11 @@ export class ConsumerHost {
       outputs = await this.#apply(instance, decoded.event, this.#lineage(decoded.meta));
     } catch (err) {
       this.#drop(key, instance);
+      // A duplicate of a message the cached instance already applied is a replay, not an unhandled event.
+      if (err instanceof InvalidMessageError && err.reason === 'unhandled' && !preloaded) {
+        const loaded = await store.load(this.#plan.name, key, decoded.meta.id);
+        if (loaded.processed) return this.#replayOutbox(decoded.meta.id, loaded.outbox);
+      }
       throw err;
     }
     const result = await store
@@ -344,6 +349,7 @@ export class ConsumerHost {
           properties: this.#republished(delivery, {
             [Headers.attempt]: attempt + 1,
             [Headers.retryDelay]: String(delay),
+            ...this.#originalRouting(delivery),
           }),
         },
         { mandatory: true },
@@ -385,8 +391,7 @@ export class ConsumerHost {
             [Headers.error]: describeError(err),
             [Headers.attempts]: attempts,
             [Headers.parkedFrom]: delivery.queue,
-            [Headers.originalExchange]: delivery.exchange,
-            [Headers.originalRoutingKey]: delivery.routingKey,
+            ...this.#originalRouting(delivery),
             [Headers.parkedAt]: Date.now(),
           }),
         },
@@ -396,6 +401,17 @@ export class ConsumerHost {
     } catch {
       return 'reject'; // the queue's dead-letter exchange still parks it, without our reason headers
     }
+  }
+
+  /** Where the message was first published: kept in headers across retries, which re-route it. */
+  #originalRouting(delivery: Delivery): Record<string, string> {
+    const headers = delivery.properties.headers ?? {};
+    const exchange = headers[Headers.originalExchange];
+    const routingKey = headers[Headers.originalRoutingKey];
+    return {
+      [Headers.originalExchange]: typeof exchange === 'string' ? exchange : delivery.exchange,
+      [Headers.originalRoutingKey]: typeof routingKey === 'string' ? routingKey : delivery.routingKey,
+    };
   }
 
   #republished(delivery: Delivery, extra: Record<string, string | number>): OutgoingMessage['properties'] {

@@ -1,0 +1,220 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { assign, emit, setup } from 'xstate';
+import { z } from 'zod';
+import { clickstream } from '../../actors/example/clickstream.ts';
+import { outcomes } from '../../actors/example/outcomes.ts';
+import { Score, Session } from '../../actors/example/schemas.ts';
+import { scorer } from '../../actors/example/scorer.ts';
+import { sessionizer } from '../../actors/example/sessionizer.ts';
+import { closeJsonlFiles, jsonlSink } from '../../actors/jsonl-sink.ts';
+import {
+  createRuntime,
+  definePipeline,
+  defineProcessor,
+  defineSink,
+  defineSource,
+  Headers,
+  type Incoming,
+  type Outgoing,
+} from '../../runtime/index.ts';
+import { MemoryBus } from '../../runtime/transport/memory-bus.ts';
+import { clicksInSessions, readExampleOutput } from '../helpers/example-output.ts';
+
+const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
+const outDir = mkdtempSync(join(tmpdir(), 'warren-memory-'));
+afterAll(() => rmSync(outDir, { recursive: true, force: true }));
+
+describe('the example pipeline on the embedded default', () => {
+  it('turns every click into exactly one session, and every session into exactly one score', async () => {
+    const events = 2_000;
+    const pipeline = definePipeline({
+      name: 'shop',
+      actors: [
+        clickstream({ users: 50, events, seed: 7, runId: 'memory' }),
+        sessionizer({ timeoutMs: 150 }),
+        scorer(),
+        outcomes(),
+        jsonlSink({ name: 'sessions', consumes: { session: Session }, path: join(outDir, 'sessions.jsonl') }),
+        jsonlSink({ name: 'scores', consumes: { score: Score }, path: join(outDir, 'scores.jsonl') }),
+      ],
+      feedback: [{ from: 'outcomes', type: 'outcome', to: 'scorer' }],
+    });
+    const runtime = createRuntime(pipeline, { bus: 'memory', state: 'memory', logger: quiet, env: {} });
+    await runtime.start();
+    await runtime.whenIdle({ settleMs: 50 });
+    await runtime.stop();
+    await closeJsonlFiles();
+
+    const out = readExampleOutput(outDir);
+    expect(clicksInSessions(out)).toBe(events);
+    expect(new Set(out.sessions.map((s) => s.sessionId)).size).toBe(out.sessions.length);
+    expect(out.scores.map((s) => s.sessionId).sort()).toEqual(out.sessions.map((s) => s.sessionId).sort());
+    // Abandoned sessions close through durable timers; bought ones through checkout.
+    const sessions = out.sessions as unknown as Array<{ endedBy: string }>;
+    expect(sessions.some((s) => s.endedBy === 'timeout')).toBe(true);
+    expect(sessions.some((s) => s.endedBy === 'checkout')).toBe(true);
+    const stats = runtime.stats();
+    expect(stats.get('clickstream')?.emitted).toBe(events);
+    expect(stats.get('sessions')?.processed).toBe(out.sessions.length);
+    expect(stats.get('scorer')?.parked).toBe(0);
+  });
+});
+
+const Order = z.object({ orderId: z.string().min(1), amount: z.number() });
+const orderTypes = { order: Order };
+const totalTypes = { total: z.object({ orderId: z.string(), total: z.number() }) };
+
+/** A keyed processor that sums orders per id and refuses to take more than two for the same id. */
+function orderPipeline(onTotal: (total: number) => void) {
+  const machine = setup({
+    types: {
+      context: {} as { total: number; count: number },
+      events: {} as Incoming<typeof orderTypes>,
+      emitted: {} as Outgoing<typeof totalTypes>,
+    },
+    actions: {
+      explode: ({ event }) => {
+        if (event.body.amount < 0) throw new Error('negative amounts blow up');
+      },
+    },
+  }).createMachine({
+    context: { total: 0, count: 0 },
+    initial: 'open',
+    states: {
+      open: {
+        on: {
+          order: {
+            target: 'open',
+            actions: [
+              'explode',
+              assign(({ context, event }) => ({
+                total: context.total + event.body.amount,
+                count: context.count + 1,
+              })),
+              emit(({ context, event }) => ({
+                type: 'total' as const,
+                body: { orderId: event.body.orderId, total: context.total }, // assign ran first
+              })),
+            ],
+          },
+        },
+        always: { guard: ({ context }) => context.count >= 2, target: 'closed' },
+      },
+      closed: {},
+    },
+  });
+  const sinkMachine = setup({ types: { events: {} as Incoming<typeof totalTypes> } }).createMachine({
+    on: { total: { actions: ({ event }) => onTotal(event.body.total) } },
+  });
+  return definePipeline({
+    name: 'orders',
+    actors: [
+      defineSource({ name: 'shop', emits: orderTypes, read: () => [] }),
+      defineProcessor({
+        name: 'totals',
+        consumes: orderTypes,
+        emits: totalTypes,
+        key: (m) => m.body.orderId,
+        shards: 1,
+        retry: { maxAttempts: 3, delays: [20] },
+        machine,
+      }),
+      defineSink({ name: 'ledger', consumes: totalTypes, emits: {}, machine: sinkMachine }),
+    ],
+  });
+}
+
+describe('bad input on the embedded default', () => {
+  it('parks each bad message with its reason, retries a failing one, and keeps processing good ones', async () => {
+    const totals: number[] = [];
+    const bus = new MemoryBus();
+    const runtime = createRuntime(
+      orderPipeline((t) => totals.push(t)),
+      { transport: bus, state: 'memory', logger: quiet, env: {} },
+    );
+    await runtime.start();
+    const publish = (
+      id: string,
+      body: string,
+      props: { type?: string; contentType?: string; headers?: Record<string, string | number> } = {},
+    ) =>
+      bus.publish({
+        exchange: 'orders',
+        routingKey: `shop.${props.type ?? 'order'}`,
+        body,
+        properties: {
+          messageId: id,
+          type: props.type ?? 'order',
+          contentType: props.contentType ?? 'application/json',
+          headers: { [`${Headers.shardPrefix}totals`]: '0', ...props.headers },
+        },
+      });
+    await publish('good-1', JSON.stringify({ orderId: 'o1', amount: 5 }));
+    await publish('not-json', '{"orderId": ');
+    await publish('wrong-type', JSON.stringify({ orderId: 'o1', amount: 1 }), { contentType: 'text/plain' });
+    await publish('schema', JSON.stringify({ orderId: 'o1', amount: 'five' }));
+    await publish('proto', '{"orderId":"o1","amount":1,"__proto__":{"polluted":true}}');
+    await publish('big', JSON.stringify({ orderId: 'o1', amount: 1, pad: 'x'.repeat(300 * 1024) }));
+    await publish('hops', JSON.stringify({ orderId: 'o2', amount: 1 }), { headers: { [Headers.hops]: 99 } });
+    await publish('bad-hops', JSON.stringify({ orderId: 'o2', amount: 1 }), {
+      headers: { [Headers.hops]: 'many' },
+    });
+    await publish('poison', JSON.stringify({ orderId: 'o3', amount: -1 }));
+    await publish('good-2', JSON.stringify({ orderId: 'o1', amount: 7 }));
+    await publish('good-1', JSON.stringify({ orderId: 'o1', amount: 5 })); // a redelivered duplicate
+    await publish('unhandled', JSON.stringify({ orderId: 'o1', amount: 1 })); // o1 is closed after two orders
+    await runtime.whenIdle({ settleMs: 30 });
+
+    const parked = await bus.fetch('orders.totals.dead', 100, false);
+    const reasons = Object.fromEntries(
+      parked.map((d) => [d.properties.messageId, d.properties.headers?.[Headers.reason]]),
+    );
+    expect(reasons).toEqual({
+      'not-json': 'not-json',
+      'wrong-type': 'content-type',
+      schema: 'schema',
+      proto: 'forbidden-key',
+      big: 'too-large',
+      hops: 'hop-limit',
+      'bad-hops': 'bad-header',
+      poison: 'failed',
+      unhandled: 'unhandled',
+    });
+    const poison = parked.find((d) => d.properties.messageId === 'poison');
+    expect(poison?.properties.headers?.[Headers.attempts]).toBe(3);
+    expect(String(poison?.properties.headers?.[Headers.error])).toContain('negative amounts blow up');
+    expect(poison?.properties.headers?.[Headers.originalRoutingKey]).toBe('shop.order');
+    // The good ones were applied once each, in order, despite the duplicate.
+    expect(totals).toEqual([5, 12]);
+    const stats = runtime.stats().get('totals');
+    expect(stats?.retried).toBe(2);
+    expect(stats?.duplicates).toBe(1);
+    await runtime.stop();
+  });
+
+  it('fails at start naming the actor and the field of an invalid pipeline', () => {
+    const bad = definePipeline({
+      name: 'orders',
+      actors: [
+        defineSource({ name: 'shop', emits: orderTypes, read: () => [] }),
+        defineSource({ name: 'shop', emits: orderTypes, read: () => [] }),
+      ],
+    });
+    expect(() => createRuntime(bad, { env: {} })).toThrow(/actors\[1\]\.name: duplicate actor name "shop"/);
+    expect(() =>
+      createRuntime(
+        orderPipeline(() => undefined),
+        { env: { WARREN_BUS: 'kafka' } },
+      ),
+    ).toThrow(/WARREN_BUS/);
+    expect(() =>
+      createRuntime(
+        orderPipeline(() => undefined),
+        { env: { RABBITMQ_URL: 'http://x' } },
+      ),
+    ).toThrow(/RABBITMQ_URL: must be a URL/);
+  });
+});
