@@ -10,7 +10,7 @@ const Visits = z.object({ userId: z.string(), visits: z.number() });
 const consumes = { click: Click };
 const emits = { visits: Visits };
 
-export const counter = defineProcessor({
+const counter = defineProcessor({
   name: 'counter',
   consumes,
   emits,
