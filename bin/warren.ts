@@ -45,22 +45,32 @@ function summary(runtime: Runtime, seconds: number): string {
   return `done: ${[`${events} events`, ...sinks].join(', ')} in ${seconds.toFixed(1)}s`;
 }
 
-/** Progress: a bar that redraws itself on a terminal, a plain line per second otherwise. */
+/** Progress: a bar of source items published (of their known total) on a terminal, a plain line per second otherwise. */
 function progress(runtime: Runtime, started: number): () => void {
   const tty = process.stdout.isTTY === true;
+  const sources = [...runtime.topology.actors.values()].filter(
+    (a) => a.definition.kind === 'source' && (runtime.config.actors ?? [a.name]).includes(a.name),
+  );
+  const total = sources.reduce(
+    (n, a) => n + (a.definition.kind === 'source' ? (a.definition.total ?? 0) : 0),
+    0,
+  );
   const timer = setInterval(
     () => {
-      const line = summary(runtime, (Date.now() - started) / 1000)
+      const line = summary(runtime, 0)
         .replace(/^done: /, '')
         .replace(/ in .*$/, '');
-      if (tty) {
-        const spin = '|/-\\'[Math.floor((Date.now() - started) / 250) % 4];
-        process.stdout.write(
-          `\r\x1b[2K${spin} [${'#'.repeat(Math.floor(((Date.now() - started) / 1000) % 20)).padEnd(20, '.')}] ${line}`,
-        );
-      } else {
+      if (!tty) {
         process.stdout.write(`progress: ${line}\n`);
+        return;
       }
+      const published = sources.reduce((n, a) => n + (runtime.stats().get(a.name)?.emitted ?? 0), 0);
+      const ratio = total > 0 ? Math.min(1, published / total) : 0;
+      const width = 30;
+      const filled = Math.round(ratio * width);
+      const bar =
+        total > 0 ? `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${Math.round(ratio * 100)}% ` : '';
+      process.stdout.write(`\r\x1b[2K${bar}${line} (${((Date.now() - started) / 1000).toFixed(1)}s)`);
     },
     tty ? 100 : 1000,
   );

@@ -92,6 +92,8 @@ export interface SourceDefinition<
 > extends Common<TName, TEmits> {
   readonly kind: 'source';
   readonly read: SourceReader<TItem>;
+  /** How many items `read()` will yield, when known: drives the progress bar of `warren run`. */
+  readonly total?: number;
   /** Maps each item to emitted messages; when absent, items are `SourceItem`s emitted as they are. */
   readonly machine: AnyStateMachine | undefined;
 }

@@ -65,6 +65,7 @@ export function clickstream(options: ClickstreamOptions) {
     name: 'clickstream',
     emits: { click: Click },
     description: `synthetic clickstream: ${options.users} users, ${options.events} clicks, seed ${options.seed}`,
+    total: options.events,
     read: () => generateClicks(options),
   });
 }
