@@ -1,6 +1,6 @@
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import { dirname } from 'node:path';
-import { defineSink, type Incoming, type MessageSchemas } from 'warren';
+import { defineSink, type FieldCondition, type Incoming, type MessageSchemas } from 'warren';
 import { fromPromise, setup } from 'xstate';
 
 const streams = new Map<string, WriteStream>();
@@ -40,6 +40,7 @@ export function jsonlSink<const TName extends string, TConsumes extends MessageS
   consumes: TConsumes;
   path: string;
   from?: readonly string[];
+  where?: Readonly<Record<string, FieldCondition>>;
 }) {
   const machine = setup({
     types: { events: {} as Incoming<TConsumes> },
@@ -67,6 +68,7 @@ export function jsonlSink<const TName extends string, TConsumes extends MessageS
     consumes: options.consumes,
     emits: {},
     ...(options.from ? { from: options.from } : {}),
+    ...(options.where ? { where: options.where } : {}),
     description: `appends ${Object.keys(options.consumes).join(', ')} to ${options.path}`,
     machine,
   });

@@ -39,9 +39,7 @@ function summary(runtime: Runtime, seconds: number): string {
   const events = actors
     .filter((a) => a.definition.kind === 'source')
     .reduce((n, a) => n + (of(a.name)?.emitted ?? 0), 0);
-  const sinks = actors
-    .filter((a) => a.definition.kind === 'sink')
-    .map((a) => `${of(a.name)?.processed ?? 0} ${a.name}`);
+  const sinks = runtime.topology.report.map((name) => `${of(name)?.processed ?? 0} ${name}`);
   return `done: ${[`${events} events`, ...sinks].join(', ')} in ${seconds.toFixed(1)}s`;
 }
 

@@ -30,7 +30,7 @@ export const example = {
 /**
  * The example pipeline, the e-commerce flow in small:
  * clickstream -> sessionizer (keyed by user) -> scorer (keyed by device) -> scores;
- * sessionizer -> sessions; scorer -> outcomes -(feedback)-> scorer.
+ * sessionizer -> sessions; scorer -> high-value (scores >= 0.8); scorer -> outcomes -(feedback)-> scorer.
  */
 export default definePipeline({
   name: 'shop',
@@ -45,7 +45,16 @@ export default definePipeline({
       path: join(example.outDir, 'sessions.jsonl'),
     }),
     jsonlSink({ name: 'scores', consumes: { score: Score }, path: join(example.outDir, 'scores.jsonl') }),
+    // Content-based: only confident scores, routed by RabbitMQ on a header the scorer's publish sets.
+    jsonlSink({
+      name: 'high-value',
+      consumes: { score: Score },
+      from: ['scorer'],
+      where: { score: { gte: 0.8 } },
+      path: join(example.outDir, 'high-value.jsonl'),
+    }),
   ],
+  report: ['sessions', 'scores'],
   feedback: [{ from: 'outcomes', type: 'outcome', to: 'scorer' }],
   hopLimit: 8,
 });

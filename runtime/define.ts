@@ -49,8 +49,27 @@ export type Incoming<S extends MessageSchemas> = {
  * ```
  */
 export type Outgoing<S extends MessageSchemas> = {
-  [K in keyof S & string]: { readonly type: K; readonly body: StandardSchemaV1.InferInput<S[K]> };
+  [K in keyof S & string]: {
+    readonly type: K;
+    readonly body: StandardSchemaV1.InferInput<S[K]>;
+    /** Headers to publish with (names starting `warren-` or `x-` are reserved); consumers may select on them. */
+    readonly headers?: Readonly<Record<string, string | number | boolean>>;
+  };
 }[keyof S & string];
+
+/**
+ * A condition on one body field, by dotted path. All given comparisons must hold. Evaluated where the
+ * message is published; its result travels as a header that RabbitMQ routes on.
+ */
+export interface FieldCondition {
+  readonly eq?: string | number | boolean;
+  readonly in?: readonly (string | number | boolean)[];
+  readonly gt?: number;
+  readonly gte?: number;
+  readonly lt?: number;
+  readonly lte?: number;
+  readonly exists?: boolean;
+}
 
 /** What a source's `read()` yields when the source has no machine of its own: already-shaped messages. */
 export interface SourceItem<S extends MessageSchemas = MessageSchemas> {
@@ -108,6 +127,10 @@ export interface ConsumerDefinition<
   readonly consumes: TConsumes;
   /** Only consume messages from these actors (default: from any actor that emits a consumed type). */
   readonly from?: readonly string[];
+  /** Only consume messages whose body fields meet these conditions (e.g. `{ score: { gte: 0.8 } }`). */
+  readonly where?: Readonly<Record<string, FieldCondition>>;
+  /** Only consume messages published with these header values. */
+  readonly headers?: Readonly<Record<string, string | number | boolean>>;
   /** For a keyed actor: the instance key of a message. One XState actor per key, its snapshot persisted. */
   // A method (not a property) so a definition with typed messages stays assignable to ActorDefinition.
   key?(message: Incoming<TConsumes>): string | undefined;
@@ -257,6 +280,8 @@ export interface PipelineDefinition<TActors extends readonly ActorDefinition[] =
   readonly feedback?: readonly FeedbackEdge[];
   /** A message that has passed through more actors than this is parked with reason `hop-limit`. */
   readonly hopLimit?: number;
+  /** The actors whose counts `warren run` prints in its closing line; default: every sink. */
+  readonly report?: readonly string[];
   /** Largest accepted message body in bytes, checked before parsing; default 256 KiB. */
   readonly maxMessageBytes?: number;
 }

@@ -13,6 +13,8 @@ export const Headers = {
   createdAt: 'warren-created',
   /** Prefix of the per-keyed-consumer shard header: `warren-shard-<actor>`. */
   shardPrefix: 'warren-shard-',
+  /** Prefix of the per-selective-consumer route header: `warren-route-<actor>`, 'yes' when its `where` holds. */
+  routePrefix: 'warren-route-',
   attempt: 'warren-attempt',
   retryDelay: 'warren-delay',
   timer: 'warren-timer',

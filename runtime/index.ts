@@ -9,6 +9,7 @@ export type {
   ActorDefinition,
   ConsumerDefinition,
   FeedbackEdge,
+  FieldCondition,
   Incoming,
   MessageMeta,
   MessageSchemas,

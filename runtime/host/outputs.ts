@@ -11,6 +11,7 @@ import {
 import { UnrecoverableError } from '../errors.ts';
 import { shardOf } from '../topology/names.ts';
 import type { ActorPlan, TopologyPlan } from '../topology/plan.ts';
+import { matchesWhere } from '../topology/where.ts';
 
 /** Where a flow stands when an actor emits: the input's metadata, or a fresh flow for a source item. */
 export interface Lineage {
@@ -50,6 +51,18 @@ export function toOutgoing(
       generation: lineage.generation,
       createdAt: lineage.createdAt,
     });
+    for (const [name, value] of Object.entries(
+      (event as { headers?: Record<string, unknown> }).headers ?? {},
+    )) {
+      if (/^(x-|warren-)/i.test(name))
+        throw new UnrecoverableError(`${producer.name} emitted reserved header "${name}"`);
+      if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean')
+        headers[name] = value;
+    }
+    for (const consumer of producer.selectiveConsumers.get(type) ?? []) {
+      headers[`${Headers.routePrefix}${consumer.name}`] =
+        consumer.where && matchesWhere(body, consumer.where) ? 'yes' : 'no';
+    }
     for (const consumer of producer.keyedConsumers.get(type) ?? []) {
       headers[`${Headers.shardPrefix}${consumer.name}`] = String(
         shardFor(topology, consumer, type, body, lineage, id),

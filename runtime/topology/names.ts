@@ -25,6 +25,8 @@ export function names(prefix: string) {
     requeueExchange: `${prefix}.requeue`,
     mailbox: (actor: string) => `${prefix}.${actor}`,
     shardExchange: (actor: string) => `${prefix}.${actor}.shards`,
+    /** Headers exchange in front of a content-based (`where`/`headers`) consumer's mailbox. */
+    selectExchange: (actor: string) => `${prefix}.${actor}.select`,
     shard: (actor: string, index: number) => `${prefix}.${actor}.${index}`,
     deadQueue: (actor: string) => `${prefix}.${actor}.dead`,
     routingKey: (source: string, type: string) => `${source}.${type}`,

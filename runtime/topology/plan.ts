@@ -1,4 +1,5 @@
 import type { ActorDefinition, ConsumerDefinition, PipelineDefinition, RetryPolicy } from '../define.ts';
+import { Headers } from '../envelope.ts';
 import { ConfigError } from '../errors.ts';
 import { type Names, names } from './names.ts';
 
@@ -25,6 +26,10 @@ export interface ActorPlan {
   readonly bindingKeys: readonly string[];
   /** Message types this actor emits, mapped to the keyed actors they reach (for shard headers). */
   readonly keyedConsumers: ReadonlyMap<string, readonly ConsumerDefinition[]>;
+  /** Message types this actor emits, mapped to the consumers that select on body fields (route headers). */
+  readonly selectiveConsumers: ReadonlyMap<string, readonly ConsumerDefinition[]>;
+  /** Header values a message must carry to reach this actor (its `headers`, and its route header). */
+  readonly selection: Readonly<Record<string, string | number | boolean>> | undefined;
   /** Emitted types that cross a feedback edge, mapped to the actors that receive them as feedback. */
   readonly feedbackTo: ReadonlyMap<string, ReadonlySet<string>>;
 }
@@ -37,6 +42,8 @@ export interface TopologyPlan {
   readonly hopLimit: number;
   readonly maxMessageBytes: number;
   readonly actors: ReadonlyMap<string, ActorPlan>;
+  /** The actors `warren run` reports on. */
+  readonly report: readonly string[];
   /** Every distinct retry delay, one delay queue each. */
   readonly delays: readonly number[];
 }
@@ -86,6 +93,38 @@ function retryOf(actor: ConsumerDefinition, path: string): RetryPolicy {
     fail(`${path}.retry.delays`, 'must be a non-empty array of ms');
   for (const [i, d] of delays.entries()) checkInt(`${path}.retry.delays[${i}]`, d, 1, 86_400_000);
   return { maxAttempts, delays };
+}
+
+const CONDITIONS = new Set(['eq', 'in', 'gt', 'gte', 'lt', 'lte', 'exists']);
+const PRIMITIVE = new Set(['string', 'number', 'boolean']);
+
+/** `where` and `headers` must be plain data: they are compiled into bindings and printed by `warren route`. */
+function checkSelection(name: string, actor: ConsumerDefinition): void {
+  for (const [path, condition] of Object.entries(actor.where ?? {})) {
+    const at = `actors.${name}.where.${path}`;
+    if (!/^[a-zA-Z_$][\w$]*(\.[a-zA-Z_$][\w$]*)*$/.test(path))
+      fail(at, 'must be a dotted path of body field names');
+    if (typeof condition !== 'object' || condition === null || Object.keys(condition).length === 0) {
+      fail(at, 'must be an object of conditions (eq, in, gt, gte, lt, lte, exists)');
+    }
+    for (const [op, value] of Object.entries(condition)) {
+      if (!CONDITIONS.has(op)) fail(`${at}.${op}`, 'unknown condition (eq, in, gt, gte, lt, lte, exists)');
+      const ok =
+        op === 'in'
+          ? Array.isArray(value) && value.every((v) => PRIMITIVE.has(typeof v))
+          : op === 'exists'
+            ? typeof value === 'boolean'
+            : op === 'eq'
+              ? PRIMITIVE.has(typeof value)
+              : typeof value === 'number' && Number.isFinite(value);
+      if (!ok) fail(`${at}.${op}`, `invalid value ${JSON.stringify(value)}`);
+    }
+  }
+  for (const [header, value] of Object.entries(actor.headers ?? {})) {
+    const at = `actors.${name}.headers.${header}`;
+    if (/^(x-|warren-)/i.test(header)) fail(at, 'header names starting with x- or warren- are reserved');
+    if (!PRIMITIVE.has(typeof value)) fail(at, 'must be a string, number or boolean');
+  }
 }
 
 interface Edge {
@@ -144,6 +183,7 @@ export function planTopology(pipeline: PipelineDefinition, options: TopologyOpti
       for (const type of Object.keys(actor.consumes))
         checkName(`actors.${name}.consumes.${type}`, type, 'a message type');
       if (actor.machine === undefined) fail(`actors.${name}.machine`, 'is required');
+      checkSelection(name, actor);
     }
     byName.set(name, actor);
   });
@@ -195,10 +235,12 @@ export function planTopology(pipeline: PipelineDefinition, options: TopologyOpti
     const path = `actors.${actor.name}`;
     const out = edges.filter((e) => e.from === actor.name);
     const keyedConsumers = new Map<string, ConsumerDefinition[]>();
+    const selectiveConsumers = new Map<string, ConsumerDefinition[]>();
     const feedbackTo = new Map<string, Set<string>>();
     for (const e of out) {
       const to = byName.get(e.to) as ConsumerDefinition;
       if (to.key) keyedConsumers.set(e.type, [...(keyedConsumers.get(e.type) ?? []), to]);
+      if (to.where) selectiveConsumers.set(e.type, [...(selectiveConsumers.get(e.type) ?? []), to]);
       if (feedback.has(`${e.from}|${e.type}|${e.to}`))
         feedbackTo.set(e.type, (feedbackTo.get(e.type) ?? new Set()).add(e.to));
     }
@@ -213,6 +255,8 @@ export function planTopology(pipeline: PipelineDefinition, options: TopologyOpti
         retry: DEFAULTS.retry,
         bindingKeys: [],
         keyedConsumers,
+        selectiveConsumers,
+        selection: undefined,
         feedbackTo,
       });
       continue;
@@ -239,9 +283,19 @@ export function planTopology(pipeline: PipelineDefinition, options: TopologyOpti
       retry,
       bindingKeys,
       keyedConsumers,
+      selectiveConsumers,
+      selection:
+        actor.where || actor.headers
+          ? { ...actor.headers, ...(actor.where ? { [`${Headers.routePrefix}${actor.name}`]: 'yes' } : {}) }
+          : undefined,
       feedbackTo,
     });
   }
+  const report =
+    pipeline.report ?? [...actors.values()].filter((a) => a.definition.kind === 'sink').map((a) => a.name);
+  report.forEach((name, i) => {
+    if (!actors.has(name)) fail(`pipeline.report[${i}]`, `unknown actor "${name}"`);
+  });
   return {
     pipeline: pipelineName,
     vhost: options.vhost ?? '/',
@@ -250,6 +304,7 @@ export function planTopology(pipeline: PipelineDefinition, options: TopologyOpti
     hopLimit,
     maxMessageBytes,
     actors,
+    report,
     delays: [...delays].sort((a, b) => a - b),
   };
 }

@@ -91,9 +91,19 @@ export function toRascal(plan: TopologyPlan): RascalConfig {
         queue(shardQueue, { ...deadLetter, 'x-single-active-consumer': true });
         bind(shardExchange, shardQueue, ['#'], {
           'x-match': 'all',
+          ...actor.selection,
           [`${Headers.shardPrefix}${actor.name}`]: String(i),
         });
       });
+    } else if (actor.selection) {
+      // Content-based: the topic keys pick the types, then a headers exchange picks by selection headers.
+      const selectExchange = n.selectExchange(actor.name);
+      exchange(selectExchange, 'headers', { internal: true });
+      bind(n.exchange, selectExchange, [...actor.bindingKeys], undefined, true);
+      for (const q of actor.queues) {
+        queue(q, deadLetter);
+        bind(selectExchange, q, ['#'], { 'x-match': 'all', ...actor.selection });
+      }
     } else {
       for (const q of actor.queues) {
         queue(q, deadLetter);

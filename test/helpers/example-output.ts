@@ -3,7 +3,8 @@ import { join } from 'node:path';
 
 export interface ExampleOutput {
   readonly sessions: Array<{ id: string; sessionId: string; clicks: number }>;
-  readonly scores: Array<{ id: string; sessionId: string; modelVersion: number }>;
+  readonly scores: Array<{ id: string; sessionId: string; modelVersion: number; score: number }>;
+  readonly highValue: Array<{ id: string; sessionId: string; score: number }>;
 }
 
 function lines<T>(path: string): T[] {
@@ -17,7 +18,11 @@ function lines<T>(path: string): T[] {
 
 /** What the example pipeline's two JSONL sinks wrote into `dir`. */
 export function readExampleOutput(dir: string): ExampleOutput {
-  return { sessions: lines(join(dir, 'sessions.jsonl')), scores: lines(join(dir, 'scores.jsonl')) };
+  return {
+    sessions: lines(join(dir, 'sessions.jsonl')),
+    scores: lines(join(dir, 'scores.jsonl')),
+    highValue: lines(join(dir, 'high-value.jsonl')),
+  };
 }
 
 /** Clicks accounted for by the sessions written so far: each click belongs to exactly one session. */

@@ -27,7 +27,7 @@ const env = {
   WARREN_RUN_ID: prefix,
   WARREN_LOG_LEVEL: 'warn',
 };
-const consumers = 'sessionizer,scorer,outcomes,sessions,scores';
+const consumers = 'sessionizer,scorer,outcomes,sessions,scores,high-value';
 
 interface Proc {
   readonly child: ChildProcess;
@@ -115,6 +115,9 @@ describe('the example pipeline on RabbitMQ and Redis, in several worker processe
     expect(new Set(out.sessions.map((s) => s.sessionId)).size).toBe(out.sessions.length);
     expect(new Set(out.scores.map((s) => s.id)).size).toBe(out.scores.length);
     expect(out.scores.map((s) => s.sessionId).sort()).toEqual(out.sessions.map((s) => s.sessionId).sort());
+    // RabbitMQ routed exactly the confident scores to the high-value sink.
+    const confident = out.scores.filter((s) => s.score >= 0.8).map((s) => s.sessionId);
+    expect(out.highValue.map((s) => s.sessionId).sort()).toEqual(confident.sort());
     // The feedback edge moved the scorer's weights.
     expect(Math.max(...out.scores.map((s) => s.modelVersion))).toBeGreaterThan(0);
     // Both workers did part of the work (competing consumers), and both stopped gracefully.

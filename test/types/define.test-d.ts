@@ -67,10 +67,11 @@ describe('Incoming / Outgoing', () => {
     expectTypeOf<In['type']>().toEqualTypeOf<'click' | 'session'>();
   });
 
-  test('Outgoing is one { type, body } member per declared type', () => {
+  test('Outgoing is one { type, body, headers? } member per declared type', () => {
     expectTypeOf<Outgoing<typeof emits>>().toEqualTypeOf<{
       readonly type: 'session';
       readonly body: Session;
+      readonly headers?: Readonly<Record<string, string | number | boolean>>;
     }>();
   });
 });

@@ -39,6 +39,13 @@ describe('the example pipeline on the embedded default', () => {
         outcomes(),
         jsonlSink({ name: 'sessions', consumes: { session: Session }, path: join(outDir, 'sessions.jsonl') }),
         jsonlSink({ name: 'scores', consumes: { score: Score }, path: join(outDir, 'scores.jsonl') }),
+        jsonlSink({
+          name: 'high-value',
+          consumes: { score: Score },
+          from: ['scorer'],
+          where: { score: { gte: 0.8 } },
+          path: join(outDir, 'high-value.jsonl'),
+        }),
       ],
       feedback: [{ from: 'outcomes', type: 'outcome', to: 'scorer' }],
     });
@@ -52,6 +59,10 @@ describe('the example pipeline on the embedded default', () => {
     expect(clicksInSessions(out)).toBe(events);
     expect(new Set(out.sessions.map((s) => s.sessionId)).size).toBe(out.sessions.length);
     expect(out.scores.map((s) => s.sessionId).sort()).toEqual(out.sessions.map((s) => s.sessionId).sort());
+    // The content-based route: exactly the confident scores, routed by the bus, not filtered by the sink.
+    const confident = out.scores.filter((s) => s.score >= 0.8).map((s) => s.sessionId);
+    expect(confident.length).toBeGreaterThan(0);
+    expect(out.highValue.map((s) => s.sessionId).sort()).toEqual(confident.sort());
     // Abandoned sessions close through durable timers; bought ones through checkout.
     const sessions = out.sessions as unknown as Array<{ endedBy: string }>;
     expect(sessions.some((s) => s.endedBy === 'timeout')).toBe(true);

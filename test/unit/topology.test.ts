@@ -199,6 +199,7 @@ describe('compileTopology: the example pipeline', () => {
       'shop.outcomes',
       'shop.sessions',
       'shop.scores',
+      'shop.high-value',
     ];
     expect(Object.keys(v.subscriptions).sort()).toEqual(consumed.sort());
     for (const q of consumed) {
@@ -487,6 +488,53 @@ describe('compileTopology: errors name the actor and the field', () => {
       expect(() => compileTopology(pipeline)).toThrow(/actors\[1\]\.name: .* is reserved/);
     },
   );
+});
+
+describe('content-based routes', () => {
+  const v = vhostOf(compileTopology(example));
+  it('sends scores to high-value only when the route header the publisher sets says the where holds', () => {
+    const yes = route(v, {
+      exchange: 'shop',
+      routingKey: 'scorer.score',
+      headers: { 'warren-route-high-value': 'yes' },
+    });
+    expect(yes.queues).toEqual(['shop.high-value', 'shop.outcomes', 'shop.scores']);
+    const no = route(v, {
+      exchange: 'shop',
+      routingKey: 'scorer.score',
+      headers: { 'warren-route-high-value': 'no' },
+    });
+    expect(no.queues).toEqual(['shop.outcomes', 'shop.scores']);
+    // `from: ['scorer']` is a topic key: a score from anyone else never reaches it, whatever its header.
+    const other = route(v, {
+      exchange: 'shop',
+      routingKey: 'outcomes.score',
+      headers: { 'warren-route-high-value': 'yes' },
+    });
+    expect(other.queues).not.toContain('shop.high-value');
+  });
+
+  it('refuses malformed where and headers selections, naming the field', () => {
+    const make = (extra: Record<string, unknown>) => ({
+      name: 'x',
+      actors: [source('src', ['a']), { ...sink('s', ['a']), ...extra }],
+    });
+    expect(() => compileTopology(make({ where: { amount: { between: 1 } } }))).toThrow(
+      /actors\.s\.where\.amount\.between: unknown condition/,
+    );
+    expect(() => compileTopology(make({ where: { amount: { gte: 'big' } } }))).toThrow(
+      /actors\.s\.where\.amount\.gte: invalid value/,
+    );
+    expect(() => compileTopology(make({ where: { 'a..b': { eq: 1 } } }))).toThrow(
+      /actors\.s\.where\.a\.\.b: must be a dotted path/,
+    );
+    expect(() => compileTopology(make({ headers: { 'x-tenant': 'a' } }))).toThrow(
+      /actors\.s\.headers\.x-tenant: .*reserved/,
+    );
+    expect(() => compileTopology({ ...make({}), report: ['nobody'] })).toThrow(
+      /pipeline\.report\[0\]: unknown actor "nobody"/,
+    );
+  });
 });
 
 describe('shardOf', () => {
