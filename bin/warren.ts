@@ -10,11 +10,13 @@ import {
   type Runtime,
   WarrenError,
 } from 'warren';
+import { routesOf } from 'warren/testing';
 import { closeJsonlFiles } from '../actors/jsonl-sink.ts';
 
 const USAGE = `usage:
   warren run <pipeline-module> [--bus memory|amqp] [--state memory|redis] [--actors a,b] [--prefix p] [--until-stopped]
   warren topology <pipeline-module> [--prefix p]
+  warren route <pipeline-module> --type <t> [--from <actor>] [--body <json>] [--header name=value]...
 
 env: RABBITMQ_URL, REDIS_URL, WARREN_BUS, WARREN_STATE, WARREN_PREFIX, WARREN_ACTORS, WARREN_LOG_LEVEL`;
 
@@ -148,6 +150,41 @@ async function topology(args: string[]): Promise<number> {
   return 0;
 }
 
+async function routeCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      type: { type: 'string' },
+      from: { type: 'string' },
+      body: { type: 'string', default: '{}' },
+      header: { type: 'string', multiple: true, default: [] },
+    },
+  });
+  const pipeline = await loadPipeline(positionals[0]);
+  if (!values.type) throw new UsageError('missing --type');
+  let body: unknown;
+  try {
+    body = JSON.parse(values.body);
+  } catch (err) {
+    throw new UsageError(`--body is not JSON: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const headers: Record<string, string> = {};
+  for (const h of values.header) {
+    const at = h.indexOf('=');
+    if (at <= 0) throw new UsageError(`--header ${h}: expected name=value`);
+    headers[h.slice(0, at)] = h.slice(at + 1);
+  }
+  const answer = routesOf(pipeline, {
+    type: values.type,
+    body,
+    headers,
+    ...(values.from ? { from: values.from } : {}),
+  });
+  process.stdout.write(`${JSON.stringify(answer, null, 2)}\n`);
+  return 0;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
@@ -155,6 +192,8 @@ async function main(argv: string[]): Promise<number> {
       return run(rest);
     case 'topology':
       return topology(rest);
+    case 'route':
+      return routeCommand(rest);
     case undefined:
     case '--help':
     case '-h':
