@@ -16,6 +16,8 @@ import { closeJsonlFiles } from '../actors/jsonl-sink.ts';
 const USAGE = `usage:
   warren run <pipeline-module> [--bus memory|amqp] [--state memory|redis] [--actors a,b] [--prefix p] [--until-stopped]
   warren topology <pipeline-module> [--prefix p]
+  warren dlq list <pipeline-module> <actor> [--limit n] [--bus amqp] [--prefix p]
+  warren dlq replay <pipeline-module> <actor> [--limit n] [--bus amqp] [--prefix p]
   warren route <pipeline-module> --type <t> [--from <actor>] [--body <json>] [--header name=value]...
 
 env: RABBITMQ_URL, REDIS_URL, WARREN_BUS, WARREN_STATE, WARREN_PREFIX, WARREN_ACTORS, WARREN_LOG_LEVEL`;
@@ -185,6 +187,42 @@ async function routeCommand(args: string[]): Promise<number> {
   return 0;
 }
 
+async function dlq(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      limit: { type: 'string', default: '100' },
+      bus: { type: 'string' },
+      prefix: { type: 'string' },
+    },
+  });
+  const [action, modulePath, actor] = positionals;
+  if (action !== 'list' && action !== 'replay') throw new UsageError('dlq takes list or replay');
+  if (!actor) throw new UsageError('missing <actor>');
+  const limit = Number(values.limit);
+  if (!Number.isSafeInteger(limit) || limit < 1) throw new UsageError('--limit must be a positive integer');
+  const pipeline = await loadPipeline(modulePath);
+  const runtime = createRuntime(pipeline, {
+    actors: [],
+    logLevel: 'warn',
+    ...(values.bus ? { bus: values.bus as 'memory' | 'amqp' } : {}),
+    ...(values.prefix ? { prefix: values.prefix } : {}),
+  });
+  await runtime.start();
+  try {
+    if (action === 'list') {
+      for (const message of await runtime.parked(actor, limit))
+        process.stdout.write(`${JSON.stringify(message)}\n`);
+    } else {
+      process.stdout.write(`replayed ${await runtime.replay(actor, limit)} message(s) into ${actor}\n`);
+    }
+  } finally {
+    await runtime.stop();
+  }
+  return 0;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
@@ -194,6 +232,8 @@ async function main(argv: string[]): Promise<number> {
       return topology(rest);
     case 'route':
       return routeCommand(rest);
+    case 'dlq':
+      return dlq(rest);
     case undefined:
     case '--help':
     case '-h':

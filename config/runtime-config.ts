@@ -30,7 +30,7 @@ export const RuntimeConfigSchema = z.object({
     .regex(/^[a-zA-Z0-9][a-zA-Z0-9_.:-]{0,100}$/, 'letters, digits and . _ : - only')
     .optional(),
   /** Host only these actors (a comma-separated list in WARREN_ACTORS); default all. */
-  actors: z.array(z.string().min(1)).min(1).optional(),
+  actors: z.array(z.string().min(1)).optional(),
   durable: z.boolean().default(true),
   settleTimeoutMs: z.number().int().positive().default(30_000),
   cacheSize: z.number().int().nonnegative().default(10_000),

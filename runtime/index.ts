@@ -33,7 +33,7 @@ export { ConfigError, InvalidMessageError, UnrecoverableError, WarrenError } fro
 export type { ActorCounters, Logger } from './host/stats.ts';
 export type { Publication, RouteResult, Router } from './routing/index.ts';
 export { createRouter, route } from './routing/index.ts';
-export type { Runtime, RuntimeOptions } from './runtime.ts';
+export type { ParkedMessage, Runtime, RuntimeOptions } from './runtime.ts';
 export { createRuntime } from './runtime.ts';
 export type { RascalConfig, TopologyOptions, TopologyPlan } from './topology/index.ts';
 export { compileTopology, names, planTopology, shardOf } from './topology/index.ts';

@@ -1,6 +1,7 @@
 import { loadRuntimeConfig, type RuntimeConfig, type RuntimeConfigInput } from '../config/runtime-config.ts';
 import type { PipelineDefinition } from './define.ts';
-import { ConfigError, describeError } from './errors.ts';
+import { type Delivery, Headers } from './envelope.ts';
+import { ConfigError, describeError, WarrenError } from './errors.ts';
 import { ConsumerHost, type HostDeps } from './host/consumer-host.ts';
 import { SourceHost } from './host/source-host.ts';
 import { type ActorCounters, jsonLogger, type Logger, Stats } from './host/stats.ts';
@@ -40,6 +41,26 @@ export interface Runtime {
   whenIdle(options?: { readonly settleMs?: number; readonly signal?: AbortSignal }): Promise<void>;
   /** Per-actor counters of this process. */
   stats(): ReadonlyMap<string, Readonly<ActorCounters>>;
+  /** Up to `limit` messages parked in an actor's dead-letter queue, left where they are. */
+  parked(actor: string, limit?: number): Promise<ParkedMessage[]>;
+  /**
+   * Put up to `limit` parked messages back into the queue they were parked from, with their ids (so
+   * deduplication still holds) and without their parking headers. Returns how many were replayed.
+   */
+  replay(actor: string, limit?: number): Promise<number>;
+}
+
+/** A message in an actor's dead-letter queue, and why it is there. */
+export interface ParkedMessage {
+  readonly id: string | undefined;
+  readonly type: string | undefined;
+  readonly reason: string | undefined;
+  readonly error: string | undefined;
+  readonly attempts: number | undefined;
+  /** The queue it was parked from, where a replay puts it back. */
+  readonly queue: string | undefined;
+  readonly parkedAt: number | undefined;
+  readonly body: string;
 }
 
 /**
@@ -89,6 +110,16 @@ export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOpti
     ...[...topology.actors.values()].flatMap((a) => a.queues),
     ...topology.delays.map((ms) => topology.names.delayQueue(ms)),
   ];
+
+  const requireTransport = (): Transport => {
+    if (!transport) throw new WarrenError('WARREN_STOPPED', 'start the runtime first');
+    return transport;
+  };
+  const dlqOf = (actor: string) => {
+    const plan = topology.actors.get(actor);
+    if (!plan) throw new ConfigError('actor', `unknown actor "${actor}"`);
+    return plan;
+  };
 
   const runtime: Runtime = {
     config,
@@ -156,6 +187,51 @@ export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOpti
       }
     },
     stats: () => stats.snapshot(),
+    async parked(actor, limit = 100) {
+      const plan = dlqOf(actor);
+      const found: ParkedMessage[] = [];
+      await requireTransport().fetch(plan.deadQueue, limit, async (deliveries) => {
+        for (const d of deliveries) found.push(describeParked(d));
+        return false;
+      });
+      return found;
+    },
+    async replay(actor, limit = 100) {
+      const plan = dlqOf(actor);
+      const bus = requireTransport();
+      let replayed = 0;
+      await bus.fetch(plan.deadQueue, limit, async (deliveries) => {
+        await Promise.all(
+          deliveries.map((d) => {
+            const parkedFrom = d.properties.headers?.[Headers.parkedFrom];
+            const queue =
+              typeof parkedFrom === 'string' && plan.queues.includes(parkedFrom)
+                ? parkedFrom
+                : plan.queues[0];
+            if (queue === undefined)
+              throw new ConfigError(`actors.${actor}`, 'a source has nothing to replay into');
+            return bus.publish(
+              {
+                exchange: '',
+                routingKey: queue,
+                body: d.content.toString(),
+                properties: {
+                  messageId: d.properties.messageId ?? '',
+                  type: d.properties.type ?? '',
+                  contentType: d.properties.contentType ?? '',
+                  persistent: topology.durable,
+                  headers: replayHeaders(d.properties.headers ?? {}),
+                },
+              },
+              { mandatory: true },
+            );
+          }),
+        );
+        replayed = deliveries.length;
+        return true;
+      });
+      return replayed;
+    },
     stop() {
       stopping ??= (async () => {
         await Promise.all(sources.map((s) => s.stop()));
@@ -180,4 +256,33 @@ export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOpti
     },
   };
   return runtime;
+}
+
+function describeParked(d: Delivery): ParkedMessage {
+  const h = d.properties.headers ?? {};
+  const text = (name: string) => (typeof h[name] === 'string' ? (h[name] as string) : undefined);
+  const number = (name: string) => (typeof h[name] === 'number' ? (h[name] as number) : undefined);
+  return {
+    id: d.properties.messageId,
+    type: d.properties.type,
+    reason: text(Headers.reason) ?? (h['x-death'] ? 'dead-lettered' : undefined),
+    error: text(Headers.error),
+    attempts: number(Headers.attempts),
+    queue: text(Headers.parkedFrom),
+    parkedAt: number(Headers.parkedAt),
+    body: d.content.toString(),
+  };
+}
+
+/** A replayed message starts over: no parking headers, no attempt count, no broker death records. */
+function replayHeaders(
+  headers: Readonly<Record<string, unknown>>,
+): Record<string, string | number | boolean> {
+  const out: Record<string, string | number | boolean> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (name.startsWith('x-') || name === Headers.attempt || name === Headers.retryDelay) continue;
+    if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean')
+      out[name] = value;
+  }
+  return out;
 }

@@ -166,7 +166,11 @@ export class AmqpTransport implements Transport {
     return (await channel.checkQueue(queue)).messageCount;
   }
 
-  async fetch(queue: string, limit: number, take: boolean): Promise<Delivery[]> {
+  async fetch(
+    queue: string,
+    limit: number,
+    use: (deliveries: readonly Delivery[]) => Promise<boolean>,
+  ): Promise<number> {
     const { channel } = await this.#adminChannel();
     const taken: GetMessage[] = [];
     for (let i = 0; i < limit; i++) {
@@ -174,11 +178,16 @@ export class AmqpTransport implements Transport {
       if (!message) break;
       taken.push(message);
     }
-    for (const message of taken) {
-      if (take) channel.ack(message);
-      else channel.nack(message, false, true);
+    let remove = false;
+    try {
+      remove = await use(taken.map((m) => toDelivery(queue, m)));
+    } finally {
+      for (const message of taken) {
+        if (remove) channel.ack(message);
+        else channel.nack(message, false, true);
+      }
     }
-    return taken.map((m) => toDelivery(queue, m));
+    return taken.length;
   }
 
   isBlocked(): boolean {

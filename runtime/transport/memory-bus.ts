@@ -129,13 +129,21 @@ export class MemoryBus implements Transport {
     return q ? q.messages.length - q.head : 0;
   }
 
-  async fetch(queue: string, limit: number, take: boolean): Promise<Delivery[]> {
+  async fetch(
+    queue: string,
+    limit: number,
+    use: (deliveries: readonly Delivery[]) => Promise<boolean>,
+  ): Promise<number> {
     const q = this.#queues.get(queue);
-    if (!q) return [];
-    const out = q.messages.slice(q.head, q.head + limit).map((m) => toDelivery(q.name, m));
-    if (take) q.head += out.length;
-    this.#compact(q);
-    return out;
+    if (!q) return 0;
+    const taken = q.messages.slice(q.head, q.head + limit);
+    if (await use(taken.map((m) => toDelivery(q.name, m)))) {
+      for (const m of taken) {
+        const at = q.messages.indexOf(m, q.head);
+        if (at >= 0) q.messages.splice(at, 1);
+      }
+    }
+    return taken.length;
   }
 
   isBlocked(): boolean {

@@ -26,8 +26,15 @@ export interface Transport {
   stopConsuming(): Promise<void>;
   /** Messages ready in a queue (not counting deliveries in flight). */
   queueDepth(queue: string): Promise<number>;
-  /** Take up to `limit` messages off a queue (for DLQ list/replay); `ack` removes them, otherwise they return. */
-  fetch(queue: string, limit: number, take: boolean): Promise<Delivery[]>;
+  /**
+   * Take up to `limit` messages off a queue (DLQ list and replay) and hand them to `use`: they are
+   * removed only if `use` resolves true, and put back otherwise (or if it throws), so nothing is lost.
+   */
+  fetch(
+    queue: string,
+    limit: number,
+    use: (deliveries: readonly Delivery[]) => Promise<boolean>,
+  ): Promise<number>;
   /** True while the broker asks publishers to slow down. */
   isBlocked(): boolean;
   close(): Promise<void>;

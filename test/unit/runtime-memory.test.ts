@@ -20,6 +20,7 @@ import {
   type Incoming,
   type Outgoing,
 } from '../../runtime/index.ts';
+import type { Delivery } from '../../runtime/envelope.ts';
 import { MemoryBus } from '../../runtime/transport/memory-bus.ts';
 import { clicksInSessions, readExampleOutput } from '../helpers/example-output.ts';
 
@@ -79,7 +80,7 @@ const orderTypes = { order: Order };
 const totalTypes = { total: z.object({ orderId: z.string(), total: z.number() }) };
 
 /** A keyed processor that sums orders per id and refuses to take more than two for the same id. */
-function orderPipeline(onTotal: (total: number) => void) {
+function orderPipeline(onTotal: (total: number) => void, failing: ReadonlySet<string> = new Set(['o3'])) {
   const machine = setup({
     types: {
       context: {} as { total: number; count: number },
@@ -88,7 +89,7 @@ function orderPipeline(onTotal: (total: number) => void) {
     },
     actions: {
       explode: ({ event }) => {
-        if (event.body.amount < 0) throw new Error('negative amounts blow up');
+        if (event.body.amount < 0 && failing.has(event.body.orderId)) throw new Error('negative amounts blow up');
       },
     },
   }).createMachine({
@@ -141,9 +142,10 @@ function orderPipeline(onTotal: (total: number) => void) {
 describe('bad input on the embedded default', () => {
   it('parks each bad message with its reason, retries a failing one, and keeps processing good ones', async () => {
     const totals: number[] = [];
+    const failing = new Set(['o3']);
     const bus = new MemoryBus();
     const runtime = createRuntime(
-      orderPipeline((t) => totals.push(t)),
+      orderPipeline((t) => totals.push(t), failing),
       { transport: bus, state: 'memory', logger: quiet, env: {} },
     );
     await runtime.start();
@@ -179,10 +181,15 @@ describe('bad input on the embedded default', () => {
     await publish('unhandled', JSON.stringify({ orderId: 'o1', amount: 1 })); // o1 is closed after two orders
     await runtime.whenIdle({ settleMs: 30 });
 
-    const parked = await bus.fetch('orders.totals.dead', 100, false);
+    const parked: Delivery[] = [];
+    await bus.fetch('orders.totals.dead', 100, async (deliveries) => {
+      parked.push(...deliveries);
+      return false;
+    });
     const reasons = Object.fromEntries(
       parked.map((d) => [d.properties.messageId, d.properties.headers?.[Headers.reason]]),
     );
+    expect((await runtime.parked('totals')).map((p) => [p.id, p.reason])).toEqual(Object.entries(reasons));
     expect(reasons).toEqual({
       'not-json': 'not-json',
       'wrong-type': 'content-type',
@@ -203,6 +210,14 @@ describe('bad input on the embedded default', () => {
     const stats = runtime.stats().get('totals');
     expect(stats?.retried).toBe(2);
     expect(stats?.duplicates).toBe(1);
+
+    // The cause of the poison is fixed: a replay applies it, and parks the still-bad ones again.
+    failing.delete('o3');
+    expect(await runtime.replay('totals')).toBe(9);
+    await runtime.whenIdle({ settleMs: 30 });
+    expect(totals).toEqual([5, 12, -1]);
+    const again = (await runtime.parked('totals')).map((p) => p.id);
+    expect(again.sort()).toEqual(['bad-hops', 'big', 'hops', 'not-json', 'proto', 'schema', 'unhandled', 'wrong-type']);
     await runtime.stop();
   });
 
