@@ -10,6 +10,7 @@ import { Score, Session } from '../../actors/example/schemas.ts';
 import { scorer } from '../../actors/example/scorer.ts';
 import { sessionizer } from '../../actors/example/sessionizer.ts';
 import { closeJsonlFiles, jsonlSink } from '../../actors/jsonl-sink.ts';
+import type { Delivery } from '../../runtime/envelope.ts';
 import {
   createRuntime,
   definePipeline,
@@ -20,7 +21,6 @@ import {
   type Incoming,
   type Outgoing,
 } from '../../runtime/index.ts';
-import type { Delivery } from '../../runtime/envelope.ts';
 import { MemoryBus } from '../../runtime/transport/memory-bus.ts';
 import { clicksInSessions, readExampleOutput } from '../helpers/example-output.ts';
 
@@ -89,7 +89,8 @@ function orderPipeline(onTotal: (total: number) => void, failing: ReadonlySet<st
     },
     actions: {
       explode: ({ event }) => {
-        if (event.body.amount < 0 && failing.has(event.body.orderId)) throw new Error('negative amounts blow up');
+        if (event.body.amount < 0 && failing.has(event.body.orderId))
+          throw new Error('negative amounts blow up');
       },
     },
   }).createMachine({
@@ -217,7 +218,16 @@ describe('bad input on the embedded default', () => {
     await runtime.whenIdle({ settleMs: 30 });
     expect(totals).toEqual([5, 12, -1]);
     const again = (await runtime.parked('totals')).map((p) => p.id);
-    expect(again.sort()).toEqual(['bad-hops', 'big', 'hops', 'not-json', 'proto', 'schema', 'unhandled', 'wrong-type']);
+    expect(again.sort()).toEqual([
+      'bad-hops',
+      'big',
+      'hops',
+      'not-json',
+      'proto',
+      'schema',
+      'unhandled',
+      'wrong-type',
+    ]);
     await runtime.stop();
   });
 
