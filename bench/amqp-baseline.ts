@@ -53,6 +53,8 @@ async function declare(channel: Channel, prefix: string): Promise<Topology> {
   return t;
 }
 
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 /** Publish and resolve on the broker's confirm. */
 function publishConfirmed(
   channel: ConfirmChannel,
@@ -94,6 +96,7 @@ async function runFlow(
     const window = new Window(spec.inFlight);
     const recorder = new Recorder(spec.n, window);
     let failures = 0;
+    let unsettled = 0;
     const step = makeStep(
       (body) => publishConfirmed(processorOut, t.exchange, 'processor.out', body),
       prefix,
@@ -101,11 +104,20 @@ async function runFlow(
     await processorIn.consume(t.processorQueue, (message) => {
       if (!message) return;
       const body = JSON.parse(message.content.toString()) as Payload;
+      unsettled++;
       step(body, message).then(
-        () => processorIn.ack(message),
         () => {
-          failures++;
-          processorIn.nack(message, false, true);
+          unsettled--;
+          processorIn.ack(message);
+        },
+        (err: unknown) => {
+          unsettled--;
+          if (failures++ === 0) process.stderr.write(`  ${variant}: processor failed: ${String(err)}\n`);
+          try {
+            processorIn.nack(message, false, true);
+          } catch {
+            // the round is over and its channel closed
+          }
         },
       );
     });
@@ -129,6 +141,8 @@ async function runFlow(
     await producer.waitForConfirms();
     await within(recorder.done, spec.timeoutMs, () => `${variant}: ${recorder.count}/${spec.n} received`);
     const cpu = meter.perMessage(spec.n);
+    // The sink can see a message before the processor has its confirm: let the last acks go out.
+    for (let waited = 0; unsettled > 0 && waited < 5_000; waited += 5) await sleep(5);
     return { ...recorder.summary(), ...cpu, anomalies: failures };
   } finally {
     await publishing.close().catch(() => undefined);

@@ -141,7 +141,11 @@ export function quantile(sorted: ArrayLike<number>, q: number): number {
 
 export function median(values: readonly number[]): number {
   const finite = values.filter(Number.isFinite).sort((a, b) => a - b);
-  return quantile(finite, 0.5);
+  if (finite.length === 0) return Number.NaN;
+  const mid = finite.length >> 1;
+  return finite.length % 2 === 1
+    ? (finite[mid] as number)
+    : ((finite[mid - 1] as number) + (finite[mid] as number)) / 2;
 }
 
 /** Resolve `done`, or reject after `ms` naming what was still missing. */

@@ -1,0 +1,249 @@
+/**
+ * `npm run bench` (N = 20,000, 5 rounds) and `npm run bench -- --quick` (N = 5,000, 3 rounds, under two
+ * minutes): warren against hand-written amqplib (+ ioredis) on the same 3-stage flow, in interleaved
+ * A/B rounds of one run, then the embedded default, the example pipeline and the heap of 100,000 keyed
+ * actors. The last line is the summary:
+ *
+ *   bench: stateless=<b/a> keyed=<d/c> embedded=<msg/s> p99_ratio=<b p99 / a p99>
+ *
+ * Options: --rounds R, --n N, --only a,b,... (variant letters), --no-heap, --no-example.
+ * A bench is never a test: nothing here asserts a speed.
+ */
+import { execFile } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { parseArgs, promisify } from 'node:util';
+import { amqpRedisKeyed, amqpStateless } from './amqp-baseline.ts';
+import { median, type RoundResult, type RoundSpec, ServiceCpu } from './common.ts';
+import { cleanExample, type ExampleResult, examplePipeline } from './example-pipeline.ts';
+import { warrenFlow } from './warren-flow.ts';
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    rounds: { type: 'string' },
+    n: { type: 'string' },
+    only: { type: 'string' },
+    'no-heap': { type: 'boolean', default: false },
+    'no-example': { type: 'boolean', default: false },
+  },
+});
+const quick = values.quick;
+const n = Number(values.n ?? (quick ? 5_000 : 20_000));
+const rounds = Number(values.rounds ?? (quick ? 3 : 5));
+const IN_FLIGHT = 100;
+const spec: RoundSpec = { n, inFlight: IN_FLIGHT, keys: 1_000, timeoutMs: Math.max(60_000, n * 5) };
+const services = new ServiceCpu();
+
+interface Variant {
+  readonly id: string;
+  readonly label: string;
+  readonly run: (spec: RoundSpec) => Promise<RoundResult>;
+}
+
+const gated = { concurrency: IN_FLIGHT, gated: true };
+const VARIANTS: readonly Variant[] = [
+  { id: 'a', label: 'amqplib, stateless (baseline)', run: (s) => amqpStateless(s, services) },
+  {
+    id: 'b',
+    label: 'warren, stateless, RabbitMQ',
+    run: (s) => warrenFlow('b', { bus: 'amqp', state: 'memory' }, s, { keyed: false, ...gated }, services),
+  },
+  { id: 'c', label: 'amqplib + ioredis, keyed (baseline)', run: (s) => amqpRedisKeyed(s, services) },
+  {
+    id: 'd',
+    label: 'warren, keyed, RabbitMQ + Redis',
+    run: (s) => warrenFlow('d', { bus: 'amqp', state: 'redis' }, s, { keyed: true, ...gated }, services),
+  },
+  {
+    id: 'e',
+    label: 'warren, stateless, embedded',
+    run: (s) => warrenFlow('e', { bus: 'memory', state: 'memory' }, s, { keyed: false, ...gated }, services),
+  },
+  {
+    id: 'ek',
+    label: 'warren, keyed, embedded',
+    run: (s) => warrenFlow('ek', { bus: 'memory', state: 'memory' }, s, { keyed: true, ...gated }, services),
+  },
+  {
+    id: 'b0',
+    label: "warren, stateless, RabbitMQ, source's own window",
+    run: (s) =>
+      warrenFlow(
+        'b0',
+        { bus: 'amqp', state: 'memory' },
+        s,
+        { keyed: false, concurrency: IN_FLIGHT, gated: false },
+        services,
+      ),
+  },
+];
+
+const only = values.only?.split(',').map((s) => s.trim());
+const selected = VARIANTS.filter((v) => !only || only.includes(v.id));
+const results = new Map<string, RoundResult[]>(selected.map((v) => [v.id, []]));
+
+const fmt = (x: number, digits = 1) =>
+  Number.isFinite(x)
+    ? x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
+    : 'n/a';
+const int = (x: number) => fmt(x, 0);
+const out = (line = '') => process.stdout.write(`${line}\n`);
+
+/** Pairs (a,b), (c,d), (e,ek) swap order every other round, so neither side always runs first. */
+function order(round: number): Variant[] {
+  if (round % 2 === 0) return selected;
+  const swapped: Variant[] = [];
+  for (let i = 0; i < selected.length; i++) {
+    const v = selected[i] as Variant;
+    const next = selected[i + 1];
+    const pair = ['a', 'c', 'e'].includes(v.id) && next && ['b', 'd', 'ek'].includes(next.id);
+    if (pair) {
+      swapped.push(next, v);
+      i++;
+    } else swapped.push(v);
+  }
+  return swapped;
+}
+
+async function runOnce(variant: Variant, s: RoundSpec): Promise<RoundResult | undefined> {
+  try {
+    return await variant.run(s);
+  } catch (err) {
+    out(`  ${variant.id}: round failed: ${err instanceof Error ? err.message : String(err)}`);
+    return undefined;
+  }
+}
+
+const started = performance.now();
+out(
+  `warren bench: N=${n} messages of ~200 B, ${IN_FLIGHT} in flight, ${rounds} rounds${quick ? ' (quick)' : ''}; ` +
+    `node ${process.version}, ${cpus().length} CPUs, ${Math.round(totalmem() / 2 ** 30)} GiB`,
+);
+out('warm-up...');
+for (const variant of selected) await runOnce(variant, { ...spec, n: Math.min(n, 2_000) });
+
+for (let round = 0; round < rounds; round++) {
+  const line: string[] = [];
+  for (const variant of order(round)) {
+    const result = await runOnce(variant, spec);
+    if (!result) continue;
+    results.get(variant.id)?.push(result);
+    line.push(`${variant.id} ${int(result.msgPerSec)}/s p99 ${fmt(result.p99)}ms`);
+  }
+  out(`round ${round + 1}: ${line.join(' | ')}`);
+}
+
+interface Summary {
+  readonly msgPerSec: number;
+  readonly min: number;
+  readonly max: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly nodeCpu: number;
+  readonly brokerCpu: number;
+  readonly redisCpu: number;
+  readonly anomalies: number;
+}
+
+function summarise(id: string): Summary | undefined {
+  const rs = results.get(id);
+  if (!rs || rs.length === 0) return undefined;
+  const of = (pick: (r: RoundResult) => number) => median(rs.map(pick));
+  const rates = rs.map((r) => r.msgPerSec);
+  return {
+    msgPerSec: of((r) => r.msgPerSec),
+    min: Math.min(...rates),
+    max: Math.max(...rates),
+    p50: of((r) => r.p50),
+    p99: of((r) => r.p99),
+    nodeCpu: of((r) => r.nodeCpu),
+    brokerCpu: of((r) => r.brokerCpu),
+    redisCpu: of((r) => r.redisCpu),
+    anomalies: rs.reduce((sum, r) => sum + r.anomalies, 0),
+  };
+}
+
+out();
+out(
+  '| variant | msg/s (median) | range | p50 ms | p99 ms | node CPU µs/msg | RabbitMQ CPU µs/msg | Redis CPU µs/msg |',
+);
+out('|---|---:|---:|---:|---:|---:|---:|---:|');
+const summaries = new Map<string, Summary>();
+for (const variant of selected) {
+  const s = summarise(variant.id);
+  if (!s) continue;
+  summaries.set(variant.id, s);
+  const flag = s.anomalies > 0 ? ` (${s.anomalies} anomalies)` : '';
+  out(
+    `| (${variant.id}) ${variant.label}${flag} | ${int(s.msgPerSec)} | ${int(s.min)}–${int(s.max)} | ${fmt(s.p50)} | ${fmt(s.p99)} | ${int(s.nodeCpu)} | ${int(s.brokerCpu)} | ${int(s.redisCpu)} |`,
+  );
+}
+
+let example: ExampleResult[] = [];
+if (!values['no-example']) {
+  for (let i = 0; i < (quick ? 2 : 3); i++) {
+    try {
+      example.push(await examplePipeline(n, 120_000));
+    } catch (err) {
+      out(`  example: failed: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  cleanExample();
+  if (example.length > 0) {
+    const last = example[example.length - 1] as ExampleResult;
+    out(
+      `| example pipeline (config/pipeline.ts), embedded, ${n} clicks | ${int(median(example.map((e) => e.clicksPerSec)))} clicks/s | ${int(Math.min(...example.map((e) => e.clicksPerSec)))}–${int(Math.max(...example.map((e) => e.clicksPerSec)))} | to idle: ${int(median(example.map((e) => e.idleMs)))} ms | ${last.sessions} sessions, ${last.scores} scores${example.some((e) => e.anomalies > 0) ? ', anomalies!' : ''} | | | |`,
+    );
+  }
+  example = [];
+}
+
+if (!values['no-heap']) {
+  out();
+  const here = fileURLToPath(new URL('./heap.ts', import.meta.url));
+  for (const state of ['memory', 'redis']) {
+    try {
+      const { stdout } = await promisify(execFile)(
+        process.execPath,
+        ['--expose-gc', here, '--state', state, '--keys', '100000'],
+        { timeout: 300_000 },
+      );
+      const h = JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as {
+        heapMb: number;
+        baseMb: number;
+        rssMb: number;
+        msgPerSec: number;
+      };
+      out(
+        `heap: 100,000 keyed actors, embedded bus, ${state === 'redis' ? 'Redis' : 'in-memory'} state: heapUsed ${fmt(h.heapMb)} MB after GC (${fmt(h.baseMb)} MB before; rss ${fmt(h.rssMb)} MB; ${int(h.msgPerSec)} msg/s)`,
+      );
+    } catch (err) {
+      out(`heap (${state}): failed: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
+    }
+  }
+}
+
+const observability = readdirSync(fileURLToPath(new URL('../observability/', import.meta.url))).filter((f) =>
+  f.endsWith('.ts'),
+);
+out(
+  observability.length === 0
+    ? 'tracing: not measured: observability/ has no OpenTelemetry set-up yet'
+    : `tracing: not measured: observability/ has ${observability.join(', ')}, not wired into this bench yet`,
+);
+out(`took ${fmt((performance.now() - started) / 1000)} s`);
+
+const ratio = (x: number | undefined, y: number | undefined) =>
+  x !== undefined && y !== undefined && y > 0 && Number.isFinite(x / y) ? (x / y).toFixed(2) : 'n/a';
+const a = summaries.get('a');
+const b = summaries.get('b');
+const c = summaries.get('c');
+const d = summaries.get('d');
+const e = summaries.get('e');
+out(
+  `bench: stateless=${ratio(b?.msgPerSec, a?.msgPerSec)} keyed=${ratio(d?.msgPerSec, c?.msgPerSec)} embedded=${e ? Math.round(e.msgPerSec) : 'n/a'} p99_ratio=${ratio(b?.p99, a?.p99)}`,
+);
+// Rascal and ioredis may keep sockets open a moment after close; the bench is done.
+process.exit(0);
