@@ -92,7 +92,8 @@ export class RedisStore implements StateStore {
     if (!Number.isInteger(ttl) || ttl <= 0) {
       throw new ConfigError('dedupeTtlSeconds', `must be a positive integer, got ${ttl}`);
     }
-    const redis = 'redis' in options ? options.redis : new Redis(options.url);
+    // Auto-pipelining: the commits of many keys in flight share round trips.
+    const redis = 'redis' in options ? options.redis : new Redis(options.url, { enableAutoPipelining: true });
     // Each definition sends its script once per connection; stores sharing a client share one set.
     if (!scripted.has(redis)) {
       for (const [name, definition] of Object.entries(SCRIPTS)) redis.defineCommand(name, definition);

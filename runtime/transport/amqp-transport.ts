@@ -84,7 +84,8 @@ export class AmqpTransport implements Transport {
           ...vhost,
           connection: {
             url,
-            socketOptions: this.#options.socketOptions ?? {},
+            // Nagle off: acks are small frames, and waiting on them is latency.
+            socketOptions: { ...this.#options.socketOptions, noDelay: true },
             options: { clientProperties: { connection_name: connectionName('consumer') } },
           },
         },
