@@ -93,7 +93,13 @@ export class RedisStore implements StateStore {
       throw new ConfigError('dedupeTtlSeconds', `must be a positive integer, got ${ttl}`);
     }
     // Auto-pipelining: the commits of many keys in flight share round trips.
-    const redis = 'redis' in options ? options.redis : new Redis(options.url, { enableAutoPipelining: true });
+    const redis =
+      'redis' in options
+        ? options.redis
+        : new Redis(options.url, {
+            enableAutoPipelining: true,
+            connectionName: `warren-state-${process.pid}`,
+          });
     // Each definition sends its script once per connection; stores sharing a client share one set.
     if (!scripted.has(redis)) {
       for (const [name, definition] of Object.entries(SCRIPTS)) redis.defineCommand(name, definition);

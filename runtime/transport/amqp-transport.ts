@@ -85,8 +85,11 @@ export class AmqpTransport implements Transport {
           connection: {
             url,
             // Nagle off: acks are small frames, and waiting on them is latency.
-            socketOptions: { ...this.#options.socketOptions, noDelay: true },
-            options: { clientProperties: { connection_name: connectionName('consumer') } },
+            socketOptions: {
+              ...this.#options.socketOptions,
+              noDelay: true,
+              clientProperties: { connection_name: connectionName('consumer') },
+            },
           },
         },
       ]),
