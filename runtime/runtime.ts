@@ -133,7 +133,12 @@ export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOpti
       store ??=
         givenStore ??
         (config.state === 'redis'
-          ? new RedisStore({ url: config.redisUrl, prefix: topology.names.prefix })
+          ? new RedisStore({
+              url: config.redisUrl,
+              prefix: topology.names.prefix,
+              onError: (err) =>
+                logger.warn('Redis connection error; reconnecting', { error: describeError(err) }),
+            })
           : new MemoryStore());
       await transport.start(toRascal(topology));
       const deps: HostDeps = {

@@ -34,6 +34,8 @@ export type RedisStoreOptions = {
   | {
       /** The store creates its own client, and quits it on `close()`. */
       readonly url: string;
+      /** Told about the client's connection errors (it reconnects by itself). */
+      readonly onError?: (err: Error) => void;
     }
 );
 
@@ -100,6 +102,11 @@ export class RedisStore implements StateStore {
             enableAutoPipelining: true,
             connectionName: `warren-state-${process.pid}`,
           });
+    // ioredis reconnects by itself; without a listener its connection errors would crash the process.
+    if (!('redis' in options)) {
+      const onError = 'onError' in options ? options.onError : undefined;
+      redis.on('error', (err: Error) => onError?.(err));
+    }
     // Each definition sends its script once per connection; stores sharing a client share one set.
     if (!scripted.has(redis)) {
       for (const [name, definition] of Object.entries(SCRIPTS)) redis.defineCommand(name, definition);
