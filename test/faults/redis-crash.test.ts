@@ -60,6 +60,7 @@ async function redisUp(): Promise<void> {
       maxRetriesPerRequest: 0,
       retryStrategy: () => null,
     });
+    client.on('error', () => undefined); // refused while Redis starts: we poll
     try {
       await client.connect();
       if ((await client.ping()) === 'PONG') return;
