@@ -1,0 +1,108 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { compileTopology } from '../../runtime/index.ts';
+import { clicksInSessions, type ExampleOutput, readExampleOutput } from './example-output.ts';
+import { deleteRedisPrefix, deleteTopology, RABBITMQ_URL, REDIS_URL, uniquePrefix } from './services.ts';
+
+/** Every consumer of the example pipeline: what a worker process hosts. */
+export const CONSUMERS = 'sessionizer,scorer,outcomes,sessions,scores,high-value';
+
+export interface WarrenProcess {
+  readonly child: ChildProcess;
+  readonly exited: Promise<number | null>;
+  stdout: string;
+  stderr: string;
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Lines de-duplicated by message id: a sink may write a line again if it dies between write and ack. */
+export function byId<T extends { id: string }>(lines: readonly T[]): T[] {
+  return [...new Map(lines.map((l) => [l.id, l])).values()];
+}
+
+/**
+ * The example pipeline as separate `warren run` processes on the real RabbitMQ and Redis, under a
+ * prefix and output directory of its own; `cleanup()` kills what is left and deletes queues, keys, files.
+ */
+export function exampleCluster(label: string, events: number, users = 150) {
+  const prefix = uniquePrefix(label);
+  const outDir = mkdtempSync(join(tmpdir(), `warren-${label}-`));
+  const env = {
+    ...process.env,
+    RABBITMQ_URL,
+    REDIS_URL,
+    WARREN_OUT_DIR: outDir,
+    WARREN_EVENTS: String(events),
+    WARREN_USERS: String(users),
+    WARREN_SESSION_TIMEOUT_MS: '400',
+    WARREN_RUN_ID: prefix,
+    WARREN_LOG_LEVEL: 'warn',
+  };
+  const processes: WarrenProcess[] = [];
+
+  return {
+    prefix,
+    outDir,
+    output: (): ExampleOutput => readExampleOutput(outDir),
+    /** `warren run config/pipeline.ts --bus amqp --state redis` with extra arguments. */
+    warren(args: string[]): WarrenProcess {
+      const child = spawn(
+        process.execPath,
+        [
+          'bin/warren.ts',
+          'run',
+          'config/pipeline.ts',
+          '--bus',
+          'amqp',
+          '--state',
+          'redis',
+          '--prefix',
+          prefix,
+          ...args,
+        ],
+        { env },
+      );
+      const proc: WarrenProcess = {
+        child,
+        exited: new Promise((resolve) => child.once('exit', (code) => resolve(code))),
+        stdout: '',
+        stderr: '',
+      };
+      child.stdout?.on('data', (d: Buffer) => (proc.stdout += d.toString()));
+      child.stderr?.on('data', (d: Buffer) => (proc.stderr += d.toString()));
+      processes.push(proc);
+      return proc;
+    },
+    /** Wait until sessions are being written: the flow is under way. */
+    async flowing(sessions = 40): Promise<number> {
+      for (let i = 0; i < 200 && readExampleOutput(outDir).sessions.length < sessions; i++) await sleep(25);
+      return readExampleOutput(outDir).sessions.length;
+    },
+    /**
+     * Wait (up to `timeoutMs`) until every click is in a session and every session is scored, then a
+     * little longer for anything extra.
+     */
+    async drained(timeoutMs: number): Promise<ExampleOutput> {
+      const deadline = Date.now() + timeoutMs;
+      while (Date.now() < deadline) {
+        const out = readExampleOutput(outDir);
+        const sessions = byId(out.sessions);
+        if (clicksInSessions({ ...out, sessions }) >= events && byId(out.scores).length >= sessions.length)
+          break;
+        await sleep(250);
+      }
+      await sleep(1_500); // anything applied twice would show up now
+      return readExampleOutput(outDir);
+    },
+    async cleanup(): Promise<void> {
+      for (const p of processes) p.child.kill('SIGKILL');
+      const { default: pipeline } = await import('../../config/pipeline.ts');
+      await deleteTopology(compileTopology(pipeline, { prefix }));
+      await deleteRedisPrefix(prefix);
+      rmSync(outDir, { recursive: true, force: true });
+    },
+  };
+}
