@@ -1,8 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { byId, CONSUMERS, exampleCluster, sleep } from '../helpers/example-cluster.ts';
-import { clicksInSessions } from '../helpers/example-output.ts';
+import { CONSUMERS, exampleCluster, expectEveryClickOnce, sleep } from '../helpers/example-cluster.ts';
 import { REDIS_URL } from '../helpers/services.ts';
 
 const EVENTS = 4_000;
@@ -61,15 +60,7 @@ describe('dropped broker and Redis connections during a flow', () => {
     expect(redisDrops).toBeGreaterThanOrEqual(2);
     expect(await source.exited).toBe(0);
 
-    const out = await cluster.drained(100_000);
-    const sessions = byId(out.sessions);
-    expect(clicksInSessions({ ...out, sessions })).toBe(EVENTS);
-    expect(new Set(sessions.map((s) => s.sessionId)).size).toBe(sessions.length);
-    expect(
-      byId(out.scores)
-        .map((s) => s.sessionId)
-        .sort(),
-    ).toEqual(sessions.map((s) => s.sessionId).sort());
+    expectEveryClickOnce(await cluster.drained(100_000), EVENTS);
 
     for (const w of [a, b]) w.child.kill('SIGTERM');
     expect(await Promise.all([a.exited, b.exited])).toEqual([0, 0]);

@@ -1,6 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { byId, CONSUMERS, exampleCluster, sleep } from '../helpers/example-cluster.ts';
-import { clicksInSessions } from '../helpers/example-output.ts';
+import { CONSUMERS, exampleCluster, expectEveryClickOnce, sleep } from '../helpers/example-cluster.ts';
 
 const EVENTS = 4_000;
 const cluster = exampleCluster('kill', EVENTS);
@@ -19,17 +18,7 @@ describe('kill -9 of a worker in the middle of a flow', () => {
     const replacement = cluster.warren(['--actors', CONSUMERS]);
     expect(await source.exited).toBe(0);
 
-    const out = await cluster.drained(90_000);
-    const sessions = byId(out.sessions);
-    // Every click is in exactly one session: nothing lost, nothing applied twice by the sessionizer.
-    expect(clicksInSessions({ ...out, sessions })).toBe(EVENTS);
-    expect(new Set(sessions.map((s) => s.sessionId)).size).toBe(sessions.length);
-    // Every session was scored exactly once.
-    expect(
-      byId(out.scores)
-        .map((s) => s.sessionId)
-        .sort(),
-    ).toEqual(sessions.map((s) => s.sessionId).sort());
+    expectEveryClickOnce(await cluster.drained(90_000), EVENTS);
 
     for (const w of [survivor, replacement]) w.child.kill('SIGTERM');
     expect(await Promise.all([survivor.exited, replacement.exited])).toEqual([0, 0]);

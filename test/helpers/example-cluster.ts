@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect } from 'vitest';
 import { compileTopology } from '../../runtime/index.ts';
 import { clicksInSessions, type ExampleOutput, readExampleOutput } from './example-output.ts';
 import { deleteRedisPrefix, deleteTopology, RABBITMQ_URL, REDIS_URL, uniquePrefix } from './services.ts';
@@ -21,6 +22,18 @@ export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve
 /** Lines de-duplicated by message id: a sink may write a line again if it dies between write and ack. */
 export function byId<T extends { id: string }>(lines: readonly T[]): T[] {
   return [...new Map(lines.map((l) => [l.id, l])).values()];
+}
+
+/**
+ * The effects-once check of the example after a fault: counted by message id (a sink may write a line
+ * twice), every click is in exactly one session and every session was scored exactly once.
+ */
+export function expectEveryClickOnce(out: ExampleOutput, events: number): void {
+  const sessions = byId(out.sessions);
+  expect(clicksInSessions({ ...out, sessions })).toBe(events);
+  expect(new Set(sessions.map((s) => s.sessionId)).size).toBe(sessions.length);
+  const scored = byId(out.scores).map((s) => s.sessionId);
+  expect(scored.sort()).toEqual(sessions.map((s) => s.sessionId).sort());
 }
 
 /**
