@@ -1,4 +1,4 @@
-import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, mkdirSync, type WriteStream } from 'node:fs';
 import { dirname } from 'node:path';
 import { defineSink, type FieldCondition, type Incoming, type MessageSchemas } from 'warren';
 import { fromPromise, setup } from 'xstate';
@@ -17,6 +17,32 @@ function appendLine(path: string, line: string): Promise<void> {
   return new Promise((resolve, reject) => target.write(line, (err) => (err ? reject(err) : resolve())));
 }
 
+/**
+ * Append the line of message `id` unless a worker that died while handling it (`inDoubt`) already did:
+ * then the file is searched for the id first. The common path never reads the file.
+ */
+async function appendOnce(path: string, id: string, line: string, inDoubt: boolean): Promise<void> {
+  if (inDoubt && (await hasLineFor(path, id))) return;
+  await appendLine(path, line);
+}
+
+/**
+ * Whether the file has a line for message `id`, read in chunks (a file of any size, in bounded memory)
+ * until the first match. A line starts `{"id":<id>,`; the chunk boundary is bridged by carrying over
+ * the last bytes of each chunk.
+ */
+export async function hasLineFor(path: string, id: string, chunkBytes = 1 << 20): Promise<boolean> {
+  if (!existsSync(path)) return false;
+  const needle = Buffer.from(`{"id":${JSON.stringify(id)},`);
+  let carry: Buffer = Buffer.alloc(0);
+  for await (const chunk of createReadStream(path, { highWaterMark: chunkBytes })) {
+    const window = carry.length === 0 ? (chunk as Buffer) : Buffer.concat([carry, chunk as Buffer]);
+    if (window.includes(needle)) return true;
+    carry = window.subarray(Math.max(0, window.length - needle.length + 1));
+  }
+  return false;
+}
+
 /** Close every JSONL file this process opened (the CLI calls it after the runtime stopped). */
 export async function closeJsonlFiles(): Promise<void> {
   const all = [...streams.values()];
@@ -27,8 +53,9 @@ export async function closeJsonlFiles(): Promise<void> {
 /**
  * A sink that appends every message it consumes to a JSON-lines file as `{ "id", "type", ...body }`.
  * The write is an invoked promise actor: the host acks only once the line is written, and a failed
- * write is retried. Each line carries the message id, so a reader can drop a line written twice after a
- * crash between the write and the ack.
+ * write is retried. The runtime hands it each message id once; when a worker died while handling one
+ * (`meta.inDoubt`), the file is checked for the id before writing, so a line is never written twice.
+ * Each line carries the message id.
  *
  * @example
  * ```ts
@@ -45,7 +72,9 @@ export function jsonlSink<const TName extends string, TConsumes extends MessageS
   const machine = setup({
     types: { events: {} as Incoming<TConsumes> },
     actors: {
-      write: fromPromise<void, { line: string }>(({ input }) => appendLine(options.path, input.line)),
+      write: fromPromise<void, { id: string; line: string; inDoubt: boolean }>(({ input }) =>
+        appendOnce(options.path, input.id, input.line, input.inDoubt),
+      ),
     },
   }).createMachine({
     id: options.name,
@@ -56,6 +85,8 @@ export function jsonlSink<const TName extends string, TConsumes extends MessageS
         invoke: {
           src: 'write',
           input: ({ event }) => ({
+            id: event.meta.id,
+            inDoubt: event.meta.inDoubt === true,
             line: `${JSON.stringify({ id: event.meta.id, type: event.type, ...(event.body as object) })}\n`,
           }),
           onDone: 'ready',

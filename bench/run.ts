@@ -4,19 +4,19 @@
  * A/B rounds of one run, then the embedded default, the example pipeline and the heap of 100,000 keyed
  * actors. The last line is the summary:
  *
- *   bench: stateless=<b/a> keyed=<d/c> embedded=<msg/s> p99_ratio=<b p99 / a p99>
+ *   bench: stateless=<b/a> keyed=<d/c> embedded=<msg/s> p99_ratio=<b p99 / a p99> tracing_cost=<1 - bt/b>
  *
  * Options: --rounds R, --n N, --only a,b,... (variant letters), --no-heap, --no-example.
  * A bench is never a test: nothing here asserts a speed.
  */
 import { execFile } from 'node:child_process';
-import { readdirSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { amqpRedisKeyed, amqpStateless } from './amqp-baseline.ts';
 import { median, type RoundResult, type RoundSpec, ServiceCpu } from './common.ts';
 import { cleanExample, type ExampleResult, examplePipeline } from './example-pipeline.ts';
+import { BenchTracing, SAMPLED_RATIO } from './tracing.ts';
 import { warrenFlow } from './warren-flow.ts';
 
 const { values } = parseArgs({
@@ -43,6 +43,7 @@ interface Variant {
 }
 
 const gated = { concurrency: IN_FLIGHT, gated: true };
+const tracing = new BenchTracing();
 const VARIANTS: readonly Variant[] = [
   { id: 'a', label: 'amqplib, stateless (baseline)', run: (s) => amqpStateless(s, services) },
   {
@@ -50,11 +51,40 @@ const VARIANTS: readonly Variant[] = [
     label: 'warren, stateless, RabbitMQ',
     run: (s) => warrenFlow('b', { bus: 'amqp', state: 'memory' }, s, { keyed: false, ...gated }, services),
   },
+  {
+    id: 'bt',
+    label: `warren, stateless, RabbitMQ, tracing on (OTLP ${tracing.protocol})`,
+    run: (s) =>
+      tracing.during(() =>
+        warrenFlow('bt', { bus: 'amqp', state: 'memory' }, s, { keyed: false, ...gated }, services),
+      ),
+  },
+  {
+    id: 'bs',
+    label: `warren, stateless, RabbitMQ, tracing on, head-sampled at ${SAMPLED_RATIO}`,
+    run: (s) =>
+      tracing.during(
+        () => warrenFlow('bs', { bus: 'amqp', state: 'memory' }, s, { keyed: false, ...gated }, services),
+        'sampled',
+      ),
+  },
   { id: 'c', label: 'amqplib + ioredis, keyed (baseline)', run: (s) => amqpRedisKeyed(s, services) },
   {
     id: 'd',
     label: 'warren, keyed, RabbitMQ + Redis',
     run: (s) => warrenFlow('d', { bus: 'amqp', state: 'redis' }, s, { keyed: true, ...gated }, services),
+  },
+  {
+    id: 'ds',
+    label: 'warren, keyed, RabbitMQ + Redis, sink deduplicating',
+    run: (s) =>
+      warrenFlow(
+        'ds',
+        { bus: 'amqp', state: 'redis' },
+        s,
+        { keyed: true, dedupeSink: true, ...gated },
+        services,
+      ),
   },
   {
     id: 'e',
@@ -81,7 +111,8 @@ const VARIANTS: readonly Variant[] = [
 ];
 
 const only = values.only?.split(',').map((s) => s.trim());
-const selected = VARIANTS.filter((v) => !only || only.includes(v.id));
+// (b0) only shows what warren's own source window does to latency; --quick leaves it out to stay short.
+const selected = VARIANTS.filter((v) => (only ? only.includes(v.id) : !(quick && v.id === 'b0')));
 const results = new Map<string, RoundResult[]>(selected.map((v) => [v.id, []]));
 
 const fmt = (x: number, digits = 1) =>
@@ -91,20 +122,21 @@ const fmt = (x: number, digits = 1) =>
 const int = (x: number) => fmt(x, 0);
 const out = (line = '') => process.stdout.write(`${line}\n`);
 
-/** Pairs (a,b), (c,d), (e,ek) swap order every other round, so neither side always runs first. */
+/** Variants compared with each other run next to each other, in reverse order every other round. */
+const GROUPS: readonly (readonly string[])[] = [
+  ['a', 'b', 'bt', 'bs'],
+  ['c', 'd', 'ds'],
+  ['e', 'ek'],
+  ['b0'],
+];
+
 function order(round: number): Variant[] {
-  if (round % 2 === 0) return selected;
-  const swapped: Variant[] = [];
-  for (let i = 0; i < selected.length; i++) {
-    const v = selected[i] as Variant;
-    const next = selected[i + 1];
-    const pair = ['a', 'c', 'e'].includes(v.id) && next && ['b', 'd', 'ek'].includes(next.id);
-    if (pair) {
-      swapped.push(next, v);
-      i++;
-    } else swapped.push(v);
+  const out: Variant[] = [];
+  for (const group of GROUPS) {
+    const members = selected.filter((v) => group.includes(v.id));
+    out.push(...(round % 2 === 0 ? members : members.reverse()));
   }
-  return swapped;
+  return out;
 }
 
 async function runOnce(variant: Variant, s: RoundSpec): Promise<RoundResult | undefined> {
@@ -117,6 +149,8 @@ async function runOnce(variant: Variant, s: RoundSpec): Promise<RoundResult | un
 }
 
 const started = performance.now();
+// The SDK is registered before any runtime starts (off until a tracing round runs).
+if (selected.some((v) => v.id === 'bt' || v.id === 'bs')) await tracing.start();
 out(
   `warren bench: N=${n} messages of ~200 B, ${IN_FLIGHT} in flight, ${rounds} rounds${quick ? ' (quick)' : ''}; ` +
     `node ${process.version}, ${cpus().length} CPUs, ${Math.round(totalmem() / 2 ** 30)} GiB`,
@@ -135,16 +169,9 @@ for (let round = 0; round < rounds; round++) {
   out(`round ${round + 1}: ${line.join(' | ')}`);
 }
 
-interface Summary {
-  readonly msgPerSec: number;
+interface Summary extends RoundResult {
   readonly min: number;
   readonly max: number;
-  readonly p50: number;
-  readonly p99: number;
-  readonly nodeCpu: number;
-  readonly brokerCpu: number;
-  readonly redisCpu: number;
-  readonly anomalies: number;
 }
 
 function summarise(id: string): Summary | undefined {
@@ -203,7 +230,8 @@ if (!values['no-example']) {
 if (!values['no-heap']) {
   out();
   const here = fileURLToPath(new URL('./heap.ts', import.meta.url));
-  for (const state of ['memory', 'redis']) {
+  // The in-memory state keeps every snapshot on the heap too: the heavier of the two, so --quick runs it alone.
+  for (const state of quick ? ['memory'] : ['memory', 'redis']) {
     try {
       const { stdout } = await promisify(execFile)(
         process.execPath,
@@ -225,25 +253,32 @@ if (!values['no-heap']) {
   }
 }
 
-const observability = readdirSync(fileURLToPath(new URL('../observability/', import.meta.url))).filter((f) =>
-  f.endsWith('.ts'),
-);
-out(
-  observability.length === 0
-    ? 'tracing: not measured: observability/ has no OpenTelemetry set-up yet'
-    : `tracing: not measured: observability/ has ${observability.join(', ')}, not wired into this bench yet`,
-);
+const b = summaries.get('b');
+const bt = summaries.get('bt');
+const bs = summaries.get('bs');
+for (const [id, traced, mode] of [
+  ['bt', bt, 'all'],
+  ['bs', bs, 'sampled'],
+] as const) {
+  if (!traced) continue;
+  const t = tracing.counts(mode);
+  const expected = (results.get(id)?.length ?? 0) * n + Math.min(n, 2_000);
+  out(
+    `tracing: (${id}) exported ${int(t.spans)} spans (${fmt(t.spans / expected, 2)} per message), ${t.failures} failed exports (all rounds: ${int(t.requests)} OTLP/HTTP requests, ${fmt(t.bytes / 2 ** 20)} MB); cost 1 - ${id}/b = ${b ? (1 - traced.msgPerSec / b.msgPerSec).toFixed(2) : 'n/a'} (msg/s); node CPU ${b ? int(b.nodeCpu) : 'n/a'} -> ${int(traced.nodeCpu)} µs/msg`,
+  );
+}
+if (bt || bs) await tracing.close();
+else out('tracing: not measured (variants bt and bs not selected)');
 out(`took ${fmt((performance.now() - started) / 1000)} s`);
 
 const ratio = (x: number | undefined, y: number | undefined) =>
   x !== undefined && y !== undefined && y > 0 && Number.isFinite(x / y) ? (x / y).toFixed(2) : 'n/a';
 const a = summaries.get('a');
-const b = summaries.get('b');
 const c = summaries.get('c');
 const d = summaries.get('d');
 const e = summaries.get('e');
 out(
-  `bench: stateless=${ratio(b?.msgPerSec, a?.msgPerSec)} keyed=${ratio(d?.msgPerSec, c?.msgPerSec)} embedded=${e ? Math.round(e.msgPerSec) : 'n/a'} p99_ratio=${ratio(b?.p99, a?.p99)}`,
+  `bench: stateless=${ratio(b?.msgPerSec, a?.msgPerSec)} keyed=${ratio(d?.msgPerSec, c?.msgPerSec)} embedded=${e ? Math.round(e.msgPerSec) : 'n/a'} p99_ratio=${ratio(b?.p99, a?.p99)} tracing_cost=${b && bt ? (1 - bt.msgPerSec / b.msgPerSec).toFixed(2) : 'n/a'}`,
 );
 // Rascal and ioredis may keep sockets open a moment after close; the bench is done.
 process.exit(0);

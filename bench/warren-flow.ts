@@ -45,6 +45,11 @@ export interface FlowOptions {
   readonly concurrency: number;
   /** Whether the source waits on the window; false shows what warren's own source window does. */
   readonly gated: boolean;
+  /**
+   * Whether the sink deduplicates by message id (warren's default for a sink). The baselines' sink does
+   * not, so the compared variants declare theirs idempotent; (ds) shows what deduplication costs.
+   */
+  readonly dedupeSink?: boolean;
 }
 
 function statelessProcessor(concurrency: number) {
@@ -122,6 +127,7 @@ export function benchPipeline(
     consumes: processed,
     emits: {},
     concurrency: options.concurrency,
+    idempotent: options.dedupeSink !== true,
     machine: setup({ types: { events: {} as Incoming<typeof processed> } }).createMachine({
       on: { out: { actions: ({ event }) => recorder.record(event.body.t) } },
     }),

@@ -10,6 +10,7 @@ import {
   type Runtime,
   WarrenError,
 } from 'warren';
+import { startTelemetry } from 'warren/observability';
 import { routesOf } from 'warren/testing';
 import { closeJsonlFiles } from '../actors/jsonl-sink.ts';
 
@@ -94,6 +95,8 @@ async function run(args: string[]): Promise<number> {
       'until-stopped': { type: 'boolean', default: false },
     },
   });
+  // Before the runtime takes its tracer and meters; on only when OTEL_* configures an exporter.
+  const telemetry = await startTelemetry();
   const pipeline = await loadPipeline(positionals[0]);
   const runtime = createRuntime(pipeline, {
     ...(values.bus ? { bus: values.bus as 'memory' | 'amqp' } : {}),
@@ -133,6 +136,9 @@ async function run(args: string[]): Promise<number> {
     stopProgress();
     await runtime.stop();
     await closeJsonlFiles();
+    await telemetry.shutdown().catch((err: unknown) => {
+      process.stderr.write(`warren: flushing telemetry failed: ${String(err)}\n`);
+    });
   }
   const line = summary(runtime, (Date.now() - started) / 1000);
   process.stdout.write(`${signalled ? line.replace(/^done:/, 'stopped:') : line}\n`);

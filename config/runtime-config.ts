@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError } from '../runtime/errors.ts';
 
@@ -36,7 +37,16 @@ export const RuntimeConfigSchema = z.object({
   cacheSize: z.number().int().nonnegative().default(10_000),
   /** Unconfirmed publishes in flight per process (the publisher's confirm window). */
   publishWindow: z.number().int().positive().max(10_000).default(500),
+  /**
+   * Unconfirmed publishes a source may have outstanding before it stops reading its input: its
+   * backpressure when confirms lag (it also pauses while the broker blocks publishers).
+   */
+  sourceWindow: z.number().int().positive().max(100_000).default(512),
   logLevel: z.enum(['info', 'warn']).default('info'),
+  /** PEM files for `amqps://` and `rediss://`: a private CA, and a client certificate and key (mutual TLS). */
+  tlsCaFile: z.string().min(1).optional(),
+  tlsCertFile: z.string().min(1).optional(),
+  tlsKeyFile: z.string().min(1).optional(),
 });
 
 export type RuntimeConfig = Readonly<z.infer<typeof RuntimeConfigSchema>>;
@@ -52,10 +62,14 @@ const ENV: Record<string, keyof z.input<typeof RuntimeConfigSchema>> = {
   WARREN_SETTLE_TIMEOUT_MS: 'settleTimeoutMs',
   WARREN_CACHE_SIZE: 'cacheSize',
   WARREN_PUBLISH_WINDOW: 'publishWindow',
+  WARREN_SOURCE_WINDOW: 'sourceWindow',
   WARREN_LOG_LEVEL: 'logLevel',
+  WARREN_TLS_CA_FILE: 'tlsCaFile',
+  WARREN_TLS_CERT_FILE: 'tlsCertFile',
+  WARREN_TLS_KEY_FILE: 'tlsKeyFile',
 };
 const FIELD_TO_ENV = Object.fromEntries(Object.entries(ENV).map(([env, field]) => [field, env]));
-const NUMERIC = new Set(['settleTimeoutMs', 'cacheSize', 'publishWindow']);
+const NUMERIC = new Set(['settleTimeoutMs', 'cacheSize', 'publishWindow', 'sourceWindow']);
 
 /**
  * Build the runtime configuration: environment first, then `overrides`. The result is cloned, validated
@@ -86,8 +100,42 @@ export function loadRuntimeConfig(
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const field = String(issue?.path[0] ?? 'config');
-    const source = field in overrides ? `option ${field}` : (FIELD_TO_ENV[field] ?? field);
-    throw new ConfigError(source, issue?.message ?? 'invalid');
+    throw new ConfigError(configFieldName(field, overrides), issue?.message ?? 'invalid');
   }
   return Object.freeze(parsed.data);
+}
+
+/** How an error names a configuration field: as the option it came from, or as its env var. */
+export function configFieldName(field: string, overrides: RuntimeConfigInput = {}): string {
+  return field in overrides ? `option ${field}` : (FIELD_TO_ENV[field] ?? field);
+}
+
+/**
+ * The TLS options for both connections, read from the configured PEM files (Node's `tls.connect`
+ * options: `ca`, `cert`, `key`); empty when none is configured. A file that cannot be read is a
+ * configuration error naming its field. `createRuntime` calls it once, so the files are read once.
+ * Credentials stay out of logs: only paths are ever reported.
+ */
+export function tlsOptions(
+  config: RuntimeConfig,
+  overrides: RuntimeConfigInput = {},
+): Record<string, Buffer> {
+  const out: Record<string, Buffer> = {};
+  for (const [field, option] of [
+    ['tlsCaFile', 'ca'],
+    ['tlsCertFile', 'cert'],
+    ['tlsKeyFile', 'key'],
+  ] as const) {
+    const path = config[field];
+    if (path === undefined) continue;
+    try {
+      out[option] = readFileSync(path);
+    } catch (err) {
+      throw new ConfigError(
+        configFieldName(field, overrides),
+        `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+      );
+    }
+  }
+  return out;
 }

@@ -20,6 +20,11 @@ export interface MessageMeta {
   readonly generation: number;
   /** Epoch milliseconds at which the flow's source message was created. */
   readonly createdAt: number;
+  /**
+   * For a sink: true when a worker that was handling this very message died (its claim ran out), so
+   * the effect may already have happened. A non-idempotent sink checks before it writes again.
+   */
+  readonly inDoubt?: boolean;
 }
 
 /**
@@ -139,6 +144,12 @@ export interface ConsumerDefinition<
   /** Messages handled at once by one worker (the queue's prefetch); default 32. */
   readonly concurrency?: number;
   readonly retry?: Partial<RetryPolicy>;
+  /**
+   * A sink whose effect is idempotent by message id (an upsert keyed by it) can say so and skip warren's
+   * deduplication (one marker read and one write in the state store per message). Default false: a sink
+   * is not handed a message id it already handled.
+   */
+  readonly idempotent?: boolean;
   readonly machine: AnyStateMachine;
 }
 

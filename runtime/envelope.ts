@@ -1,10 +1,7 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { MessageMeta } from './define.ts';
 
-/**
- * Header names on the wire, in one place. Trace context travels as W3C `traceparent`/`tracestate`
- * (set by observability/, never here).
- */
+/** Header names on the wire, in one place. */
 export const Headers = {
   source: 'warren-source',
   flow: 'warren-flow',
@@ -27,6 +24,9 @@ export const Headers = {
   originalExchange: 'x-warren-original-exchange',
   originalRoutingKey: 'x-warren-original-routing-key',
   parkedAt: 'x-warren-parked-at',
+  /** W3C trace context, written and read by observability/. */
+  traceparent: 'traceparent',
+  tracestate: 'tracestate',
 } as const;
 
 export const JSON_CONTENT_TYPE = 'application/json';
@@ -97,7 +97,7 @@ export function envelopeHeaders(fields: EnvelopeFields): WireHeaders {
  * yields the same output ids, which is what lets every downstream actor drop the duplicate.
  */
 export function deriveId(inputId: string, actor: string, index: number): string {
-  return createHash('sha256').update(`${inputId}|${actor}|${index}`).digest('base64url').slice(0, 22);
+  return hash('sha256', `${inputId}|${actor}|${index}`, 'base64url').slice(0, 22);
 }
 
 /** Encode for the outbox: the exact publication, replayable after a crash. */
@@ -140,7 +140,30 @@ export function readMeta(
   if (source !== undefined && typeof source !== 'string') return { badHeader: Headers.source };
   const flow = headers[Headers.flow];
   if (flow !== undefined && typeof flow !== 'string') return { badHeader: Headers.flow };
+  if (numericHeader(headers, Headers.attempt, 1) === undefined) return { badHeader: Headers.attempt };
+  const traceparent = headers[Headers.traceparent];
+  if (traceparent !== undefined && !isTraceparent(traceparent)) return { badHeader: Headers.traceparent };
+  const tracestate = headers[Headers.tracestate];
+  if (tracestate !== undefined && (typeof tracestate !== 'string' || tracestate.length > 512))
+    return { badHeader: Headers.tracestate };
   return {
     meta: { id, key, source: source ?? 'external', flowId: flow ?? id, hops, generation, createdAt },
   };
+}
+
+const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$/;
+
+/**
+ * A well-formed W3C `traceparent` (version-traceid-spanid-flags, lowercase hex, no all-zero ids, not
+ * version ff). warren writes only these; anything else was forged or corrupted on the way.
+ */
+export function isTraceparent(value: unknown): value is string {
+  if (typeof value !== 'string' || value.length > 55) return false;
+  const match = TRACEPARENT.exec(value);
+  return (
+    match !== null &&
+    match[1] !== 'ff' &&
+    !/^0+$/.test(match[2] as string) &&
+    !/^0+$/.test(match[3] as string)
+  );
 }

@@ -23,6 +23,7 @@ export type ErrorCode =
   | 'WARREN_UNROUTABLE'
   | 'WARREN_SERVICE_UNAVAILABLE'
   | 'WARREN_STATE_FAILED'
+  | 'WARREN_EFFECT_BUSY'
   | 'WARREN_STOPPED';
 
 export interface WarrenErrorOptions {

@@ -1,4 +1,12 @@
-import { loadRuntimeConfig, type RuntimeConfig, type RuntimeConfigInput } from '../config/runtime-config.ts';
+import {
+  loadRuntimeConfig,
+  type RuntimeConfig,
+  type RuntimeConfigInput,
+  tlsOptions,
+} from '../config/runtime-config.ts';
+import { unwrapAmqplibInstrumentation } from '../observability/amqplib.ts';
+import { Metrics } from '../observability/metrics.ts';
+import { tracingEnabled } from '../observability/tracing.ts';
 import type { PipelineDefinition } from './define.ts';
 import { type Delivery, Headers } from './envelope.ts';
 import { ConfigError, describeError, WarrenError } from './errors.ts';
@@ -84,6 +92,7 @@ export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOpti
     ...overrides
   } = options;
   const config = loadRuntimeConfig(env, overrides);
+  const tls = tlsOptions(config, overrides);
   const logger = givenLogger ?? jsonLogger(config.logLevel === 'warn');
   const topology = planTopology(pipeline, {
     ...(config.prefix ? { prefix: config.prefix } : {}),
@@ -128,7 +137,12 @@ export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOpti
       transport ??=
         givenTransport ??
         (config.bus === 'amqp'
-          ? new AmqpTransport({ url: config.rabbitmqUrl, logger, window: config.publishWindow })
+          ? new AmqpTransport({
+              url: config.rabbitmqUrl,
+              logger,
+              window: config.publishWindow,
+              ...(Object.keys(tls).length > 0 ? { socketOptions: tls } : {}),
+            })
           : new MemoryBus());
       store ??=
         givenStore ??
@@ -136,19 +150,37 @@ export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOpti
           ? new RedisStore({
               url: config.redisUrl,
               prefix: topology.names.prefix,
+              tls,
               onError: (err) =>
                 logger.warn('Redis connection error; reconnecting', { error: describeError(err) }),
             })
           : new MemoryStore());
+      const tracing = tracingEnabled();
+      if (tracing && transport.kind === 'amqp') {
+        const unwrapped = unwrapAmqplibInstrumentation();
+        if (unwrapped.length > 0)
+          logger.info(
+            'an amqplib instrumentation was loaded: warren traces AMQP itself, so it undid its wrappers',
+            {
+              unwrapped,
+            },
+          );
+      }
       await transport.start(toRascal(topology));
+      // Meters and tracers are taken now, after whoever embeds warren had the chance to start an SDK.
+      const metrics = new Metrics();
+      stats.mirrorTo(metrics);
       const deps: HostDeps = {
         topology,
         transport,
         store,
         stats,
+        metrics,
+        tracing,
         logger,
         settleTimeoutMs: config.settleTimeoutMs,
         cacheSize: config.cacheSize,
+        sourceWindow: config.sourceWindow,
       };
       for (const name of hosted) {
         const plan = topology.actors.get(name);

@@ -4,7 +4,7 @@ import { Click, type Click as ClickT } from './schemas.ts';
 const DEVICES = ['mobile', 'desktop', 'tablet'] as const;
 
 /** mulberry32: a small, fast, seeded PRNG, so the same seed always yields the same clickstream. */
-function prng(seed: number): () => number {
+export function prng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

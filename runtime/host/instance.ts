@@ -1,5 +1,7 @@
+import type { SpanContext } from '@opentelemetry/api';
 import {
   type AnyActor,
+  type AnyMachineSnapshot,
   type AnyStateMachine,
   createActor,
   type EventObject,
@@ -26,6 +28,21 @@ export interface Instance {
   version: number;
   /** Timers re-armed from the store, by scheduler entry: their due time is the stored one, to the ms. */
   readonly restored: WeakMap<object, number>;
+  /** Where each booked timer was armed (flow, hops, trace context), by scheduler entry. */
+  readonly armedBy: WeakMap<object, TimerOrigin>;
+  /** Inputs absorbed since the last emission, linked from the next one's spans (tracing on only). */
+  links: SpanContext[];
+}
+
+/**
+ * The message a timer was armed by, as far as its firing continues it: the flow (id, generation), its
+ * hop count, and with tracing on the span that handled it.
+ */
+export interface TimerOrigin {
+  readonly flowId: string;
+  readonly generation: number;
+  readonly hops: number;
+  readonly traceparent?: string;
 }
 
 interface ScheduledEntry {
@@ -53,7 +70,15 @@ export function startInstance(
     ...(snapshot === undefined ? {} : { snapshot: JSON.parse(snapshot) }),
     ...(onInspect ? { inspect: onInspect } : {}),
   });
-  const instance: Instance = { actor, emitted: [], error: undefined, version, restored: new WeakMap() };
+  const instance: Instance = {
+    actor,
+    emitted: [],
+    error: undefined,
+    version,
+    restored: new WeakMap(),
+    armedBy: new WeakMap(),
+    links: [],
+  };
   actor.on('*', (event: EventObject) => instance.emitted.push(event));
   // Without an error observer XState rethrows asynchronously and would take the process down.
   actor.subscribe({ error: (err: unknown) => (instance.error = err ?? new Error('actor failed')) });
@@ -68,6 +93,8 @@ export function startInstance(
     );
     const entry = scheduledOf(actor).find((e) => e.id === timer.id);
     if (entry) instance.restored.set(entry, timer.dueAt);
+    const origin = originOf(timer);
+    if (entry && origin) instance.armedBy.set(entry, origin);
   }
   return instance;
 }
@@ -81,13 +108,38 @@ function dueAtOf(instance: Instance, entry: ScheduledEntry): number {
   return instance.restored.get(entry) ?? entry.startedAt + entry.delay;
 }
 
-/** The delayed events this actor has booked, as durable timers. */
-export function pendingTimers(instance: Instance): TimerRecord[] {
-  return scheduledOf(instance.actor).map((entry) => ({
-    id: entry.id,
-    event: JSON.stringify(entry.event),
-    dueAt: dueAtOf(instance, entry),
-  }));
+/**
+ * The delayed events this actor has booked, as durable timers. A timer booked by the event just handled
+ * is stamped with `origin`, that event's flow, hops and span, so its firing continues them.
+ */
+export function pendingTimers(instance: Instance, origin: TimerOrigin): TimerRecord[] {
+  return scheduledOf(instance.actor).map((entry) => {
+    let armedBy = instance.armedBy.get(entry);
+    if (armedBy === undefined) {
+      armedBy = origin;
+      instance.armedBy.set(entry, armedBy);
+    }
+    return {
+      id: entry.id,
+      event: JSON.stringify(entry.event),
+      dueAt: dueAtOf(instance, entry),
+      flowId: armedBy.flowId,
+      generation: armedBy.generation,
+      hops: armedBy.hops,
+      ...(armedBy.traceparent === undefined ? {} : { traceparent: armedBy.traceparent }),
+    };
+  });
+}
+
+/** Where a stored timer was armed; undefined for one stored before timers kept their flow. */
+export function originOf(timer: TimerRecord): TimerOrigin | undefined {
+  if (timer.flowId === undefined) return undefined;
+  return {
+    flowId: timer.flowId,
+    generation: timer.generation ?? 0,
+    hops: timer.hops ?? 0,
+    ...(timer.traceparent === undefined ? {} : { traceparent: timer.traceparent }),
+  };
 }
 
 /** Take a booked timer out of XState's scheduler, as its firing would, and return its event. */
@@ -131,4 +183,32 @@ export function settle(instance: Instance, timeoutMs: number): Promise<void> {
       },
     });
   });
+}
+
+/**
+ * Whether starting this actor did nothing a message could observe: no entry action on any state node
+ * of its initial configuration (an entry action could count, log or call out once per message).
+ */
+export function reusableStart(instance: Instance): boolean {
+  const nodes = (instance.actor.getSnapshot() as { _nodes?: readonly { entry?: readonly unknown[] }[] })
+    ._nodes;
+  return Array.isArray(nodes) && nodes.every((node) => (node.entry ?? []).length === 0);
+}
+
+/**
+ * Whether the actor is back where it started, as far as the next message can tell: settled at once,
+ * no error, the same state value, the very same context and history objects (no `assign` ran), no
+ * children and no delayed event booked.
+ */
+export function isPristine(instance: Instance, initial: AnyMachineSnapshot): boolean {
+  const now = instance.actor.getSnapshot() as AnyMachineSnapshot;
+  if (instance.error !== undefined || now.status !== 'active') return false;
+  if (now !== initial) {
+    if (now.context !== initial.context || now.historyValue !== initial.historyValue) return false;
+    if (now.value !== initial.value && JSON.stringify(now.value) !== JSON.stringify(initial.value))
+      return false;
+    for (const _ in now.children) return false;
+  }
+  for (const _ in instance.actor.system.getSnapshot()._scheduledEvents) return false;
+  return true;
 }

@@ -48,7 +48,8 @@ export function toOutgoing(
       source: producer.name,
       flowId: lineage.flowId,
       hops: lineage.hops,
-      generation: lineage.generation,
+      // Crossing a feedback edge starts the flow's next generation (and, in tracing, a new trace).
+      generation: lineage.generation + (producer.feedbackTo.has(type) ? 1 : 0),
       createdAt: lineage.createdAt,
     });
     for (const [name, value] of Object.entries(

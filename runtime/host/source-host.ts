@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { EventObject } from 'xstate';
+import { publishTraced } from '../../observability/tracing.ts';
 import type { MessageSchemas, SourceDefinition, SourceItem } from '../define.ts';
 import type { OutgoingMessage } from '../envelope.ts';
 import { describeError } from '../errors.ts';
@@ -8,12 +9,9 @@ import type { HostDeps } from './consumer-host.ts';
 import { type Instance, settle, startInstance } from './instance.ts';
 import { toOutgoing } from './outputs.ts';
 
-/** Unconfirmed publishes a source may have outstanding before it stops reading; the source's backpressure. */
-const WINDOW = 512;
-
 /**
  * Runs a source: pulls items from its `read()` only as fast as the broker confirms what it already
- * published (at most `WINDOW` unconfirmed), maps each through the source machine when it has one,
+ * published (at most `sourceWindow` unconfirmed), maps each through the source machine when it has one,
  * validates every output against the declared schema, and publishes it. An item that fails validation is
  * parked in the source's dead-letter queue with its reason; reading goes on.
  */
@@ -92,7 +90,7 @@ export class SourceHost {
           })
           .finally(() => pending.delete(p));
         pending.add(p);
-        while (pending.size >= WINDOW || this.#deps.transport.isBlocked()) {
+        while (pending.size >= this.#deps.sourceWindow || this.#deps.transport.isBlocked()) {
           await Promise.race(pending.size > 0 ? pending : [sleep(100)]);
         }
       }
@@ -124,8 +122,10 @@ export class SourceHost {
     return result.issues ? result.issues.map((i) => i.message).join('; ') : true;
   }
 
+  /** Publish one item's message; with tracing on, its producer span is the root of the flow's trace. */
   async #publish(output: OutgoingMessage): Promise<void> {
-    await this.#deps.transport.publish(output, { mandatory: true });
+    const publish = (message: OutgoingMessage) => this.#deps.transport.publish(message, { mandatory: true });
+    await (this.#deps.tracing ? publishTraced(this.#plan.name, output, publish) : publish(output));
     this.#published++;
     this.#deps.stats.add(this.#plan.name, 'emitted');
   }

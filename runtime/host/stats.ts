@@ -1,7 +1,11 @@
+import type { Metrics } from '../../observability/metrics.ts';
+
 /** Per-actor counters of one runtime process; what `npm start` summarises and the metrics mirror. */
 export interface ActorCounters {
   received: number;
   processed: number;
+  /** Handler failures (each then retried or parked). */
+  failed: number;
   duplicates: number;
   retried: number;
   parked: number;
@@ -20,11 +24,25 @@ export type Counter = keyof ActorCounters;
  */
 export class Stats {
   readonly #byActor = new Map<string, ActorCounters>();
+  #metrics: Metrics | undefined;
+
+  /** From now on, mirror every count as an OpenTelemetry counter too. */
+  mirrorTo(metrics: Metrics): void {
+    this.#metrics = metrics;
+  }
 
   of(actor: string): ActorCounters {
     let counters = this.#byActor.get(actor);
     if (!counters) {
-      counters = { received: 0, processed: 0, duplicates: 0, retried: 0, parked: 0, emitted: 0 };
+      counters = {
+        received: 0,
+        processed: 0,
+        failed: 0,
+        duplicates: 0,
+        retried: 0,
+        parked: 0,
+        emitted: 0,
+      };
       this.#byActor.set(actor, counters);
     }
     return counters;
@@ -32,6 +50,7 @@ export class Stats {
 
   add(actor: string, counter: Counter, n = 1): void {
     this.of(actor)[counter] += n;
+    this.#metrics?.count(actor, counter, n);
   }
 
   snapshot(): ReadonlyMap<string, Readonly<ActorCounters>> {

@@ -10,6 +10,16 @@ const LEASE_MS = 30_000;
 const MAX_SLEEP_MS = 250;
 
 /**
+ * The lease of one claim, made unique to it. A claim run again after its reply was lost recognises its
+ * own leases by their exact lease end (now + lease), and the pumps of two workers often wake in the same
+ * millisecond (they sleep until the same next due time): so the lease is jittered by up to a second
+ * (harmless against 30 s) and a fraction of a millisecond (12 bits, exact in a double at this magnitude).
+ */
+function leaseMs(): number {
+  return LEASE_MS + Math.floor(Math.random() * 1000) + Math.floor(Math.random() * 4096) / 4096;
+}
+
+/**
  * Delivers durable timers: claims due timers from the store (leased, so a crashed worker's claims come
  * due again), publishes each as a `warren.timer` message straight into the shard queue that owns its key
  * (so it is serialised with that key's messages), then releases it. Its deterministic message id lets the
@@ -46,7 +56,7 @@ export class TimerPump {
     while (this.#running) {
       let sleepMs = MAX_SLEEP_MS;
       try {
-        const due = await this.#store.claimDueTimers(Date.now(), 200, LEASE_MS);
+        const due = await this.#store.claimDueTimers(Date.now(), 200, leaseMs());
         await Promise.all(due.map((timer) => this.#deliver(timer)));
         if (due.length === 200) continue;
         const next = await this.#store.nextDueAt();

@@ -4,10 +4,12 @@ import type {
   Commit,
   CommitResult,
   DueTimer,
+  EffectClaim,
   LoadResult,
   StateStore,
   TimerRecord,
 } from './store.ts';
+import { storedTimer } from './store.ts';
 
 /** Where the store reads the time for processed-marker expiry; a test passes a fake one. */
 export interface Clock {
@@ -54,6 +56,11 @@ export class MemoryStore implements StateStore {
   readonly #records = new Map<string, ActorRecord>();
   /** Processed marker -> expiry (epoch ms); insertion order is expiry order, the TTL being fixed. */
   readonly #processed = new Map<string, number>();
+  /** Effect claims by message, until their lease ends (dropped once the message is marked processed). */
+  readonly #claims = new Map<
+    string,
+    { readonly token: string; readonly until: number; readonly inDoubt: boolean }
+  >();
   readonly #outboxes = new Map<string, string[]>();
   readonly #timers = new Map<string, TimerEntry>();
   /** Every timer, ordered by (score, member) as a Redis sorted set orders them. */
@@ -83,9 +90,7 @@ export class MemoryStore implements StateStore {
     const current = previous?.version ?? 0;
     if (current !== commit.expectedVersion) return { status: 'conflict', version: current };
 
-    const timers = Object.freeze(
-      commit.timers.map(({ id, event, dueAt }) => Object.freeze({ id, event, dueAt })),
-    );
+    const timers = Object.freeze(commit.timers.map((timer) => Object.freeze(storedTimer(timer))));
     const version = current + 1;
     this.#records.set(id, Object.freeze({ version, snapshot: commit.snapshot, timers }));
     this.#markDone(done);
@@ -102,6 +107,17 @@ export class MemoryStore implements StateStore {
     this.#outboxes.delete(messageKey(actor, messageId));
   }
 
+  async claimEffect(actor: string, messageId: string, token: string, leaseMs: number): Promise<EffectClaim> {
+    const done = messageKey(actor, messageId);
+    if (this.#isProcessed(done)) return 'done';
+    const now = this.#clock.now();
+    const held = this.#claims.get(done);
+    if (held && held.token !== token && held.until > now) return 'busy';
+    const inDoubt = held !== undefined && (held.token !== token || held.inDoubt);
+    this.#claims.set(done, { token, until: now + leaseMs, inDoubt });
+    return inDoubt ? 'in-doubt' : 'claimed';
+  }
+
   async markProcessed(actor: string, messageId: string): Promise<boolean> {
     const done = messageKey(actor, messageId);
     if (this.#isProcessed(done)) return false;
@@ -109,15 +125,27 @@ export class MemoryStore implements StateStore {
     return true;
   }
 
+  /** Same rules as claim-timers-2.lua: first what is leased until exactly this lease end, then what is due. */
   async claimDueTimers(now: number, limit: number, leaseMs: number): Promise<DueTimer[]> {
-    let count = 0;
-    while (count < limit && count < this.#queue.length && (this.#queue[count]?.score ?? Infinity) <= now) {
-      count += 1;
-    }
-    const claimed = this.#queue.splice(0, count);
     const leaseUntil = now + leaseMs;
+    const claimed: TimerEntry[] = [];
+    const take = (entry: TimerEntry) => {
+      if (claimed.length < limit && !claimed.includes(entry)) claimed.push(entry);
+    };
+    const probe = { score: leaseUntil, member: '' } as TimerEntry;
+    for (let i = this.#position(probe); i < this.#queue.length; i++) {
+      const entry = this.#queue[i] as TimerEntry;
+      if (entry.score !== leaseUntil) break;
+      take(entry);
+    }
+    for (const entry of this.#queue) {
+      if (entry.score > now || claimed.length >= limit) break;
+      take(entry);
+    }
     return claimed.map((entry) => {
+      this.#removeTimer(entry);
       entry.score = leaseUntil;
+      this.#timers.set(entry.member, entry);
       this.#enqueue(entry);
       return { actor: entry.actor, key: entry.key, timerId: entry.timerId, dueAt: entry.dueAt, leaseUntil };
     });
@@ -150,6 +178,7 @@ export class MemoryStore implements StateStore {
       this.#processed.delete(marker);
     }
     this.#processed.set(done, now + this.#dedupeTtlMs);
+    this.#claims.delete(done);
   }
 
   /** Same rules as commit-5.lua: an unchanged timer keeps its score, so a lease on it survives. */

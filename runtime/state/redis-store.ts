@@ -4,8 +4,10 @@
  * | key                                 | type   | holds                                                     |
  * | ----------------------------------- | ------ | --------------------------------------------------------- |
  * | `{prefix}:a:{actor}:{key}`          | hash   | `v` version, `s` snapshot, `t` timers JSON                 |
- * | `{prefix}:done:{actor}:{messageId}` | string | processed marker, expires after `dedupeTtlSeconds`         |
+ * | `{prefix}:done:{actor}:{messageId}` | string | processed marker: the token of the call that set it (a     |
+ * |                                     |        | commit's `{token}:{version}`), for `dedupeTtlSeconds`      |
  * | `{prefix}:ob:{actor}:{messageId}`   | list   | the outbox of that commit, until `clearOutbox`             |
+ * | `{prefix}:claim:{actor}:{messageId}`| string | a sink effect's claimer token, for its lease               |
  * | `{prefix}:timers`                   | zset   | every durable timer; score = due time, or lease end        |
  * | `{prefix}:timers:due`               | hash   | timer member -> due time as committed                      |
  *
@@ -13,19 +15,40 @@
  * member is the JSON array `[actor, key, timerId]`, encoded by the Lua scripts (cjson) so that commit
  * and release always build the same string.
  *
+ * Every operation is safe to run again after its reply was lost with the connection (the client re-sends
+ * what it had sent, and this store runs again what the client aborted): reads change nothing, a commit
+ * or `markProcessed` recognises its own token in the processed marker, a claim hands out again what it
+ * leased until the same lease end, a release or `clearOutbox` is conditional or idempotent.
+ *
  * Redis Cluster is not supported: the scripts touch an instance's keys and the shared timers zset
  * together, which a cluster only allows within one hash slot.
  */
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { ConfigError, WarrenError } from '../errors.ts';
-import type { Commit, CommitResult, DueTimer, LoadResult, StateStore, TimerRecord } from './store.ts';
+import type {
+  Commit,
+  CommitResult,
+  DueTimer,
+  EffectClaim,
+  LoadResult,
+  StateStore,
+  TimerRecord,
+} from './store.ts';
+import { storedTimer } from './store.ts';
 
 export type RedisStoreOptions = {
   /** Every key starts with it; one per deployment (or per test file). */
   readonly prefix: string;
   /** How long a processed message id is remembered; 7 days by default. */
   readonly dedupeTtlSeconds?: number;
+  /**
+   * How long an operation whose connection dropped is run again (once the client has reconnected)
+   * before its error reaches the caller; 30 s by default, 0 to never run again. Riding out a Redis
+   * restart here keeps a keyed actor's later messages from overtaking the one that was in flight.
+   */
+  readonly retryWindowMs?: number;
 } & (
   | {
       /** A client the caller owns: `close()` leaves it open. */
@@ -36,10 +59,16 @@ export type RedisStoreOptions = {
       readonly url: string;
       /** Told about the client's connection errors (it reconnects by itself). */
       readonly onError?: (err: Error) => void;
+      /** TLS options for a `rediss://` URL (CA, client certificate and key), as Node's `tls.connect` takes. */
+      readonly tls?: Readonly<Record<string, unknown>>;
     }
 );
 
 const DEFAULT_DEDUPE_TTL_SECONDS = 7 * 24 * 60 * 60;
+const DEFAULT_RETRY_WINDOW_MS = 30_000;
+
+/** How long `close()` waits for the calls in flight before it quits anyway. */
+const CLOSE_GRACE_MS = 5_000;
 
 /** The scripts as ioredis custom commands (EVALSHA, falling back to EVAL): keys first, then arguments. */
 interface ScriptCommands {
@@ -47,6 +76,7 @@ interface ScriptCommands {
   warrenCommit(...keysAndArgs: string[]): Promise<unknown>;
   warrenClaimTimers(...keysAndArgs: string[]): Promise<unknown>;
   warrenReleaseTimer(...keysAndArgs: string[]): Promise<unknown>;
+  warrenClaimEffect(...keysAndArgs: string[]): Promise<unknown>;
 }
 
 const lua = (file: string): string => readFileSync(new URL(`./lua/${file}`, import.meta.url), 'utf8');
@@ -56,6 +86,7 @@ const SCRIPTS = {
   warrenCommit: { lua: lua('commit-5.lua'), numberOfKeys: 5 },
   warrenClaimTimers: { lua: lua('claim-timers-2.lua'), numberOfKeys: 2 },
   warrenReleaseTimer: { lua: lua('release-timer-2.lua'), numberOfKeys: 2 },
+  warrenClaimEffect: { lua: lua('claim-effect-2.lua'), numberOfKeys: 2 },
 } as const;
 
 const scripted = new WeakSet<Redis>();
@@ -85,6 +116,12 @@ export class RedisStore implements StateStore {
   readonly #ttl: string;
   readonly #timers: string;
   readonly #timersDue: string;
+  readonly #retryWindowMs: number;
+  #closing = false;
+  /** Calls not settled yet; `close()` lets them finish first. */
+  readonly #inFlight = new Set<Promise<unknown>>();
+  /** Outbox keys to clear with the next DEL. */
+  #clearing: { readonly keys: string[]; readonly done: Promise<void> } | undefined;
 
   constructor(options: RedisStoreOptions) {
     if (typeof options.prefix !== 'string' || options.prefix === '') {
@@ -94,13 +131,22 @@ export class RedisStore implements StateStore {
     if (!Number.isInteger(ttl) || ttl <= 0) {
       throw new ConfigError('dedupeTtlSeconds', `must be a positive integer, got ${ttl}`);
     }
-    // Auto-pipelining: the commits of many keys in flight share round trips.
+    const retryWindowMs = options.retryWindowMs ?? DEFAULT_RETRY_WINDOW_MS;
+    if (!Number.isFinite(retryWindowMs) || retryWindowMs < 0) {
+      throw new ConfigError('retryWindowMs', `must be a non-negative number, got ${retryWindowMs}`);
+    }
+    // Auto-pipelining: the commits of many keys in flight share round trips. When the connection drops
+    // after part of a pipeline was answered, ioredis aborts the rest instead of re-sending it; #run
+    // runs those again.
     const redis =
       'redis' in options
         ? options.redis
         : new Redis(options.url, {
             enableAutoPipelining: true,
             connectionName: `warren-state-${process.pid}`,
+            ...('tls' in options && options.tls && options.url.startsWith('rediss:')
+              ? { tls: { ...options.tls } }
+              : {}),
           });
     // ioredis reconnects by itself; without a listener its connection errors would crash the process.
     if (!('redis' in options)) {
@@ -118,6 +164,7 @@ export class RedisStore implements StateStore {
     this.#ttl = String(ttl);
     this.#timers = `${options.prefix}:timers`;
     this.#timersDue = `${options.prefix}:timers:due`;
+    this.#retryWindowMs = retryWindowMs;
   }
 
   async load(actor: string, key: string, messageId: string): Promise<LoadResult> {
@@ -140,7 +187,8 @@ export class RedisStore implements StateStore {
         );
       }
     }
-    const timers = JSON.stringify(commit.timers.map(({ id, event, dueAt }) => ({ id, event, dueAt })));
+    const timers = JSON.stringify(commit.timers.map(storedTimer));
+    const token = newToken();
     const reply = await this.#run('commit', () =>
       this.#redis.warrenCommit(
         this.#key('a', commit.actor, commit.key),
@@ -154,6 +202,7 @@ export class RedisStore implements StateStore {
         this.#ttl,
         commit.actor,
         commit.key,
+        token,
         String(commit.outbox.length),
         ...commit.outbox,
         ...commit.timers.flatMap((timer) => [timer.id, String(timer.dueAt)]),
@@ -162,15 +211,49 @@ export class RedisStore implements StateStore {
     return toCommitResult(reply);
   }
 
-  async clearOutbox(actor: string, messageId: string): Promise<void> {
-    await this.#run('clearOutbox', () => this.#redis.del(this.#key('ob', actor, messageId)));
+  /**
+   * Clears of one event-loop turn go out as one DEL: a host clears an outbox per message it published,
+   * and one command per message cost a socket write each.
+   */
+  clearOutbox(actor: string, messageId: string): Promise<void> {
+    let batch = this.#clearing;
+    if (!batch) {
+      const keys: string[] = [];
+      const done = new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
+        this.#clearing = undefined;
+        await this.#run('clearOutbox', () => this.#redis.del(...keys));
+      });
+      batch = { keys, done };
+      this.#clearing = batch;
+      this.#track(done);
+    }
+    batch.keys.push(this.#key('ob', actor, messageId));
+    return batch.done;
+  }
+
+  async claimEffect(actor: string, messageId: string, token: string, leaseMs: number): Promise<EffectClaim> {
+    const reply = await this.#run('claimEffect', () =>
+      this.#redis.warrenClaimEffect(
+        this.#key('done', actor, messageId),
+        this.#key('claim', actor, messageId),
+        token,
+        String(Date.now()),
+        String(Math.max(1, Math.ceil(leaseMs))),
+        this.#ttl,
+      ),
+    );
+    if (reply === 'claimed' || reply === 'done' || reply === 'busy' || reply === 'in-doubt') return reply;
+    throw unexpected('claimEffect', reply);
   }
 
   async markProcessed(actor: string, messageId: string): Promise<boolean> {
-    const reply = await this.#run('markProcessed', () =>
-      this.#redis.set(this.#key('done', actor, messageId), '1', 'EX', this.#ttl, 'NX'),
-    );
-    return reply === 'OK';
+    const key = this.#key('done', actor, messageId);
+    const token = newToken();
+    return this.#run('markProcessed', async () => {
+      if ((await this.#redis.set(key, token, 'EX', this.#ttl, 'NX')) === 'OK') return true;
+      // Not set now: set before, by someone else, or by this very call before its reply was lost.
+      return (await this.#redis.get(key)) === token;
+    });
   }
 
   async claimDueTimers(now: number, limit: number, leaseMs: number): Promise<DueTimer[]> {
@@ -210,29 +293,97 @@ export class RedisStore implements StateStore {
     return reply[1] === undefined ? null : Number(reply[1]);
   }
 
+  /**
+   * Let the calls in flight finish (an outbox the host clears without waiting, say: ioredis would send
+   * QUIT ahead of an auto-pipeline still queued and fail it), for up to CLOSE_GRACE_MS, then quit a
+   * client this store created.
+   */
   async close(): Promise<void> {
+    if (this.#inFlight.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.allSettled([...this.#inFlight]),
+        new Promise((resolve) => {
+          timer = setTimeout(resolve, CLOSE_GRACE_MS);
+        }),
+      ]);
+      clearTimeout(timer);
+    }
+    this.#closing = true;
     if (this.#owned && this.#redis.status !== 'end') await this.#redis.quit();
   }
 
   /** `kind` is `a` (instance, by key), `done` or `ob` (by message id). */
-  #key(kind: 'a' | 'done' | 'ob', actor: string, last: string): string {
+  #key(kind: 'a' | 'done' | 'ob' | 'claim', actor: string, last: string): string {
     return `${this.#prefix}:${kind}:${actorSegment(actor)}:${last}`;
   }
 
-  /** A lost connection or a Redis error is worth a retry; the host decides when. */
-  async #run<T>(operation: string, call: () => Promise<T>): Promise<T> {
-    try {
-      return await call();
-    } catch (err) {
-      if (err instanceof WarrenError) throw err;
-      const reason = err instanceof Error ? err.message : String(err);
-      throw new WarrenError('WARREN_STATE_FAILED', `redis ${operation} failed: ${reason}`, {
-        cause: err,
-        retryable: true,
-        data: { operation },
-      });
+  /**
+   * Run `call`, and run it again while its failure is a lost connection whose outcome is unknown (every
+   * operation here is safe to run twice) and the retry window lasts: the client queues it until it has
+   * reconnected. Any other failure, or one past the window, becomes a retryable WarrenError for the
+   * host to deal with.
+   */
+  #run<T>(operation: string, call: () => Promise<T>): Promise<T> {
+    return this.#track(this.#attempt(operation, call));
+  }
+
+  #track<T>(running: Promise<T>): Promise<T> {
+    this.#inFlight.add(running);
+    const settled = () => this.#inFlight.delete(running);
+    running.then(settled, settled);
+    return running;
+  }
+
+  async #attempt<T>(operation: string, call: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + this.#retryWindowMs;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await call();
+      } catch (err) {
+        if (err instanceof WarrenError) throw err;
+        if (!this.#closing && connectionLost(err) && Date.now() < deadline) {
+          // The client is reconnecting and queues the call meanwhile; the pause only guards against a
+          // client that fails calls at once (its offline queue disabled, say).
+          await new Promise((resolve) => setTimeout(resolve, Math.min(1_000, 10 * 2 ** attempt)));
+          continue;
+        }
+        const reason = err instanceof Error ? err.message : String(err);
+        throw new WarrenError('WARREN_STATE_FAILED', `redis ${operation} failed: ${reason}`, {
+          cause: err,
+          retryable: true,
+          data: { operation, attempts: attempt },
+        });
+      }
     }
   }
+}
+
+/**
+ * A token unique to one call, so that a run of it again can recognise its own write: random per process
+ * (96 bits, drawn once), then a counter. Drawing random bytes per call cost ~10 µs a message.
+ */
+const tokenPrefix = randomBytes(12).toString('base64url');
+let tokenCount = 0;
+function newToken(): string {
+  tokenCount = (tokenCount + 1) % Number.MAX_SAFE_INTEGER;
+  return `${tokenPrefix}.${tokenCount.toString(36)}`;
+}
+
+/**
+ * ioredis rejects a command it had sent, without knowing whether Redis ran it, when the connection drops
+ * after part of its pipeline was answered (AbortError) or when reconnecting took too many attempts
+ * (MaxRetriesPerRequestError, an AbortError too); a Redis still loading its data set answers LOADING.
+ * "Connection is closed" (the client gave up for good, or was quit) is not one of these.
+ */
+function connectionLost(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  return (
+    err.name === 'AbortError' ||
+    err.name === 'MaxRetriesPerRequestError' ||
+    err.name === 'InterruptError' ||
+    err.message.startsWith('LOADING ')
+  );
 }
 
 function actorSegment(actor: string): string {

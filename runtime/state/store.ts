@@ -7,6 +7,11 @@
  * its pending durable timers. A commit atomically: checks the message was not processed yet, checks the
  * expected version (optimistic concurrency), writes the new snapshot and timers, marks the message id
  * processed, and stores the outgoing messages as an outbox under the input message id.
+ *
+ * A store whose calls cross a network must make each call safe to run again after its reply was lost
+ * (the connection dropped while Redis ran it): the second run answers as the first one did and changes
+ * nothing more. It can then ride out a restart by running such calls again, instead of failing them to
+ * the host, which would retry the message later and let the key's next messages overtake it.
  */
 
 /** A durable timer of one keyed actor instance: an XState delayed event due at `dueAt` (epoch ms). */
@@ -16,6 +21,27 @@ export interface TimerRecord {
   /** The event to deliver, serialized JSON. */
   readonly event: string;
   readonly dueAt: number;
+  /** W3C trace context of the span that armed the timer, so its firing continues that trace. */
+  readonly traceparent?: string;
+  /** The flow of the message that armed the timer, so its firing continues that flow. */
+  readonly flowId?: string;
+  readonly generation?: number;
+  /** The hop count of the message that armed it: what the timer's outputs count on from. */
+  readonly hops?: number;
+}
+
+/** A timer as the stores keep it: its known fields only, optional ones only when set. */
+export function storedTimer(timer: TimerRecord): TimerRecord {
+  const { id, event, dueAt, traceparent, flowId, generation, hops } = timer;
+  return {
+    id,
+    event,
+    dueAt,
+    ...(traceparent === undefined ? {} : { traceparent }),
+    ...(flowId === undefined ? {} : { flowId }),
+    ...(generation === undefined ? {} : { generation }),
+    ...(hops === undefined ? {} : { hops }),
+  };
 }
 
 export interface ActorRecord {
@@ -46,6 +72,12 @@ export interface Commit {
   readonly outbox: readonly string[];
 }
 
+/**
+ * `in-doubt`: the caller took over a claim whose lease ran out; its claimer died before or after the
+ * effect, so the effect must check whether it already happened (an idempotent write needs no check).
+ */
+export type EffectClaim = 'claimed' | 'done' | 'busy' | 'in-doubt';
+
 export type CommitResult =
   | { readonly status: 'committed'; readonly version: number }
   | { readonly status: 'duplicate' }
@@ -73,8 +105,18 @@ export interface StateStore {
    */
   markProcessed(actor: string, messageId: string): Promise<boolean>;
   /**
+   * Before a non-idempotent effect (a sink's write): `done` if `messageId` was already processed,
+   * `claimed` if the caller (identified by `token`; the same token may claim again) now holds it for
+   * `leaseMs`, `busy` while another claimer's lease runs, `in-doubt` when it took over an expired one.
+   * Two workers handed the same message (a redelivery racing the first delivery) cannot both run its
+   * effect; `markProcessed` after the effect.
+   */
+  claimEffect(actor: string, messageId: string, token: string, leaseMs: number): Promise<EffectClaim>;
+  /**
    * Hand out up to `limit` timers due at or before `now`, leasing each for `leaseMs` so no other worker
-   * takes it meanwhile; a lease that expires (a crashed worker) makes the timer due again.
+   * takes it meanwhile; a lease that expires (a crashed worker) makes the timer due again. A claim run
+   * again with the same `now` and `leaseMs` first hands out again what is leased until exactly that lease
+   * end (what its first run leased, its reply lost), so those timers are not hidden until the lease ends.
    */
   claimDueTimers(now: number, limit: number, leaseMs: number): Promise<DueTimer[]>;
   /** Forget a delivered timer, unless a later commit re-armed it with another due time. */

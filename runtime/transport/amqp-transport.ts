@@ -1,29 +1,24 @@
-import amqplib, { type Channel, type ChannelModel, type GetMessage, type Message } from 'amqplib';
+import amqplib, {
+  type Channel,
+  type ChannelModel,
+  type GetMessage,
+  type Message,
+  type Options,
+} from 'amqplib';
 import rascal from 'rascal';
 import type { Delivery, OutgoingMessage } from '../envelope.ts';
 import { describeError, WarrenError } from '../errors.ts';
 import type { Logger } from '../host/stats.ts';
 import type { RascalConfig } from '../topology/rascal.ts';
+import { AmqpConsumer } from './amqp-consumer.ts';
 import { connectionName, endpointOf, maskUrl } from './amqp-url.ts';
 import { ConfirmPublisher } from './confirm-publisher.ts';
-import type { DeliveryHandler, Settlement, Transport } from './transport.ts';
+import type { DeliveryHandler, Transport } from './transport.ts';
 
 /** The few parts of Rascal's untyped promise API warren uses (documented boundary with an untyped library). */
-interface RascalSession {
-  on(event: 'message', listener: (message: Message, content: unknown, ackOrNack: AckOrNack) => void): this;
-  on(event: 'error' | 'cancelled', listener: (err: Error) => void): this;
-  on(
-    event: 'invalid_content' | 'redeliveries_exceeded',
-    listener: (err: Error, message: Message, ackOrNack: AckOrNack) => void,
-  ): this;
-  cancel(): Promise<void>;
-}
-type AckOrNack = (err?: Error, recovery?: { strategy: 'nack'; requeue?: boolean }) => void;
 interface RascalBroker {
   on(event: 'error', listener: (err: Error, details?: unknown) => void): this;
   on(event: 'blocked' | 'unblocked', listener: (...args: unknown[]) => void): this;
-  subscribe(name: string, overrides?: Record<string, unknown>): Promise<RascalSession>;
-  unsubscribeAll(): Promise<void>;
   shutdown(): Promise<void>;
 }
 interface RascalModule {
@@ -42,9 +37,11 @@ export interface AmqpTransportOptions {
 }
 
 /**
- * RabbitMQ through Rascal (topology, subscriptions, connection recovery) for consuming, and a pipelined
- * confirm publisher on a separate connection for publishing, so a slow consumer never stalls publishing
- * and confirms are pipelined instead of one pooled channel per publish.
+ * RabbitMQ with Rascal for the topology (declared at start, re-declared by Rascal after it reconnects)
+ * and two connections of warren's own: a consumer ({@link AmqpConsumer}: manual acks sent in batches,
+ * one channel per queue) and a pipelined confirm publisher ({@link ConfirmPublisher}), so a slow
+ * consumer never stalls publishing, a blocked publisher never stalls acks, and neither pays Rascal's
+ * per-message bookkeeping. Both recover their connection by themselves.
  *
  * @example
  * ```ts
@@ -57,8 +54,8 @@ export class AmqpTransport implements Transport {
   readonly #options: AmqpTransportOptions;
   readonly #publisher: ConfirmPublisher;
   #broker: RascalBroker | undefined;
+  readonly #consumer: AmqpConsumer;
   #admin: { connection: ChannelModel; channel: Channel } | undefined;
-  readonly #sessions: RascalSession[] = [];
   #blocked = false;
 
   constructor(options: AmqpTransportOptions) {
@@ -73,6 +70,12 @@ export class AmqpTransport implements Transport {
       },
       logger: { warn: (msg, data) => options.logger.warn(msg, data as Record<string, unknown>) },
     });
+    this.#consumer = new AmqpConsumer({
+      url: options.url,
+      ...(options.socketOptions ? { socketOptions: options.socketOptions } : {}),
+      connectionName: connectionName('consumer'),
+      logger: { warn: (msg, data) => options.logger.warn(msg, data as Record<string, unknown>) },
+    });
   }
 
   async start(config: RascalConfig): Promise<void> {
@@ -84,11 +87,9 @@ export class AmqpTransport implements Transport {
           ...vhost,
           connection: {
             url,
-            // Nagle off: acks are small frames, and waiting on them is latency.
             socketOptions: {
               ...this.#options.socketOptions,
-              noDelay: true,
-              clientProperties: { connection_name: connectionName('consumer') },
+              clientProperties: { connection_name: connectionName('topology') },
             },
           },
         },
@@ -117,52 +118,30 @@ export class AmqpTransport implements Transport {
       this.#blocked = false;
     });
     await this.#publisher.start();
+    await this.#consumer.start();
   }
 
   publish(message: OutgoingMessage, options: { readonly mandatory?: boolean } = {}): Promise<void> {
     const p = message.properties;
-    return this.#publisher.publish(message.exchange, message.routingKey, Buffer.from(message.body), {
+    const publish: Options.Publish = {
       messageId: p.messageId,
       type: p.type,
       contentType: p.contentType,
-      ...(p.timestamp === undefined ? {} : { timestamp: p.timestamp }),
       persistent: p.persistent ?? true,
       mandatory: options.mandatory ?? false,
       headers: p.headers,
-    });
+    };
+    if (p.timestamp !== undefined) publish.timestamp = p.timestamp;
+    return this.#publisher.publish(message.exchange, message.routingKey, Buffer.from(message.body), publish);
   }
 
   async consume(queue: string, prefetch: number, handler: DeliveryHandler): Promise<void> {
-    const broker = this.#requireBroker();
-    const session = await broker.subscribe(queue, { prefetch });
-    const { logger } = this.#options;
-    const settle = (ackOrNack: AckOrNack, settlement: Settlement) => {
-      if (settlement === 'ack') ackOrNack();
-      else ackOrNack(new Error(settlement), { strategy: 'nack', requeue: settlement === 'requeue' });
-    };
-    session.on('message', (message, _content, ackOrNack) => {
-      handler(toDelivery(queue, message)).then(
-        (settlement) => settle(ackOrNack, settlement),
-        () => settle(ackOrNack, 'reject'),
-      );
-    });
-    // warren asks Rascal for raw buffers, so these should not happen; if they do, dead-letter, never drop.
-    session.on('invalid_content', (err, _message, ackOrNack) => {
-      logger.warn('invalid content', { queue, error: describeError(err) });
-      ackOrNack(err, { strategy: 'nack' });
-    });
-    session.on('redeliveries_exceeded', (err, _message, ackOrNack) => {
-      logger.warn('redeliveries exceeded', { queue, error: describeError(err) });
-      ackOrNack(err, { strategy: 'nack' });
-    });
-    session.on('error', (err) =>
-      logger.warn('subscription error; Rascal resubscribes', { queue, error: describeError(err) }),
-    );
-    this.#sessions.push(session);
+    this.#requireBroker();
+    await this.#consumer.consume(queue, prefetch, (message) => handler(toDelivery(queue, message)));
   }
 
   async stopConsuming(): Promise<void> {
-    await Promise.all(this.#sessions.splice(0).map((s) => s.cancel().catch(() => undefined)));
+    await this.#consumer.stop();
   }
 
   async queueDepth(queue: string): Promise<number> {
@@ -190,6 +169,7 @@ export class AmqpTransport implements Transport {
         if (remove) channel.ack(message);
         else channel.nack(message, false, true);
       }
+      if (!remove && taken.length > 0) await untilRequeued(channel, queue, taken.length);
     }
     return taken.length;
   }
@@ -199,7 +179,7 @@ export class AmqpTransport implements Transport {
   }
 
   async close(): Promise<void> {
-    await this.stopConsuming();
+    await this.#consumer.close().catch(() => undefined);
     await this.#publisher.close().catch(() => undefined);
     if (this.#admin) await this.#admin.connection.close().catch(() => undefined);
     this.#admin = undefined;
@@ -247,4 +227,17 @@ function toDelivery(queue: string, message: Message): Delivery {
       headers: p.headers as Record<string, unknown> | undefined,
     },
   };
+}
+
+/**
+ * Wait (briefly) until `count` nacked messages are back in `queue`. A nack has no reply, and the broker's
+ * queue answers a passive declare ahead of the requeues it has not handled yet, so a caller reading the
+ * queue right after a browse could find it empty. Gives up after a second: other consumers may have
+ * taken them meanwhile, which is theirs to see.
+ */
+async function untilRequeued(channel: Channel, queue: string, count: number): Promise<void> {
+  const deadline = Date.now() + 1_000;
+  while ((await channel.checkQueue(queue)).messageCount < count && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
 }

@@ -9,19 +9,23 @@
  * path costs the same either way. We use the promise API for the cold paths (connect, open, close)
  * and pass no confirm callback on the hot path: delivery tags are tracked here from the channel's
  * `ack`/`nack` events, which spares a closure per publish and lets a `basic.return` be matched against
- * the same table.
+ * the same table. The publish itself skips amqplib's per-publish copy of the headers
+ * ({@link publishDirect}), and the connection's frames leave in one socket write per pass
+ * ({@link coalesceWrites}).
  */
-import {
-  type ChannelModel,
-  type ConfirmChannel,
-  connect,
-  type Message,
-  type Options,
-  type RecoveringChannelModel,
-  type SocketOptions,
+import type {
+  ChannelModel,
+  ConfirmChannel,
+  Message,
+  Options,
+  RecoveringChannelModel,
+  SocketOptions,
 } from 'amqplib';
 import { WarrenError } from '../errors.ts';
-import { connectionName, endpointOf, maskUrl, scrubPassword, withQuery } from './amqp-url.ts';
+import { connectRecovering } from './amqp-connect.ts';
+import { scrubPassword } from './amqp-url.ts';
+import { coalesceWrites } from './coalesce-writes.ts';
+import { publishDirect } from './direct-publish.ts';
 
 /**
  * Options of {@link ConfirmPublisher}. Durations in milliseconds, `heartbeat` in seconds. Defaults:
@@ -63,7 +67,8 @@ interface Pending {
   /** Dropped once sent unless `mandatory`, where a return may have to be matched by content. */
   content: Buffer | null;
   readonly options: Options.Publish;
-  readonly deadline: number;
+  /** When a publish queued for window room or a connection gives up; set only when it queues. */
+  deadline: number;
   /** `replyCode replyText` of its `basic.return`; the ack that follows then rejects. */
   returned: string | null;
   readonly resolve: () => void;
@@ -125,33 +130,7 @@ export class ConfirmPublisher {
   async start(): Promise<void> {
     if (this.#state !== 'idle') return;
     const o = this.#opts;
-    const { minMs, maxMs } = o.reconnect ?? { minMs: 100, maxMs: 10_000 };
-    let model: RecoveringChannelModel;
-    try {
-      model = await connect(withQuery(o.url, { heartbeat: o.heartbeat }), {
-        ...o.socketOptions,
-        noDelay: true,
-        timeout: o.connectTimeoutMs ?? 10_000,
-        clientProperties: {
-          ...o.socketOptions?.clientProperties,
-          connection_name: o.connectionName ?? connectionName('publisher'),
-        },
-        // No retry before the first connection, so start() fails fast; then retry for ever.
-        recovery: {
-          initialDelay: minMs,
-          maxDelay: maxMs,
-          initialMaxRetries: 0,
-          setup: (live: ChannelModel) => this.#openChannel(live),
-        },
-      });
-    } catch (err) {
-      const reason = scrubPassword(err instanceof Error ? err.message : String(err), o.url);
-      throw new WarrenError(
-        'WARREN_SERVICE_UNAVAILABLE',
-        `RabbitMQ unreachable at ${endpointOf(o.url)} (${maskUrl(o.url)}): ${reason}`,
-        { retryable: true, cause: err, data: { endpoint: endpointOf(o.url) } },
-      );
-    }
+    const model = await connectRecovering(o, 'publisher', (live: ChannelModel) => this.#openChannel(live));
     if (this.#state !== 'idle') {
       await model.close(); // close() was called while we were connecting
       throw new WarrenError('WARREN_STOPPED', 'publisher closed while starting');
@@ -184,10 +163,19 @@ export class ConfirmPublisher {
       return Promise.reject(new WarrenError('WARREN_STOPPED', why));
     }
     const { promise, resolve, reject } = Promise.withResolvers<void>();
-    const deadline = Date.now() + (this.#opts.publishTimeoutMs ?? 30_000);
-    const p: Pending = { exchange, routingKey, content, options, deadline, returned: null, resolve, reject };
+    const p: Pending = {
+      exchange,
+      routingKey,
+      content,
+      options,
+      deadline: 0,
+      returned: null,
+      resolve,
+      reject,
+    };
     if (this.#waiting.length === 0 && this.#canSend()) this.#send(p);
     else {
+      p.deadline = Date.now() + (this.#opts.publishTimeoutMs ?? 30_000);
       this.#waiting.push(p);
       if (this.#sweepTimer === undefined) this.#armSweep();
     }
@@ -237,7 +225,7 @@ export class ConfirmPublisher {
     const ch = this.#ch as ConfirmChannel;
     let flowing: boolean;
     try {
-      flowing = ch.publish(p.exchange, p.routingKey, p.content as Buffer, p.options);
+      flowing = publishDirect(ch, p.exchange, p.routingKey, p.content as Buffer, p.options);
     } catch (err) {
       // Thrown before any frame was written: a closing channel (worth a retry) or invalid options.
       const retryable = err instanceof Error && err.name === 'IllegalOperationError';
@@ -322,6 +310,7 @@ export class ConfirmPublisher {
   }
 
   async #openChannel(live: ChannelModel): Promise<void> {
+    coalesceWrites(live);
     this.#live = live;
     const ch = await live.createConfirmChannel();
     ch.on('ack', (f: Confirm) => this.#settle(f, false));

@@ -42,7 +42,8 @@ export class MemoryBus implements Transport {
   readonly #queues = new Map<string, MemoryQueue>();
   #consuming = true;
   #scheduled = false;
-  readonly #ready = new Set<MemoryQueue>();
+  #ready = new Set<MemoryQueue>();
+  #spare = new Set<MemoryQueue>();
 
   async start(config: RascalConfig): Promise<void> {
     const vhost = Object.values(config.vhosts)[0];
@@ -101,10 +102,15 @@ export class MemoryBus implements Transport {
           ? [routingKey]
           : []
         : router({ exchange, routingKey, headers: message.properties.headers ?? {} }).queues;
+    let first = true;
     for (const name of queues) {
       const queue = this.#queues.get(name);
       if (!queue) continue;
-      queue.messages.push({ ...message, expiresAt: queue.ttl === undefined ? 0 : Date.now() + queue.ttl });
+      // Each queue holds its own copy (redelivery and expiry are per queue); the first takes the original.
+      const copy: Stored = first ? message : { ...message };
+      first = false;
+      copy.expiresAt = queue.ttl === undefined ? 0 : Date.now() + queue.ttl;
+      queue.messages.push(copy);
       if (queue.ttl !== undefined) this.#armExpiry(queue);
       this.#markReady(queue);
     }
@@ -167,8 +173,10 @@ export class MemoryBus implements Transport {
   #dispatch(): void {
     this.#scheduled = false;
     if (!this.#consuming) return;
-    const ready = [...this.#ready];
-    this.#ready.clear();
+    // Swap the sets: queues marked ready by this pass's handlers wait for the next pass.
+    const ready = this.#ready;
+    this.#ready = this.#spare;
+    this.#spare = ready;
     for (const q of ready) {
       const consumer = q.consumer;
       if (!consumer) continue;
@@ -182,6 +190,7 @@ export class MemoryBus implements Transport {
       }
       this.#compact(q);
     }
+    ready.clear();
   }
 
   #settle(q: MemoryQueue, stored: Stored, settlement: Settlement): void {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import { compileTopology } from '../../runtime/index.ts';
-import { clicksInSessions, type ExampleOutput, readExampleOutput } from './example-output.ts';
+import { byId, clicksInSessions, type ExampleOutput, readExampleOutput } from './example-output.ts';
 import { deleteRedisPrefix, deleteTopology, RABBITMQ_URL, REDIS_URL, uniquePrefix } from './services.ts';
 
 /** Every consumer of the example pipeline: what a worker process hosts. */
@@ -19,10 +19,7 @@ export interface WarrenProcess {
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Lines de-duplicated by message id: a sink may write a line again if it dies between write and ack. */
-export function byId<T extends { id: string }>(lines: readonly T[]): T[] {
-  return [...new Map(lines.map((l) => [l.id, l])).values()];
-}
+export { byId };
 
 /**
  * The effects-once check of the example after a fault: counted by message id (a sink may write a line
@@ -39,8 +36,14 @@ export function expectEveryClickOnce(out: ExampleOutput, events: number): void {
 /**
  * The example pipeline as separate `warren run` processes on the real RabbitMQ and Redis, under a
  * prefix and output directory of its own; `cleanup()` kills what is left and deletes queues, keys, files.
+ * `extraEnv` adds to (or overrides) the processes' environment, e.g. `WARREN_SEED`.
  */
-export function exampleCluster(label: string, events: number, users = 150) {
+export function exampleCluster(
+  label: string,
+  events: number,
+  users = 150,
+  extraEnv: Readonly<Record<string, string>> = {},
+) {
   const prefix = uniquePrefix(label);
   const outDir = mkdtempSync(join(tmpdir(), `warren-${label}-`));
   const env = {
@@ -53,6 +56,7 @@ export function exampleCluster(label: string, events: number, users = 150) {
     WARREN_SESSION_TIMEOUT_MS: '400',
     WARREN_RUN_ID: prefix,
     WARREN_LOG_LEVEL: 'warn',
+    ...extraEnv,
   };
   const processes: WarrenProcess[] = [];
 
@@ -91,7 +95,7 @@ export function exampleCluster(label: string, events: number, users = 150) {
     },
     /** Wait until sessions are being written: the flow is under way. */
     async flowing(sessions = 40): Promise<number> {
-      for (let i = 0; i < 200 && readExampleOutput(outDir).sessions.length < sessions; i++) await sleep(25);
+      for (let i = 0; i < 1_200 && readExampleOutput(outDir).sessions.length < sessions; i++) await sleep(25);
       return readExampleOutput(outDir).sessions.length;
     },
     /**

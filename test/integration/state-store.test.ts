@@ -50,6 +50,28 @@ function commitOf(overrides: Partial<Commit> & Pick<Commit, 'messageId'>): Commi
 }
 
 describe.each(implementations)('$name', ({ create }) => {
+  it('lets one claimer at a time run a message effect, and none once it is marked processed', async () => {
+    const store = create();
+    expect(await store.claimEffect('sink', 'm1', 'worker-a', 60_000)).toBe('claimed');
+    expect(await store.claimEffect('sink', 'm1', 'worker-b', 60_000)).toBe('busy');
+    expect(await store.claimEffect('sink', 'm1', 'worker-a', 60_000)).toBe('claimed'); // its own, again
+    expect(await store.claimEffect('sink', 'm2', 'worker-b', 60_000)).toBe('claimed');
+    expect(await store.markProcessed('sink', 'm1')).toBe(true);
+    expect(await store.claimEffect('sink', 'm1', 'worker-a', 60_000)).toBe('done');
+    expect(await store.claimEffect('sink', 'm1', 'worker-b', 60_000)).toBe('done');
+  });
+
+  it('hands a claim whose lease ran out over as in doubt: its claimer may have run the effect', async () => {
+    const store = create();
+    expect(await store.claimEffect('sink', 'm1', 'worker-a', 30)).toBe('claimed');
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    expect(await store.claimEffect('sink', 'm1', 'worker-b', 60_000)).toBe('in-doubt');
+    expect(await store.claimEffect('sink', 'm1', 'worker-b', 60_000)).toBe('in-doubt'); // run again
+    expect(await store.claimEffect('sink', 'm1', 'worker-a', 60_000)).toBe('busy');
+    await store.markProcessed('sink', 'm1');
+    expect(await store.claimEffect('sink', 'm1', 'worker-a', 60_000)).toBe('done');
+  });
+
   it('commits a new instance at version 1', async () => {
     const store = create();
     expect(await store.load('sessionizer', 'user-1', 'm1')).toEqual({
@@ -57,7 +79,17 @@ describe.each(implementations)('$name', ({ create }) => {
       processed: false,
       outbox: [],
     });
-    const timers = [timer('after.5000', 5000)];
+    // The second timer carries where it was armed: its flow, hops and trace context come back as stored.
+    const timers = [
+      timer('after.5000', 5000),
+      {
+        ...timer('after.9000', 9000),
+        flowId: 'click-7',
+        generation: 2,
+        hops: 1,
+        traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+      },
+    ];
     const result = await store.commit(commitOf({ messageId: 'm1', snapshot: '{"value":"a"}', timers }));
     expect(result).toEqual({ status: 'committed', version: 1 });
     const { record } = await store.load('sessionizer', 'user-1', 'm2');
@@ -176,6 +208,24 @@ describe.each(implementations)('$name', ({ create }) => {
     expect(await store.nextDueAt()).toBe(300);
   });
 
+  it('hands a claim run again with the same arguments (its reply lost) what it leased, and nothing leased by another', async () => {
+    const store = create();
+    await store.commit(commitOf({ key: 'a', messageId: 'm1', timers: [timer('t', 100)] }));
+    await store.commit(commitOf({ key: 'b', messageId: 'm2', timers: [timer('t', 200)] }));
+    const first = await store.claimDueTimers(150, 10, 5000);
+    expect(first).toEqual([{ actor: 'sessionizer', key: 'a', timerId: 't', dueAt: 100, leaseUntil: 5150 }]);
+    // Run again: the same lease first, then whatever else is due by now, within the limit.
+    expect(await store.claimDueTimers(150, 10, 5000)).toEqual(first);
+    expect(await store.claimDueTimers(150, 1, 5000)).toEqual(first);
+    // Another claim, another lease end: the leased timer stays invisible; the other one is its own now.
+    const other = await store.claimDueTimers(250, 10, 5000);
+    expect(other).toEqual([{ actor: 'sessionizer', key: 'b', timerId: 't', dueAt: 200, leaseUntil: 5250 }]);
+    expect(await store.claimDueTimers(150, 10, 5000)).toEqual(first);
+    await store.releaseTimer(first[0] as (typeof first)[0]);
+    expect(await store.claimDueTimers(150, 10, 5000)).toEqual([]);
+    expect(await store.nextDueAt()).toBe(5250);
+  });
+
   it('does not release a timer that a later commit re-armed with a new due time', async () => {
     const store = create();
     await store.commit(commitOf({ messageId: 'm1', timers: [timer('t', 1000)] }));
@@ -243,6 +293,46 @@ describe('RedisStore keys', () => {
     for (const key of touched) expect(key.startsWith(`${prefix}:`)).toBe(true);
   });
 
+  it('gives an outbox the processed marker’s TTL, so one never cleared expires with it', async () => {
+    const prefix = `${runPrefix}:ttl`;
+    const store = new RedisStore({ redis: client, prefix, dedupeTtlSeconds: 3600 });
+    await store.commit(commitOf({ messageId: 'm1', outbox: ['o1', 'o2'] }));
+    const ttl = await client.ttl(`${prefix}:ob:sessionizer:m1`);
+    expect(ttl).toBeGreaterThan(3500);
+    expect(ttl).toBeLessThanOrEqual(3600);
+  });
+
+  it('finishes the calls in flight before it quits: an outbox cleared without waiting is still cleared', async () => {
+    const prefix = `${runPrefix}:closing`;
+    const store = new RedisStore({ url: REDIS_URL, prefix });
+    const outboxes = Array.from({ length: 50 }, (_, i) => `m${i}`);
+    for (const id of outboxes) await store.commit(commitOf({ key: id, messageId: id, outbox: ['o'] }));
+    // As the host does after publishing: clear, and do not wait.
+    const clears = outboxes.map((id) => store.clearOutbox('sessionizer', id));
+    await store.close();
+    await Promise.all(clears);
+    expect(await client.exists(...outboxes.map((id) => `${prefix}:ob:sessionizer:${id}`))).toBe(0);
+  });
+
+  it('clears the outboxes of one event-loop turn with one DEL', async () => {
+    const prefix = `${runPrefix}:batched`;
+    const spy = new Redis(REDIS_URL);
+    const send = spy.sendCommand.bind(spy);
+    const dels: number[] = [];
+    spy.sendCommand = (command: Command, ...rest) => {
+      if (command.name === 'del') dels.push(command.args.length);
+      return send(command, ...rest);
+    };
+    const store = new RedisStore({ redis: spy, prefix });
+    const ids = Array.from({ length: 20 }, (_, i) => `m${i}`);
+    for (const id of ids) await store.commit(commitOf({ key: id, messageId: id, outbox: ['o'] }));
+    await Promise.all(ids.map((id) => store.clearOutbox('sessionizer', id)));
+    await store.clearOutbox('sessionizer', 'later');
+    expect(dels).toEqual([20, 1]);
+    expect(await client.exists(...ids.map((id) => `${prefix}:ob:sessionizer:${id}`))).toBe(0);
+    await spy.quit();
+  });
+
   it('quits a client it created, and maps a dead connection to a retryable state error', async () => {
     const store = new RedisStore({ url: REDIS_URL, prefix: `${runPrefix}:own` });
     expect(await store.markProcessed('sink', 'm1')).toBe(true);
@@ -251,6 +341,123 @@ describe('RedisStore keys', () => {
       code: 'WARREN_STATE_FAILED',
       retryable: true,
     });
+  });
+});
+
+/**
+ * A client on which the next command that `matches` fails as a dropped connection fails it in ioredis
+ * (an AbortError): after Redis ran it (`lost: 'reply'`), or before it reached Redis (`lost: 'command'`).
+ */
+function flakyClient() {
+  const redis = new Redis(REDIS_URL);
+  const send = redis.sendCommand.bind(redis);
+  const faults: { matches: (command: Command) => boolean; lost: 'reply' | 'command' }[] = [];
+  const aborted = () =>
+    Object.assign(new Error('Command aborted due to connection close'), { name: 'AbortError' });
+  let failed = 0;
+  redis.sendCommand = (command: Command, ...rest) => {
+    const fault = faults.find((f) => f.matches(command));
+    if (!fault) return send(command, ...rest);
+    faults.splice(faults.indexOf(fault), 1);
+    failed++;
+    if (fault.lost === 'command') return Promise.reject(aborted());
+    return Promise.resolve(send(command, ...rest)).then(() => Promise.reject(aborted()));
+  };
+  return {
+    redis,
+    failNext: (lost: 'reply' | 'command', matches: (command: Command) => boolean) =>
+      faults.push({ matches, lost }),
+    failed: () => failed,
+  };
+}
+
+/** A script command (EVAL or EVALSHA) whose keys include one ending with `suffix`. */
+const script = (suffix: string) => (command: Command) =>
+  (command.name === 'evalsha' || command.name === 'eval') &&
+  command.getKeys().some((key) => String(key).endsWith(suffix));
+
+describe('RedisStore operations whose connection dropped', () => {
+  const prefix = () => `${runPrefix}:flaky:${randomBytes(4).toString('hex')}`;
+
+  it.each(['reply', 'command'] as const)(
+    'run again: a commit whose %s was lost is applied once and answers committed',
+    async (lost) => {
+      const flaky = flakyClient();
+      const store = new RedisStore({ redis: flaky.redis, prefix: prefix() });
+      flaky.failNext(lost, script(':done:sessionizer:m1'));
+      const commit = commitOf({
+        messageId: 'm1',
+        snapshot: '"s1"',
+        outbox: ['o1', 'o2'],
+        timers: [timer('t', 7)],
+      });
+      expect(await store.commit(commit)).toEqual({ status: 'committed', version: 1 });
+      expect(flaky.failed()).toBe(1);
+      expect(await store.load('sessionizer', 'user-1', 'm1')).toEqual({
+        record: { version: 1, snapshot: '"s1"', timers: [timer('t', 7)] },
+        processed: true,
+        outbox: ['o1', 'o2'],
+      });
+      // Another call with the same message id is still a duplicate.
+      expect(await store.commit({ ...commit, expectedVersion: 1 })).toEqual({ status: 'duplicate' });
+      expect(await store.nextDueAt()).toBe(7);
+      await flaky.redis.quit();
+    },
+  );
+
+  it('run again: a claim whose reply was lost hands out the timers it leased', async () => {
+    const flaky = flakyClient();
+    const store = new RedisStore({ redis: flaky.redis, prefix: prefix() });
+    await store.commit(commitOf({ messageId: 'm1', timers: [timer('t', 10)] }));
+    flaky.failNext('reply', script(':timers'));
+    expect(await store.claimDueTimers(20, 10, 30_000)).toEqual([
+      { actor: 'sessionizer', key: 'user-1', timerId: 't', dueAt: 10, leaseUntil: 30_020 },
+    ]);
+    expect(flaky.failed()).toBe(1);
+    await flaky.redis.quit();
+  });
+
+  it('run again: markProcessed whose reply was lost still reports the first marking', async () => {
+    const flaky = flakyClient();
+    const store = new RedisStore({ redis: flaky.redis, prefix: prefix() });
+    flaky.failNext('reply', (command) => command.name === 'set');
+    expect(await store.markProcessed('sink', 'm1')).toBe(true);
+    expect(flaky.failed()).toBe(1);
+    expect(await store.markProcessed('sink', 'm1')).toBe(false);
+    await flaky.redis.quit();
+  });
+
+  it('run again: load, release, clearOutbox and nextDueAt', async () => {
+    const flaky = flakyClient();
+    const store = new RedisStore({ redis: flaky.redis, prefix: prefix() });
+    await store.commit(commitOf({ messageId: 'm1', outbox: ['o'], timers: [timer('t', 10)] }));
+    const [claimed] = await store.claimDueTimers(10, 10, 100);
+    flaky.failNext('reply', script(':ob:sessionizer:m1'));
+    expect(await store.load('sessionizer', 'user-1', 'm1')).toMatchObject({ processed: true, outbox: ['o'] });
+    flaky.failNext('reply', (command) => command.name === 'del');
+    await store.clearOutbox('sessionizer', 'm1');
+    flaky.failNext('reply', script(':timers'));
+    await store.releaseTimer(claimed as NonNullable<typeof claimed>);
+    flaky.failNext('reply', (command) => command.name === 'zrange');
+    expect(await store.nextDueAt()).toBeNull();
+    expect(flaky.failed()).toBe(4);
+    expect(await store.load('sessionizer', 'user-1', 'm1')).toMatchObject({ processed: true, outbox: [] });
+    await flaky.redis.quit();
+  });
+
+  it('reach the caller as a retryable state error once the retry window is over', async () => {
+    const flaky = flakyClient();
+    const store = new RedisStore({ redis: flaky.redis, prefix: prefix(), retryWindowMs: 0 });
+    flaky.failNext('command', script(':done:sessionizer:m1'));
+    await expect(store.commit(commitOf({ messageId: 'm1' }))).rejects.toMatchObject({
+      code: 'WARREN_STATE_FAILED',
+      retryable: true,
+    });
+    expect(await store.commit(commitOf({ messageId: 'm1' }))).toEqual({ status: 'committed', version: 1 });
+    expect(() => new RedisStore({ redis: flaky.redis, prefix: 'p', retryWindowMs: -1 })).toThrow(
+      /retryWindowMs/,
+    );
+    await flaky.redis.quit();
   });
 });
 

@@ -12,12 +12,21 @@
   ARGV[3] timers JSON, stored verbatim in field t
   ARGV[4] processed marker TTL, seconds
   ARGV[5] actor, ARGV[6] key: the zset member of timer id is cjson.encode({ actor, key, id })
-  ARGV[7] n, the number of outbox entries, then ARGV[8 .. 7+n] the entries
-  ARGV[8+n ..] pairs of timer id, due time
+  ARGV[7] commit token: unique to this commit call, kept in the processed marker as "{token}:{version}"
+  ARGV[8] n, the number of outbox entries, then ARGV[9 .. 8+n] the entries
+  ARGV[9+n ..] pairs of timer id, due time
 
   Returns { 0, new version } committed | { -1 } duplicate | { -2, current version } conflict.
+
+  Safe to run again: a commit whose reply was lost with its connection, sent again (by the client or the
+  store), finds its own token in the marker and answers as its first run did, changing nothing.
 ]]
-if redis.call('EXISTS', KEYS[2]) == 1 then
+local marker = redis.call('GET', KEYS[2])
+if marker then
+  local token, committed = string.match(marker, '^(.*):(%d+)$')
+  if token == ARGV[7] then
+    return { 0, tonumber(committed) }
+  end
   return { -1 }
 end
 local current = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
@@ -28,12 +37,16 @@ end
 local oldTimers = redis.call('HGET', KEYS[1], 't')
 local version = current + 1
 redis.call('HSET', KEYS[1], 'v', version, 's', ARGV[2], 't', ARGV[3])
-redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[4])
+redis.call('SET', KEYS[2], ARGV[7] .. ':' .. version, 'NX', 'EX', ARGV[4])
 
 -- unpack() is bounded by the Lua C stack, so a large outbox goes in chunks.
-local n = tonumber(ARGV[7])
-for first = 8, 7 + n, 1000 do
-  redis.call('RPUSH', KEYS[3], unpack(ARGV, first, math.min(first + 999, 7 + n)))
+local n = tonumber(ARGV[8])
+for first = 9, 8 + n, 1000 do
+  redis.call('RPUSH', KEYS[3], unpack(ARGV, first, math.min(first + 999, 8 + n)))
+end
+-- The host clears the outbox once published without waiting; one it never clears goes with the marker.
+if n > 0 then
+  redis.call('EXPIRE', KEYS[3], ARGV[4])
 end
 
 local function member(id)
@@ -41,7 +54,7 @@ local function member(id)
 end
 
 local kept = {}
-for i = 8 + n, #ARGV, 2 do
+for i = 9 + n, #ARGV, 2 do
   local m, due = member(ARGV[i]), ARGV[i + 1]
   kept[m] = true
   -- An unchanged timer keeps its score: if it is leased right now, re-scoring it to its (past) due time
