@@ -115,8 +115,11 @@ async function run(args: string[]): Promise<number> {
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
   });
+  // A signal while the start still waits for RabbitMQ or Redis stops it there (and exits 0).
+  const starting = runtime.start();
   try {
-    await runtime.start();
+    await Promise.race([starting, stop]);
+    if (signalled) return 0;
     // A process hosting the whole pipeline exits once drained, one hosting only sources once they are
     // read and confirmed; any other worker runs until signalled.
     const hosted = runtime.config.actors ?? [...runtime.topology.actors.keys()];
@@ -135,6 +138,7 @@ async function run(args: string[]): Promise<number> {
   } finally {
     stopProgress();
     await runtime.stop();
+    await starting.catch(() => undefined); // its error, if any, was thrown above
     await closeJsonlFiles();
     await telemetry.shutdown().catch((err: unknown) => {
       process.stderr.write(`warren: flushing telemetry failed: ${String(err)}\n`);

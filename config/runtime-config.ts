@@ -43,6 +43,11 @@ export const RuntimeConfigSchema = z.object({
    */
   sourceWindow: z.number().int().positive().max(100_000).default(512),
   logLevel: z.enum(['info', 'warn']).default('info'),
+  /**
+   * How long a start waits for RabbitMQ and Redis to answer (a worker started before them, or while
+   * they restart) before it fails naming the one it waited for; 0 fails at the first refusal.
+   */
+  startTimeoutMs: z.number().int().nonnegative().default(60_000),
   /** PEM files for `amqps://` and `rediss://`: a private CA, and a client certificate and key (mutual TLS). */
   tlsCaFile: z.string().min(1).optional(),
   tlsCertFile: z.string().min(1).optional(),
@@ -64,12 +69,13 @@ const ENV: Record<string, keyof z.input<typeof RuntimeConfigSchema>> = {
   WARREN_PUBLISH_WINDOW: 'publishWindow',
   WARREN_SOURCE_WINDOW: 'sourceWindow',
   WARREN_LOG_LEVEL: 'logLevel',
+  WARREN_START_TIMEOUT_MS: 'startTimeoutMs',
   WARREN_TLS_CA_FILE: 'tlsCaFile',
   WARREN_TLS_CERT_FILE: 'tlsCertFile',
   WARREN_TLS_KEY_FILE: 'tlsKeyFile',
 };
 const FIELD_TO_ENV = Object.fromEntries(Object.entries(ENV).map(([env, field]) => [field, env]));
-const NUMERIC = new Set(['settleTimeoutMs', 'cacheSize', 'publishWindow', 'sourceWindow']);
+const NUMERIC = new Set(['settleTimeoutMs', 'cacheSize', 'publishWindow', 'sourceWindow', 'startTimeoutMs']);
 
 /**
  * Build the runtime configuration: environment first, then `overrides`. The result is cloned, validated

@@ -22,6 +22,7 @@ import { toRascal } from './topology/rascal.ts';
 import { AmqpTransport } from './transport/amqp-transport.ts';
 import { MemoryBus } from './transport/memory-bus.ts';
 import type { Transport } from './transport/transport.ts';
+import { untilReachable } from './until-reachable.ts';
 
 export interface RuntimeOptions extends RuntimeConfigInput {
   /** Where the runtime logs; default JSON lines on stderr. */
@@ -114,6 +115,8 @@ export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOpti
   const consumers: ConsumerHost[] = [];
   const sources: SourceHost[] = [];
   let stopping: Promise<void> | undefined;
+  /** Aborted by `stop()`: a start still waiting for its services gives up. */
+  const stopped = new AbortController();
 
   const pipelineQueues = (): string[] => [
     ...[...topology.actors.values()].flatMap((a) => a.queues),
@@ -141,6 +144,8 @@ export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOpti
               url: config.rabbitmqUrl,
               logger,
               window: config.publishWindow,
+              startTimeoutMs: config.startTimeoutMs,
+              signal: stopped.signal,
               ...(Object.keys(tls).length > 0 ? { socketOptions: tls } : {}),
             })
           : new MemoryBus());
@@ -151,8 +156,7 @@ export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOpti
               url: config.redisUrl,
               prefix: topology.names.prefix,
               tls,
-              onError: (err) =>
-                logger.warn('Redis connection error; reconnecting', { error: describeError(err) }),
+              onError: redisErrors(logger),
             })
           : new MemoryStore());
       const tracing = tracingEnabled();
@@ -166,7 +170,14 @@ export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOpti
             },
           );
       }
+      const answering = store;
+      await untilReachable('Redis', redisEndpoint(config.redisUrl), () => answering.reachable(), {
+        timeoutMs: config.startTimeoutMs,
+        logger,
+        signal: stopped.signal,
+      });
       await transport.start(toRascal(topology));
+      if (stopped.signal.aborted) throw new WarrenError('WARREN_STOPPED', 'stopped while starting');
       // Meters and tracers are taken now, after whoever embeds warren had the chance to start an SDK.
       const metrics = new Metrics();
       stats.mirrorTo(metrics);
@@ -270,6 +281,7 @@ export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOpti
       return replayed;
     },
     stop() {
+      stopped.abort();
       stopping ??= (async () => {
         await Promise.all(sources.map((s) => s.stop()));
         await transport?.stopConsuming();
@@ -322,4 +334,39 @@ function replayHeaders(
       out[name] = value;
   }
   return out;
+}
+
+/** `host:port` of a Redis URL, for logs (never the password). */
+function redisEndpoint(url: string): string {
+  const { hostname, port } = new URL(url);
+  return `${hostname}:${port || '6379'}`;
+}
+
+/** How often a Redis connection error is logged again while it keeps failing the same way. */
+const REPEAT_LOG_MS = 10_000;
+
+/**
+ * The Redis client's connection errors as warnings: ioredis reconnects with backoff and reports every
+ * failed try, so a Redis away for a minute would write dozens of identical lines; the same error is
+ * logged again at most every 10 s, with how many times it happened meanwhile.
+ */
+function redisErrors(logger: Logger): (err: Error) => void {
+  let last = '';
+  let loggedAt = 0;
+  let repeated = 0;
+  return (err) => {
+    const error = describeError(err);
+    const now = Date.now();
+    if (error === last && now - loggedAt < REPEAT_LOG_MS) {
+      repeated++;
+      return;
+    }
+    logger.warn('Redis connection error; reconnecting', {
+      error,
+      ...(repeated > 0 && error === last ? { timesSinceLastLogged: repeated } : {}),
+    });
+    last = error;
+    loggedAt = now;
+    repeated = 0;
+  };
 }

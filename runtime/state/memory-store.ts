@@ -51,6 +51,9 @@ interface TimerEntry {
  * ```
  */
 export class MemoryStore implements StateStore {
+  /** Always: it lives in this process. */
+  async reachable(): Promise<void> {}
+
   readonly #clock: Clock;
   readonly #dedupeTtlMs: number;
   readonly #records = new Map<string, ActorRecord>();

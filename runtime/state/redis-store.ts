@@ -26,7 +26,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
-import { ConfigError, WarrenError } from '../errors.ts';
+import { ConfigError, describeError, WarrenError } from '../errors.ts';
 import type {
   Commit,
   CommitResult,
@@ -69,6 +69,8 @@ const DEFAULT_RETRY_WINDOW_MS = 30_000;
 
 /** How long `close()` waits for the calls in flight before it quits anyway. */
 const CLOSE_GRACE_MS = 5_000;
+/** How long `reachable()` lets a client that is still connecting get ready. */
+const REACHABLE_WAIT_MS = 1_000;
 
 /** The scripts as ioredis custom commands (EVALSHA, falling back to EVAL): keys first, then arguments. */
 interface ScriptCommands {
@@ -118,6 +120,8 @@ export class RedisStore implements StateStore {
   readonly #timersDue: string;
   readonly #retryWindowMs: number;
   #closing = false;
+  /** The client's last connection error, for `reachable()` to say why. */
+  #lastError: Error | undefined;
   /** Calls not settled yet; `close()` lets them finish first. */
   readonly #inFlight = new Set<Promise<unknown>>();
   /** Outbox keys to clear with the next DEL. */
@@ -151,7 +155,10 @@ export class RedisStore implements StateStore {
     // ioredis reconnects by itself; without a listener its connection errors would crash the process.
     if (!('redis' in options)) {
       const onError = 'onError' in options ? options.onError : undefined;
-      redis.on('error', (err: Error) => onError?.(err));
+      redis.on('error', (err: Error) => {
+        this.#lastError = err;
+        onError?.(err);
+      });
     }
     // Each definition sends its script once per connection; stores sharing a client share one set.
     if (!scripted.has(redis)) {
@@ -298,6 +305,33 @@ export class RedisStore implements StateStore {
    * QUIT ahead of an auto-pipeline still queued and fail it), for up to CLOSE_GRACE_MS, then quit a
    * client this store created.
    */
+  async reachable(): Promise<void> {
+    const redis = this.#redis;
+    if (redis.status !== 'ready') {
+      // A client just created is still connecting: give it a moment before calling that a failure.
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          redis.off('ready', done);
+          redis.off('error', done);
+          resolve();
+        };
+        const timer = setTimeout(done, REACHABLE_WAIT_MS);
+        redis.once('ready', done);
+        redis.once('error', done);
+      });
+    }
+    if (redis.status !== 'ready') {
+      const why = this.#lastError ? describeError(this.#lastError) : `connection ${redis.status}`;
+      throw new WarrenError(
+        'WARREN_SERVICE_UNAVAILABLE',
+        `Redis unreachable at ${redis.options.host}:${redis.options.port}: ${why}`,
+        { retryable: true, data: { endpoint: `${redis.options.host}:${redis.options.port}` } },
+      );
+    }
+    await redis.ping();
+  }
+
   async close(): Promise<void> {
     if (this.#inFlight.size > 0) {
       let timer: NodeJS.Timeout | undefined;

@@ -123,5 +123,10 @@ export interface StateStore {
   releaseTimer(timer: DueTimer): Promise<void>;
   /** The earliest due time of any timer, or null; lets the timer pump sleep until then. */
   nextDueAt(): Promise<number | null>;
+  /**
+   * Resolves when the store answers now; rejects `WARREN_SERVICE_UNAVAILABLE` saying why not. The
+   * runtime calls it at start, again and again until the store answers or its start timeout ends.
+   */
+  reachable(): Promise<void>;
   close(): Promise<void>;
 }

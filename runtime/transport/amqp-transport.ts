@@ -10,6 +10,7 @@ import type { Delivery, OutgoingMessage } from '../envelope.ts';
 import { describeError, WarrenError } from '../errors.ts';
 import type { Logger } from '../host/stats.ts';
 import type { RascalConfig } from '../topology/rascal.ts';
+import { untilReachable } from '../until-reachable.ts';
 import { AmqpConsumer } from './amqp-consumer.ts';
 import { connectionName, endpointOf, maskUrl } from './amqp-url.ts';
 import { ConfirmPublisher } from './confirm-publisher.ts';
@@ -34,7 +35,17 @@ export interface AmqpTransportOptions {
   readonly logger: Logger;
   /** Unconfirmed publishes in flight on the publishing connection. */
   readonly window?: number;
+  /**
+   * How long `start()` waits for a broker that refuses or drops the first connection (one still
+   * starting, or not up yet); default 0, one attempt. Bad credentials or TLS fail at once.
+   */
+  readonly startTimeoutMs?: number;
+  /** Ends that wait early: the runtime is stopping. */
+  readonly signal?: AbortSignal;
 }
+
+/** A first connection failure that no wait can mend: the broker answered and said no. */
+const FINAL = /ACCESS[-_]REFUSED|NOT[-_]ALLOWED|\b(403|530)\b|certificate|ERR_TLS|SSL/i;
 
 /**
  * RabbitMQ with Rascal for the topology (declared at start, re-declared by Rascal after it reconnects)
@@ -96,18 +107,23 @@ export class AmqpTransport implements Transport {
       ]),
     );
     const module = rascal as unknown as RascalModule;
-    try {
-      this.#broker = await module.BrokerAsPromised.create(module.withDefaultConfig({ vhosts }));
-    } catch (err) {
-      throw new WarrenError(
-        'WARREN_SERVICE_UNAVAILABLE',
-        `RabbitMQ unreachable at ${maskUrl(url)} (${endpointOf(url)}): ${describeError(err).replaceAll(url, maskUrl(url))}`,
-        {
-          retryable: true,
-          cause: err,
-        },
-      );
-    }
+    const create = async () => {
+      try {
+        return await module.BrokerAsPromised.create(module.withDefaultConfig({ vhosts }));
+      } catch (err) {
+        throw new WarrenError(
+          'WARREN_SERVICE_UNAVAILABLE',
+          `RabbitMQ unreachable at ${maskUrl(url)} (${endpointOf(url)}): ${describeError(err).replaceAll(url, maskUrl(url))}`,
+          { retryable: true, cause: err },
+        );
+      }
+    };
+    this.#broker = await untilReachable('RabbitMQ', endpointOf(url), create, {
+      timeoutMs: this.#options.startTimeoutMs ?? 0,
+      logger,
+      ...(this.#options.signal ? { signal: this.#options.signal } : {}),
+      mayRecover: (err) => !FINAL.test(describeError(err instanceof Error ? (err.cause ?? err) : err)),
+    });
     this.#broker.on('error', (err) =>
       logger.warn('broker connection error; Rascal reconnects', { error: describeError(err) }),
     );

@@ -64,8 +64,8 @@ export function exampleCluster(
     prefix,
     outDir,
     output: (): ExampleOutput => readExampleOutput(outDir),
-    /** `warren run config/pipeline.ts --bus amqp --state redis` with extra arguments. */
-    warren(args: string[]): WarrenProcess {
+    /** `warren run config/pipeline.ts --bus amqp --state redis` with extra arguments (and environment). */
+    warren(args: string[], moreEnv: Readonly<Record<string, string>> = {}): WarrenProcess {
       const child = spawn(
         process.execPath,
         [
@@ -80,7 +80,7 @@ export function exampleCluster(
           prefix,
           ...args,
         ],
-        { env },
+        { env: { ...env, ...moreEnv } },
       );
       const proc: WarrenProcess = {
         child,
