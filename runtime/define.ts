@@ -82,7 +82,19 @@ export interface SourceItem<S extends MessageSchemas = MessageSchemas> {
   readonly body: unknown;
   /** A stable id from the outside world (a file line number, a row id); generated when absent. */
   readonly id?: string;
+  /**
+   * Told once what became of the item: published (the broker confirmed it), parked (it failed its
+   * schema; it waits in the source's dead-letter queue) or failed (not published: the source stopped
+   * or the broker refused it). For push sources that must answer their sender, such as `httpSource`.
+   */
+  readonly receipt?: (outcome: SourceOutcome) => void;
 }
+
+/** What became of one source item: see {@link SourceItem.receipt}. */
+export type SourceOutcome =
+  | { readonly status: 'published'; readonly id: string }
+  | { readonly status: 'parked'; readonly id: string; readonly reason: string }
+  | { readonly status: 'failed'; readonly error: unknown };
 
 /** The event a source machine receives for each item its `read()` yields. */
 export interface SourceInput<TItem> {

@@ -19,6 +19,7 @@ export type {
   SourceDefinition,
   SourceInput,
   SourceItem,
+  SourceOutcome,
   SourceReader,
 } from './define.ts';
 export {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { EventObject } from 'xstate';
 import { publishTraced } from '../../observability/tracing.ts';
-import type { MessageSchemas, SourceDefinition, SourceItem } from '../define.ts';
+import type { MessageSchemas, SourceDefinition, SourceItem, SourceOutcome } from '../define.ts';
 import type { OutgoingMessage } from '../envelope.ts';
 import { describeError } from '../errors.ts';
 import type { ActorPlan } from '../topology/plan.ts';
@@ -63,7 +63,14 @@ export class SourceHost {
     let failure: unknown;
     let seq = 0;
     for await (const item of this.#definition.read({ signal: this.#abort.signal })) {
-      if (this.#abort.signal.aborted) break;
+      if (this.#abort.signal.aborted) {
+        if (!machine)
+          this.#tell((item as SourceItem).receipt, {
+            status: 'failed',
+            error: new Error('the source stopped'),
+          });
+        break;
+      }
       const index = seq++;
       const inputId = `${this.#plan.name}:${this.#runId}:${index}`;
       const emitted = await this.#emit(item);
@@ -81,22 +88,48 @@ export class SourceHost {
               ? inputId
               : `${inputId}.${i}`,
       ).map(startFlow);
+      const receipt = !machine ? (item as SourceItem).receipt : undefined;
       for (const output of outputs) {
         const valid = await this.#validate(output);
+        const id = output.properties.messageId;
         const p: Promise<void> = (valid === true ? this.#publish(output) : this.#park(output, valid))
-          .catch((err: unknown) => {
-            failure ??= err;
-            this.#abort.abort();
-          })
+          .then(
+            () =>
+              this.#tell(
+                receipt,
+                valid === true ? { status: 'published', id } : { status: 'parked', id, reason: valid },
+              ),
+            (err: unknown) => {
+              this.#tell(receipt, { status: 'failed', error: err });
+              failure ??= err;
+              this.#abort.abort();
+            },
+          )
           .finally(() => pending.delete(p));
         pending.add(p);
-        while (pending.size >= this.#deps.sourceWindow || this.#deps.transport.isBlocked()) {
+        // Stopping ends the wait too: a broker that blocks publishers must not keep a stop waiting.
+        while (
+          !this.#abort.signal.aborted &&
+          (pending.size >= this.#deps.sourceWindow || this.#deps.transport.isBlocked())
+        ) {
           await Promise.race(pending.size > 0 ? pending : [sleep(100)]);
         }
       }
     }
     await Promise.all(pending);
     if (failure !== undefined) throw failure;
+  }
+
+  /** Hand an item's outcome to its receipt; a receipt that throws is logged, never stops the source. */
+  #tell(receipt: SourceItem['receipt'], outcome: SourceOutcome): void {
+    try {
+      receipt?.(outcome);
+    } catch (err) {
+      this.#deps.logger.warn('a source item receipt threw', {
+        actor: this.#plan.name,
+        error: describeError(err),
+      });
+    }
   }
 
   async #emit(item: unknown): Promise<EventObject[]> {

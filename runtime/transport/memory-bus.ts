@@ -44,6 +44,7 @@ export class MemoryBus implements Transport {
   #scheduled = false;
   #ready = new Set<MemoryQueue>();
   #spare = new Set<MemoryQueue>();
+  #blocked = false;
 
   async start(config: RascalConfig): Promise<void> {
     const vhost = Object.values(config.vhosts)[0];
@@ -153,7 +154,15 @@ export class MemoryBus implements Transport {
   }
 
   isBlocked(): boolean {
-    return false;
+    return this.#blocked;
+  }
+
+  /**
+   * Act as a broker that blocked its publishers (RabbitMQ's `connection.blocked`, when it runs low on
+   * memory or disk) until called again with false: sources stop reading meanwhile. For tests.
+   */
+  setBlocked(blocked: boolean): void {
+    this.#blocked = blocked;
   }
 
   async close(): Promise<void> {
