@@ -1,17 +1,8 @@
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CONSUMERS, exampleCluster, expectEveryClickOnce, sleep } from '../helpers/example-cluster.ts';
+import { freePort } from '../helpers/ports.ts';
 import { RABBITMQ_URL, REDIS_URL } from '../helpers/services.ts';
-
-/** A TCP port nothing listens on (yet). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
 
 /** From `port` on, forward every connection to `target` (the real broker or Redis): a service coming up late. */
 async function forward(port: number, target: URL): Promise<{ close(): Promise<void> }> {
