@@ -53,12 +53,19 @@ describe('a worker started before RabbitMQ and Redis answer', () => {
       REDIS_URL: `redis://127.0.0.1:${redisPort}`,
     };
     const worker = cluster.warren(['--actors', CONSUMERS], late);
-    await sleep(1_500);
+    // Each service comes up only once the worker is seen waiting for it, however slow the machine.
+    const saying = async (message: string) => {
+      for (let i = 0; i < 600 && !worker.stderr.includes(`"message":"${message}"`); i++) await sleep(50);
+      expect(worker.stderr, `the worker never said "${message}"`).toContain(`"message":"${message}"`);
+    };
+    await saying('waiting for Redis');
+    await sleep(500);
     forwards.push(await forward(redisPort, new URL(REDIS_URL)));
-    await sleep(1_500);
+    await saying('waiting for RabbitMQ');
+    await sleep(500);
     forwards.push(await forward(brokerPort, broker));
     // The source connects directly, once the worker has declared the topology.
-    for (let i = 0; i < 200 && !worker.stderr.includes('"RabbitMQ answered"'); i++) await sleep(50);
+    await saying('RabbitMQ answered');
     await sleep(500);
     const source = cluster.warren(['--actors', 'clickstream']);
     expect(await source.exited, source.stderr).toBe(0);
@@ -96,7 +103,7 @@ describe('a worker started before RabbitMQ and Redis answer', () => {
     expect(await worker.exited).toBe(1);
     expect(Date.now() - started).toBeGreaterThanOrEqual(1_500);
     expect(worker.stderr).toMatch(
-      new RegExp(`RabbitMQ unreachable at .*127\\.0\\.0\\.1:${brokerPort}.*gave up after waiting 1\\.\\ds`),
+      new RegExp(`RabbitMQ unreachable at .*127\\.0\\.0\\.1:${brokerPort}.*gave up after waiting \\d+\\.\\ds`),
     );
   }, 60_000);
 
