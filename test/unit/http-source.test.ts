@@ -18,6 +18,13 @@ async function settled(runtime: Runtime): Promise<void> {
   }
 }
 
+async function untilEmitted(runtime: Runtime, n: number): Promise<void> {
+  for (let i = 0; i < 500 && (runtime.stats().get('beacons')?.emitted ?? 0) < n; i++)
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  expect(runtime.stats().get('beacons')?.emitted).toBe(n);
+}
+
 async function start(options: { maxQueued?: number } = {}) {
   const { pipeline, seen, listening } = httpPipeline(options);
   const bus = new MemoryBus();
@@ -87,7 +94,7 @@ describe('the HTTP source on the embedded bus', () => {
     void waiting.then(() => {
       answered = true;
     });
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await untilEmitted(runtime, 1); // the source took the first object and now waits for the broker
     const busy = await post(url, [beacon(4), beacon(5), beacon(6), beacon(7)]);
     expect(busy.status).toBe(503);
     expect(busy.headers.get('retry-after')).toBe('1');
@@ -103,7 +110,7 @@ describe('the HTTP source on the embedded bus', () => {
     const { runtime, bus, url } = await start();
     bus.setBlocked(true);
     const waiting = post(url, [beacon(1), beacon(2), beacon(3)]);
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await untilEmitted(runtime, 1); // the source took the first object and now waits for the broker
     await runtime.stop();
     running = undefined;
     const answer = await waiting;
