@@ -301,9 +301,8 @@ export class RedisStore implements StateStore {
   }
 
   /**
-   * Let the calls in flight finish (an outbox the host clears without waiting, say: ioredis would send
-   * QUIT ahead of an auto-pipeline still queued and fail it), for up to CLOSE_GRACE_MS, then quit a
-   * client this store created.
+   * Resolves when Redis answers a PING now; rejects `WARREN_SERVICE_UNAVAILABLE` with the client's last
+   * connection error (a client still connecting gets up to a second).
    */
   async reachable(): Promise<void> {
     const redis = this.#redis;
@@ -332,6 +331,11 @@ export class RedisStore implements StateStore {
     await redis.ping();
   }
 
+  /**
+   * Let the calls in flight finish (an outbox the host clears without waiting, say: ioredis would send
+   * QUIT ahead of an auto-pipeline still queued and fail it), for up to CLOSE_GRACE_MS, then quit a
+   * client this store created.
+   */
   async close(): Promise<void> {
     if (this.#inFlight.size > 0) {
       let timer: NodeJS.Timeout | undefined;
