@@ -22,7 +22,8 @@ export interface HttpSourceOptions<TName extends string, TEmits extends MessageS
   readonly path?: string;
   /**
    * A stable id for a posted object (an event id the sender sets): the message id, so a sender that
-   * posts again after a 503 or a lost answer is deduplicated downstream. Default: a generated id.
+   * posts again after a 503 or a lost answer is deduplicated downstream. Default (and when it throws
+   * or gives no string of 1 to 200 characters): a generated id.
    */
   readonly id?: (body: unknown) => string | undefined;
   /** Largest request body taken, in bytes (413 above it); default 1 MiB. */
@@ -44,8 +45,9 @@ const JSON_TYPES = ['application/json', 'application/x-ndjson'];
  * dead-letter queue, the rest published); `503` with `Retry-After` when the source cannot take more
  * (the broker blocked publishers or confirms lag, so objects pile up past `maxQueued`), when it is
  * stopping, or when publishing failed; `400` for a body that is not JSON (or carries `__proto__`),
- * `413` over `maxBodyBytes`, `415` for another content type, `404`/`405` elsewhere. Nothing answered
- * with an error was accepted: the sender still holds it.
+ * `413` over `maxBodyBytes`, `415` for another content type, `404`/`405` elsewhere. Apart from a 422
+ * (the valid objects were taken) and a 503 listing the ids it did publish, an error answer means
+ * nothing of the request was taken: the sender still holds it.
  *
  * @example
  * ```ts
@@ -103,7 +105,7 @@ export function httpSource<const TName extends string, const TEmits extends Mess
       const receipts = objects.map(
         (body) =>
           new Promise<SourceOutcome>((resolve) => {
-            const id = options.id?.(body);
+            const id = stableId(options.id, body);
             queue.push({ type: options.type, body, ...(id === undefined ? {} : { id }), receipt: resolve });
           }),
       );
@@ -160,6 +162,15 @@ export function answerTo(outcomes: readonly SourceOutcome[]): { status: 202 | 42
   );
   if (parked.length > 0) return { status: 422, body: { published, parked, ids } };
   return { status: 202, body: { published, ids } };
+}
+
+function stableId(id: ((body: unknown) => string | undefined) | undefined, body: unknown) {
+  try {
+    const value = id?.(body);
+    return typeof value === 'string' && value.length > 0 && value.length <= 200 ? value : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function reply(

@@ -54,15 +54,23 @@ describe('the HTTP source on the embedded bus', () => {
   it('answers 422 naming the objects that failed their schema, parks them with the reason and publishes the rest', async () => {
     const { runtime, seen, url } = await start();
     const bad = { eventId: 'e-bad', userId: 'u-1', n: 'three' };
-    const answer = await post(url, [beacon(1), bad, beacon(2)]);
+    // null has no eventId (the id function throws on it): it gets a generated id, and is parked too.
+    const answer = await post(url, [beacon(1), bad, beacon(2), null]);
     expect(answer.status).toBe(422);
-    expect(answer.json).toMatchObject({ published: 2, parked: [{ index: 1, id: 'e-bad' }] });
+    expect(answer.json).toMatchObject({
+      published: 2,
+      parked: [
+        { index: 1, id: 'e-bad' },
+        { index: 3, id: expect.stringMatching(/^beacons:/) },
+      ],
+    });
     expect(String((answer.json.parked as Array<{ reason: string }>)[0]?.reason)).toMatch(/number/);
     await settled(runtime);
     expect(seen.map((s) => s.meta.id)).toEqual(['e-1', 'e-2']);
     const parked = await runtime.parked('beacons');
-    expect(parked).toHaveLength(1);
+    expect(parked).toHaveLength(2);
     expect(parked[0]).toMatchObject({ id: 'e-bad', reason: 'schema' });
+    expect(parked[1]).toMatchObject({ reason: 'schema', body: 'null' });
     expect(JSON.parse(parked[0]?.body ?? 'null')).toEqual(bad);
   });
 
