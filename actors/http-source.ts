@@ -102,11 +102,20 @@ export function httpSource<const TName extends string, const TEmits extends Mess
           { error: stopped() ? 'the source is stopping' : 'the source is busy; retry later' },
           { 'retry-after': retryAfter },
         );
+      // The sender's trace, if it sent one: each object's flow links to it.
+      const header = req.headers.traceparent;
+      const traceparent = typeof header === 'string' && header.length <= 128 ? header : undefined;
       const receipts = objects.map(
         (body) =>
           new Promise<SourceOutcome>((resolve) => {
             const id = stableId(options.id, body);
-            queue.push({ type: options.type, body, ...(id === undefined ? {} : { id }), receipt: resolve });
+            queue.push({
+              type: options.type,
+              body,
+              ...(id === undefined ? {} : { id }),
+              ...(traceparent === undefined ? {} : { traceparent }),
+              receipt: resolve,
+            });
           }),
       );
       wake?.();

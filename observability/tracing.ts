@@ -51,6 +51,11 @@ export function contextOf(headers: Readonly<Record<string, unknown>> | undefined
   return headers ? propagation.extract(ROOT_CONTEXT, headers, headerGetter) : ROOT_CONTEXT;
 }
 
+/** The span context a W3C `traceparent` names, or undefined when it is malformed (or tracing is off). */
+export function spanContextOf(traceparent: string): SpanContext | undefined {
+  return trace.getSpanContext(contextOf({ traceparent }));
+}
+
 /** The W3C header of the active span, to store with something that continues its trace later (a timer). */
 export function activeTraceparent(): string | undefined {
   const carrier: WireHeaders = {};

@@ -88,6 +88,11 @@ export interface SourceItem<S extends MessageSchemas = MessageSchemas> {
    * or the broker refused it). For push sources that must answer their sender, such as `httpSource`.
    */
   readonly receipt?: (outcome: SourceOutcome) => void;
+  /**
+   * The W3C `traceparent` of what the item came from (the HTTP request that brought it): with tracing
+   * on, the span that starts the item's flow links to it. A malformed value is ignored.
+   */
+  readonly traceparent?: string;
 }
 
 /** What became of one source item: see {@link SourceItem.receipt}. */

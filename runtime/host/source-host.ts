@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { EventObject } from 'xstate';
-import { publishTraced } from '../../observability/tracing.ts';
+import { publishTraced, spanContextOf } from '../../observability/tracing.ts';
 import type { MessageSchemas, SourceDefinition, SourceItem, SourceOutcome } from '../define.ts';
 import type { OutgoingMessage } from '../envelope.ts';
 import { describeError } from '../errors.ts';
@@ -92,7 +92,8 @@ export class SourceHost {
       for (const output of outputs) {
         const valid = await this.#validate(output);
         const id = output.properties.messageId;
-        const p: Promise<void> = (valid === true ? this.#publish(output) : this.#park(output, valid))
+        const from = !machine ? (item as SourceItem).traceparent : undefined;
+        const p: Promise<void> = (valid === true ? this.#publish(output, from) : this.#park(output, valid))
           .then(
             () =>
               this.#tell(
@@ -155,10 +156,17 @@ export class SourceHost {
     return result.issues ? result.issues.map((i) => i.message).join('; ') : true;
   }
 
-  /** Publish one item's message; with tracing on, its producer span is the root of the flow's trace. */
-  async #publish(output: OutgoingMessage): Promise<void> {
+  /**
+   * Publish one item's message; with tracing on, its producer span is the root of the flow's trace,
+   * linked to where the item came from when it says (`traceparent`).
+   */
+  async #publish(output: OutgoingMessage, from?: string): Promise<void> {
     const publish = (message: OutgoingMessage) => this.#deps.transport.publish(message, { mandatory: true });
-    await (this.#deps.tracing ? publishTraced(this.#plan.name, output, publish) : publish(output));
+    if (!this.#deps.tracing) await publish(output);
+    else {
+      const link = from === undefined ? undefined : spanContextOf(from);
+      await publishTraced(this.#plan.name, output, publish, link ? { links: [link] } : {});
+    }
     this.#published++;
     this.#deps.stats.add(this.#plan.name, 'emitted');
   }

@@ -17,7 +17,7 @@ export interface Seen {
  * `beacons` (an HTTP source on a free port, ids from `eventId`) → `seen` (a deduplicating sink that
  * records what it handled). `listening` resolves with the source's URL once the runtime started it.
  */
-export function httpPipeline(options: { maxQueued?: number } = {}) {
+export function httpPipeline(options: { maxQueued?: number; port?: number } = {}) {
   const seen: Seen[] = [];
   let listen: (url: string) => void = () => undefined;
   const listening = new Promise<string>((resolve) => {
@@ -30,7 +30,7 @@ export function httpPipeline(options: { maxQueued?: number } = {}) {
         name: 'beacons',
         emits,
         type: 'beacon',
-        port: 0,
+        port: options.port ?? 0,
         path: '/events',
         id: (body) => (body as { eventId?: string }).eventId,
         maxBodyBytes: 64 * 1024,

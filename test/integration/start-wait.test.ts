@@ -103,7 +103,9 @@ describe('a worker started before RabbitMQ and Redis answer', () => {
     expect(await worker.exited).toBe(1);
     expect(Date.now() - started).toBeGreaterThanOrEqual(1_500);
     expect(worker.stderr).toMatch(
-      new RegExp(`RabbitMQ unreachable at .*127\\.0\\.0\\.1:${brokerPort}.*gave up after waiting \\d+\\.\\ds`),
+      new RegExp(
+        `RabbitMQ unreachable at .*127\\.0\\.0\\.1:${brokerPort}.*gave up after waiting \\d+\\.\\ds`,
+      ),
     );
   }, 60_000);
 
