@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import secureJson from 'secure-json-parse';
 import {
   defineSource,
+  type Logger,
   type MessageSchemas,
   type SourceDefinition,
   type SourceItem,
@@ -66,10 +67,13 @@ export function httpSource<const TName extends string, const TEmits extends Mess
   return defineSource({
     name: options.name,
     emits: options.emits,
-    read: ({ signal }) => serve(signal),
+    read: ({ signal, logger }) => serve(signal, logger),
   });
 
-  async function* serve(signal: AbortSignal): AsyncGenerator<SourceItem<TEmits>> {
+  async function* serve(
+    signal: AbortSignal,
+    logger: Pick<Logger, 'info'>,
+  ): AsyncGenerator<SourceItem<TEmits>> {
     const queue: SourceItem<TEmits>[] = [];
     let wake: (() => void) | undefined;
     const stopped = () => signal.aborted;
@@ -131,7 +135,9 @@ export function httpSource<const TName extends string, const TEmits extends Mess
       });
     });
     const { address, port } = server.address() as AddressInfo;
-    options.onListening?.(`http://${address.includes(':') ? `[${address}]` : address}:${port}${path}`);
+    const url = `http://${address.includes(':') ? `[${address}]` : address}:${port}${path}`;
+    logger.info('listening', { url });
+    options.onListening?.(url);
     const onAbort = () => wake?.();
     signal.addEventListener('abort', onAbort);
     try {

@@ -1,5 +1,6 @@
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import type { AnyStateMachine, EmittedFrom, EventFromLogic, EventObject } from 'xstate';
+import type { Logger } from './host/stats.ts';
 
 /** A map from message type to the schema of its body (zod, valibot, arktype: any Standard Schema). */
 export type MessageSchemas = Readonly<Record<string, StandardSchemaV1>>;
@@ -124,6 +125,8 @@ interface Common<TName extends string, TEmits extends MessageSchemas> {
 /** A source's outside input, pulled by the host as fast as the broker confirms allow. */
 export type SourceReader<TItem> = (context: {
   readonly signal: AbortSignal;
+  /** The runtime's logger, for what an operator should see (where a server listens, a retried poll). */
+  readonly logger: Pick<Logger, 'info' | 'warn'>;
 }) => AsyncIterable<TItem> | Iterable<TItem>;
 
 export interface SourceDefinition<

@@ -62,7 +62,13 @@ export class SourceHost {
     const pending = new Set<Promise<void>>();
     let failure: unknown;
     let seq = 0;
-    for await (const item of this.#definition.read({ signal: this.#abort.signal })) {
+    const logger = {
+      info: (message: string, data?: Record<string, unknown>) =>
+        this.#deps.logger.info(message, { actor: this.#plan.name, ...data }),
+      warn: (message: string, data?: Record<string, unknown>) =>
+        this.#deps.logger.warn(message, { actor: this.#plan.name, ...data }),
+    };
+    for await (const item of this.#definition.read({ signal: this.#abort.signal, logger })) {
       if (this.#abort.signal.aborted) {
         if (!machine)
           this.#tell((item as SourceItem).receipt, {

@@ -3,7 +3,13 @@ import { createRuntime, type Runtime } from 'warren';
 import { MemoryBus } from '../../runtime/transport/memory-bus.ts';
 import { beacon, httpPipeline, post } from '../helpers/http-pipeline.ts';
 
-const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
+const logged: Array<{ message: string; data?: Record<string, unknown> }> = [];
+const quiet = {
+  info: (message: string, data?: Record<string, unknown>) =>
+    logged.push({ message, ...(data ? { data } : {}) }),
+  warn: () => undefined,
+  error: () => undefined,
+};
 let running: Runtime | undefined;
 afterEach(async () => {
   await running?.stop();
@@ -38,6 +44,7 @@ async function start(options: { maxQueued?: number } = {}) {
 describe('the HTTP source on the embedded bus', () => {
   it('answers 202 once every posted object is published, and a post repeated with the same ids changes nothing', async () => {
     const { runtime, seen, url } = await start();
+    expect(logged).toContainEqual({ message: 'listening', data: { actor: 'beacons', url } });
     const first = await post(url, [beacon(1), beacon(2), beacon(3)]);
     expect(first).toMatchObject({ status: 202, json: { published: 3, ids: ['e-1', 'e-2', 'e-3'] } });
     expect(await post(url, beacon(4))).toMatchObject({ status: 202, json: { published: 1, ids: ['e-4'] } });
