@@ -69,18 +69,16 @@ export class SourceHost {
         this.#deps.logger.warn(message, { actor: this.#plan.name, ...data }),
     };
     for await (const item of this.#definition.read({ signal: this.#abort.signal, logger })) {
+      // Without a machine, read() yields shaped items, which may carry an id, a receipt, a traceparent.
+      const shaped = machine ? undefined : (item as SourceItem);
       if (this.#abort.signal.aborted) {
-        if (!machine)
-          this.#tell((item as SourceItem).receipt, {
-            status: 'failed',
-            error: new Error('the source stopped'),
-          });
+        this.#tell(shaped?.receipt, { status: 'failed', error: new Error('the source stopped') });
         break;
       }
       const index = seq++;
       const inputId = `${this.#plan.name}:${this.#runId}:${index}`;
       const emitted = await this.#emit(item);
-      const explicitId = !machine ? (item as SourceItem).id : undefined;
+      const explicitId = shaped?.id;
       const createdAt = Date.now();
       const outputs = toOutgoing(
         this.#deps.topology,
@@ -94,20 +92,20 @@ export class SourceHost {
               ? inputId
               : `${inputId}.${i}`,
       ).map(startFlow);
-      const receipt = !machine ? (item as SourceItem).receipt : undefined;
       for (const output of outputs) {
         const valid = await this.#validate(output);
         const id = output.properties.messageId;
-        const from = !machine ? (item as SourceItem).traceparent : undefined;
-        const p: Promise<void> = (valid === true ? this.#publish(output, from) : this.#park(output, valid))
+        const p: Promise<void> = (
+          valid === true ? this.#publish(output, shaped?.traceparent) : this.#park(output, valid)
+        )
           .then(
             () =>
               this.#tell(
-                receipt,
+                shaped?.receipt,
                 valid === true ? { status: 'published', id } : { status: 'parked', id, reason: valid },
               ),
             (err: unknown) => {
-              this.#tell(receipt, { status: 'failed', error: err });
+              this.#tell(shaped?.receipt, { status: 'failed', error: err });
               failure ??= err;
               this.#abort.abort();
             },

@@ -52,15 +52,16 @@ export function httpPipeline(options: { maxQueued?: number; port?: number } = {}
 
 export const beacon = (i: number): Beacon => ({ eventId: `e-${i}`, userId: `u-${i % 7}`, n: i });
 
-/** POST `body` (JSON-encoded unless a string) and read the answer. */
+/** POST `body` (JSON-encoded unless a string), with more request headers if given, and read the answer. */
 export async function post(
   url: string,
   body: unknown,
   contentType = 'application/json',
+  headers: Readonly<Record<string, string>> = {},
 ): Promise<{ status: number; json: Record<string, unknown>; headers: Headers }> {
   const res = await fetch(url, {
     method: 'POST',
-    headers: { 'content-type': contentType },
+    headers: { 'content-type': contentType, ...headers },
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });
   const text = await res.text();

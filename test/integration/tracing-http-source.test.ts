@@ -39,14 +39,8 @@ describe('tracing an HTTP source', () => {
     // The sender's own span, as an instrumented web service would send it.
     const traceId = randomBytes(16).toString('hex');
     const spanId = randomBytes(8).toString('hex');
-    const postWithTrace = async (body: unknown, traceparent?: string) => {
-      const res = await fetch(url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', ...(traceparent ? { traceparent } : {}) },
-        body: JSON.stringify(body),
-      });
-      return res.status;
-    };
+    const postWithTrace = async (body: unknown, traceparent?: string) =>
+      (await post(url, body, 'application/json', traceparent ? { traceparent } : {})).status;
     let first = 0;
     for (let i = 0; i < 200 && first === 0; i++) {
       first = await postWithTrace([beacon(1), beacon(2)], `00-${traceId}-${spanId}-01`).catch(async () => {
