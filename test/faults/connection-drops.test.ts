@@ -10,7 +10,7 @@ describe('dropped broker and Redis connections during a flow', () => {
   it('recovers from both and still brings every click to exactly one session', async () => {
     const a = cluster.warren(['--actors', CONSUMERS]);
     const b = cluster.warren(['--actors', CONSUMERS]);
-    await sleep(1_500);
+    await Promise.all([a.started, b.started]);
     const source = cluster.warren(['--actors', 'clickstream']);
     expect(await cluster.flowing()).toBeGreaterThanOrEqual(40);
 

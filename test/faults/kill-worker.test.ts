@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { CONSUMERS, exampleCluster, expectEveryClickOnce, sleep } from '../helpers/example-cluster.ts';
+import { CONSUMERS, exampleCluster, expectEveryClickOnce } from '../helpers/example-cluster.ts';
 
 const EVENTS = 4_000;
 const cluster = exampleCluster('kill', EVENTS);
@@ -9,7 +9,7 @@ describe('kill -9 of a worker in the middle of a flow', () => {
   it('loses nothing: the surviving and replacement workers take over its unacked messages and shards', async () => {
     const victim = cluster.warren(['--actors', CONSUMERS]);
     const survivor = cluster.warren(['--actors', CONSUMERS]);
-    await sleep(1_500);
+    await Promise.all([victim.started, survivor.started]);
     const source = cluster.warren(['--actors', 'clickstream']);
     // Kill one worker once the flow is under way (sessions are being written), with messages in flight.
     expect(await cluster.flowing()).toBeGreaterThanOrEqual(40);

@@ -72,7 +72,7 @@ describe('a Redis with an append-only file crashed (kill -9) and restarted mid-f
     let redis = startRedis();
     await redisUp();
     const worker = cluster.warren(['--actors', CONSUMERS]);
-    await sleep(1_500);
+    await worker.started;
     const source = cluster.warren(['--actors', 'clickstream']);
     // Crash Redis once the flow is under way (sessions are being written), with commits in flight.
     let flowing = 0;

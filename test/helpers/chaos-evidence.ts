@@ -45,7 +45,9 @@ export function warningsOf(processes: readonly WarrenProcess[]): string[] {
       if (!line.startsWith('{')) continue;
       let message: string;
       try {
-        message = String((JSON.parse(line) as { message?: unknown }).message);
+        const entry = JSON.parse(line) as { level?: unknown; message?: unknown };
+        if (entry.level === 'info') continue;
+        message = String(entry.message);
       } catch {
         continue;
       }

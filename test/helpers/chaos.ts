@@ -209,9 +209,19 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     const startWorker = (): Worker => {
       const proc = cluster.warren(['--actors', CONSUMERS]);
       everyWorker.push(proc);
-      return { proc, calmSince: Date.now() };
+      // Not calm (so no fault's victim) until it has started, however long a busy machine takes.
+      const worker: Worker = { proc, calmSince: Number.POSITIVE_INFINITY };
+      proc.started.then(
+        () => {
+          worker.calmSince = Date.now();
+        },
+        () => undefined, // an exit before starting is reviveCrashed's to report
+      );
+      return worker;
     };
     for (let i = 0; i < options.workers; i++) workers.push(startWorker());
+    // The workers declare the topology and subscribe; the source and the queue probes below need both.
+    await Promise.all(workers.map((w) => w.proc.started));
     const killedByUs = new Set<WarrenProcess>();
     /** Replace a worker that died without our help (a crash is a finding, not a fault we injected). */
     const reviveCrashed = () => {
@@ -224,8 +234,6 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         workers[i] = startWorker();
       });
     };
-    await sleep(MIN_AGE_MS);
-
     const source = cluster.warren(['--actors', 'clickstream']);
     const flowStarted = Date.now();
     const gate = sourceGate(source, log);
@@ -411,7 +419,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
           `${await redis.zcard(`${cluster.prefix}:timers`)} timers pending, queues not empty: ${JSON.stringify(Object.fromEntries(waiting))}`,
       );
     }
-    await sleep(1_500); // anything applied twice would show up now
+    // Stop the workers as an operator would; each should finish what it has and exit 0. Only then are
+    // the effects read: anything a worker still applied (twice, say) is in the files by now.
+    const live = workers.filter((w) => w.proc.child.exitCode === null);
+    for (const w of live) w.proc.child.kill('SIGTERM');
+    const codes = await within(Promise.all(live.map((w) => w.proc.exited)), 15_000);
+    if (!Array.isArray(codes) || codes.some((c) => c !== 0))
+      note(`workers did not all stop cleanly on SIGTERM: ${JSON.stringify(codes ?? 'timed out')}`);
     log(`chaos: flow over after ${((Date.now() - flowStarted) / 1000).toFixed(1)}s; checking every effect`);
 
     // The clicks the source generated, again: the clickstream is deterministic given its options.
@@ -425,13 +439,6 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     const dead = await depths(queues.filter(isDead));
     const parked = [...dead.values()].reduce((n, d) => n + d, 0);
     for (const [queue, depth] of dead) if (depth > 0) note(`${depth} message(s) parked in ${queue}`);
-
-    // Stop the workers as an operator would; each should finish what it has and exit 0.
-    const live = workers.filter((w) => w.proc.child.exitCode === null);
-    for (const w of live) w.proc.child.kill('SIGTERM');
-    const codes = await within(Promise.all(live.map((w) => w.proc.exited)), 15_000);
-    if (!Array.isArray(codes) || codes.some((c) => c !== 0))
-      note(`workers did not all stop cleanly on SIGTERM: ${JSON.stringify(codes ?? 'timed out')}`);
 
     for (const line of warningsOf(everyWorker)) note(line);
 

@@ -13,6 +13,11 @@ export const CONSUMERS = 'sessionizer,scorer,outcomes,sessions,scores,high-value
 export interface WarrenProcess {
   readonly child: ChildProcess;
   readonly exited: Promise<number | null>;
+  /**
+   * Resolves once the process logged `started` (its topology is declared and its consumers subscribed);
+   * rejects if it exits first.
+   */
+  readonly started: Promise<void>;
   stdout: string;
   stderr: string;
 }
@@ -55,7 +60,8 @@ export function exampleCluster(
     WARREN_USERS: String(users),
     WARREN_SESSION_TIMEOUT_MS: '400',
     WARREN_RUN_ID: prefix,
-    WARREN_LOG_LEVEL: 'warn',
+    // Info, not warn: tests wait for each process's `started` line instead of a fixed time.
+    WARREN_LOG_LEVEL: 'info',
     ...extraEnv,
   };
   const processes: WarrenProcess[] = [];
@@ -82,14 +88,25 @@ export function exampleCluster(
         ],
         { env: { ...env, ...moreEnv } },
       );
-      const proc: WarrenProcess = {
-        child,
-        exited: new Promise((resolve) => child.once('exit', (code) => resolve(code))),
-        stdout: '',
-        stderr: '',
-      };
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      let markStarted: () => void = () => undefined;
+      const started = new Promise<void>((resolve, reject) => {
+        markStarted = resolve;
+        void exited.then((code) =>
+          reject(
+            new Error(
+              `warren ${args.join(' ')} exited (${code}) before it started: ${proc.stderr.slice(-800)}`,
+            ),
+          ),
+        );
+      });
+      started.catch(() => undefined); // awaited by whoever needs it; an exit is reported there
+      const proc: WarrenProcess = { child, exited, started, stdout: '', stderr: '' };
       child.stdout?.on('data', (d: Buffer) => (proc.stdout += d.toString()));
-      child.stderr?.on('data', (d: Buffer) => (proc.stderr += d.toString()));
+      child.stderr?.on('data', (d: Buffer) => {
+        proc.stderr += d.toString();
+        if (proc.stderr.includes('"message":"started"')) markStarted();
+      });
       processes.push(proc);
       return proc;
     },

@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { CONSUMERS, exampleCluster, sleep } from '../helpers/example-cluster.ts';
+import { CONSUMERS, exampleCluster } from '../helpers/example-cluster.ts';
 import { clicksInSessions } from '../helpers/example-output.ts';
 
 const EVENTS = 3_000;
@@ -10,7 +10,7 @@ describe('the example pipeline on RabbitMQ and Redis, in several worker processe
   it('brings every click to exactly one session and every session to exactly one score', async () => {
     const workers = [cluster.warren(['--actors', CONSUMERS]), cluster.warren(['--actors', CONSUMERS])];
     // Workers first, so the topology exists; then the source in a process of its own.
-    await sleep(1_500);
+    await Promise.all(workers.map((w) => w.started));
     const source = cluster.warren(['--actors', 'clickstream']);
     expect(await source.exited, source.stderr).toBe(0);
     expect(source.stdout).toContain(`done: ${EVENTS} events`);

@@ -38,7 +38,7 @@ function tracedCluster(label: string) {
 /** Two workers and a source; runs the flow to the end, stops the workers (flushing their spans). */
 async function runFlow(cluster: ReturnType<typeof exampleCluster>) {
   const workers = [cluster.warren(['--actors', CONSUMERS]), cluster.warren(['--actors', CONSUMERS])];
-  await sleep(1_000);
+  await Promise.all(workers.map((w) => w.started));
   const source = cluster.warren(['--actors', 'clickstream']);
   expect(await source.exited).toBe(0);
   const out = await cluster.drained(60_000);
