@@ -17,6 +17,18 @@ function appendLine(path: string, line: string): Promise<void> {
   return new Promise((resolve, reject) => target.write(line, (err) => (err ? reject(err) : resolve())));
 }
 
+/** What {@link jsonlSink} takes: which messages it consumes and the file it appends them to. */
+export interface JsonlSinkOptions<TName extends string, TConsumes extends MessageSchemas> {
+  readonly name: TName;
+  readonly consumes: TConsumes;
+  /** The JSONL file; its folder is created when missing. */
+  readonly path: string;
+  /** Only messages emitted by these actors. */
+  readonly from?: readonly string[];
+  /** Only messages whose body fields meet these conditions (routed by RabbitMQ, not filtered here). */
+  readonly where?: Readonly<Record<string, FieldCondition>>;
+}
+
 /**
  * Append the line of message `id` unless a worker that died while handling it (`inDoubt`) already did:
  * then the file is searched for the id first. The common path never reads the file.
@@ -62,13 +74,9 @@ export async function closeJsonlFiles(): Promise<void> {
  * const scores = jsonlSink({ name: 'scores', consumes: { score: Score }, path: 'out/scores.jsonl' });
  * ```
  */
-export function jsonlSink<const TName extends string, TConsumes extends MessageSchemas>(options: {
-  name: TName;
-  consumes: TConsumes;
-  path: string;
-  from?: readonly string[];
-  where?: Readonly<Record<string, FieldCondition>>;
-}) {
+export function jsonlSink<const TName extends string, TConsumes extends MessageSchemas>(
+  options: JsonlSinkOptions<TName, TConsumes>,
+) {
   const machine = setup({
     types: { events: {} as Incoming<TConsumes> },
     actors: {
