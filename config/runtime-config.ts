@@ -48,6 +48,11 @@ export const RuntimeConfigSchema = z.object({
    * they restart) before it fails naming the one it waited for; 0 fails at the first refusal.
    */
   startTimeoutMs: z.number().int().nonnegative().default(60_000),
+  /**
+   * Where the embedded default keeps what must outlive a process: its dead letters, in
+   * `<dataDir>/<prefix>/dead-letters.jsonl`. Relative to the working directory.
+   */
+  dataDir: z.string().min(1).default('.warren'),
   /** PEM files for `amqps://` and `rediss://`: a private CA, and a client certificate and key (mutual TLS). */
   tlsCaFile: z.string().min(1).optional(),
   tlsCertFile: z.string().min(1).optional(),
@@ -70,6 +75,7 @@ const ENV: Record<string, keyof z.input<typeof RuntimeConfigSchema>> = {
   WARREN_SOURCE_WINDOW: 'sourceWindow',
   WARREN_LOG_LEVEL: 'logLevel',
   WARREN_START_TIMEOUT_MS: 'startTimeoutMs',
+  WARREN_DATA_DIR: 'dataDir',
   WARREN_TLS_CA_FILE: 'tlsCaFile',
   WARREN_TLS_CERT_FILE: 'tlsCertFile',
   WARREN_TLS_KEY_FILE: 'tlsKeyFile',

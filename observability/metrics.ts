@@ -58,6 +58,25 @@ export class Metrics {
     counter.add(n, this.#of(actor));
   }
 
+  /** One message parked: `warren.messages.parked`, with its reason as `warren.park.reason`. */
+  parked(actor: string, reason: string): void {
+    let counter = this.#counters.get('parked');
+    if (!counter) {
+      counter = this.#meter.createCounter('warren.messages.parked', {
+        description: 'Messages parked in a dead-letter queue, per actor and reason',
+        unit: '{message}',
+      });
+      this.#counters.set('parked', counter);
+    }
+    const id = `${actor}\u0000${reason}`;
+    let attributes = this.#attributes.get(id);
+    if (!attributes) {
+      attributes = { [Attr.actor]: actor, [Attr.parkReason]: reason };
+      this.#attributes.set(id, attributes);
+    }
+    counter.add(1, attributes);
+  }
+
   processed(actor: string, seconds: number): void {
     this.#duration.record(seconds, this.#of(actor));
   }

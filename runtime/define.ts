@@ -140,6 +140,30 @@ export interface SourceDefinition<
   readonly total?: number;
   /** Maps each item to emitted messages; when absent, items are `SourceItem`s emitted as they are. */
   readonly machine: AnyStateMachine | undefined;
+  /**
+   * Whether a `read()` that throws is called again, after a backoff, instead of failing the runtime
+   * (`runtime.failed`). `true`: with the defaults (every time, 1 s doubling to 30 s); an object tunes
+   * it. Each restart calls `read()` afresh and is logged; give items stable `id`s so that what a
+   * restarted read yields again is deduplicated downstream. Default false: the first failure is fatal.
+   *
+   * @example
+   * ```ts
+   * defineSource({ name: 'orders', emits: { order: Order }, read: pollOrders,
+   *   restart: { maxRestarts: 5, backoffMs: { initial: 500, max: 10_000 } } });
+   * ```
+   */
+  readonly restart?: boolean | SourceRestart;
+}
+
+/** How a failing source is restarted: see {@link SourceDefinition.restart}. */
+export interface SourceRestart {
+  /**
+   * Restarts in a row before the source counts as failed; default unlimited. A run that lasted at least
+   * the maximum backoff before failing starts a new row.
+   */
+  readonly maxRestarts?: number;
+  /** The backoff before each restart in a row: `initial` ms, doubling up to `max` ms (default 1000 and 30000). */
+  readonly backoffMs?: { readonly initial?: number; readonly max?: number };
 }
 
 export interface ConsumerDefinition<

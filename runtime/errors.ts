@@ -24,6 +24,8 @@ export type ErrorCode =
   | 'WARREN_SERVICE_UNAVAILABLE'
   | 'WARREN_STATE_FAILED'
   | 'WARREN_EFFECT_BUSY'
+  /** A hosted source failed for good (not restartable, or out of restarts): see `runtime.failed`. */
+  | 'WARREN_SOURCE_FAILED'
   | 'WARREN_STOPPED';
 
 export interface WarrenErrorOptions {
@@ -106,6 +108,8 @@ export type ParkReason =
   | 'unhandled'
   | 'hop-limit'
   | 'failed'
+  /** The message was fine, but what the actor emitted for it failed the actor's own `emits` schema. */
+  | 'invalid-output'
   | 'redeliveries';
 
 /** Is this error worth another attempt? Unknown errors are (a handler's network blip); poison is not. */

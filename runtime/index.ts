@@ -21,6 +21,7 @@ export type {
   SourceItem,
   SourceOutcome,
   SourceReader,
+  SourceRestart,
 } from './define.ts';
 export {
   definePipeline,

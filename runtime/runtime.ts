@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import {
   loadRuntimeConfig,
   type RuntimeConfig,
@@ -7,12 +8,18 @@ import {
 import { unwrapAmqplibInstrumentation } from '../observability/amqplib.ts';
 import { Metrics } from '../observability/metrics.ts';
 import { tracingEnabled } from '../observability/tracing.ts';
+import {
+  listParked,
+  type ParkedMessage,
+  purgeParked,
+  replayIntoQueues,
+  replaySource,
+} from './dead-letters.ts';
 import type { PipelineDefinition } from './define.ts';
-import { type Delivery, Headers } from './envelope.ts';
 import { ConfigError, describeError, WarrenError } from './errors.ts';
 import { ConsumerHost, type HostDeps } from './host/consumer-host.ts';
 import { SourceHost } from './host/source-host.ts';
-import { type ActorCounters, jsonLogger, type Logger, Stats } from './host/stats.ts';
+import { type ActorCounters, guardLogger, jsonLogger, type Logger, Stats } from './host/stats.ts';
 import { TimerPump } from './host/timer-pump.ts';
 import { MemoryStore } from './state/memory-store.ts';
 import { RedisStore } from './state/redis-store.ts';
@@ -20,9 +27,12 @@ import type { StateStore } from './state/store.ts';
 import { planTopology, type TopologyPlan } from './topology/plan.ts';
 import { toRascal } from './topology/rascal.ts';
 import { AmqpTransport } from './transport/amqp-transport.ts';
+import { DeadLetterFile } from './transport/dead-letter-file.ts';
 import { MemoryBus } from './transport/memory-bus.ts';
 import type { Transport } from './transport/transport.ts';
 import { untilReachable } from './until-reachable.ts';
+
+export type { ParkedMessage } from './dead-letters.ts';
 
 export interface RuntimeOptions extends RuntimeConfigInput {
   /** Where the runtime logs; default JSON lines on stderr. */
@@ -42,8 +52,22 @@ export interface Runtime {
   start(): Promise<void>;
   /** Stop sources and consumers, let in-flight messages finish, close connections. Idempotent. */
   stop(): Promise<void>;
-  /** Resolves when every hosted source has read all its input and had it confirmed. */
+  /**
+   * Resolves when every hosted source has read all its input and had it confirmed; rejects with the
+   * `WARREN_SOURCE_FAILED` error of `failed` when a source failed for good.
+   */
   sourcesDone(): Promise<void>;
+  /**
+   * Resolves (never rejects) with a `WARREN_SOURCE_FAILED` error naming the source and its error when a
+   * hosted source failed for good: its `read()` threw and it is not restartable, or it ran out of
+   * restarts. A worker should then stop (draining what it holds) and exit non-zero. Pending otherwise.
+   *
+   * @example
+   * ```ts
+   * runtime.failed.then(async (err) => { console.error(err.message); await runtime.stop(); process.exit(1); });
+   * ```
+   */
+  readonly failed: Promise<WarrenError>;
   /** True when nothing is in flight here, every pipeline queue is empty and no durable timer is pending. */
   isIdle(): Promise<boolean>;
   /** Resolves once `isIdle()` holds on consecutive checks (`settleMs` apart). */
@@ -54,22 +78,22 @@ export interface Runtime {
   parked(actor: string, limit?: number): Promise<ParkedMessage[]>;
   /**
    * Put up to `limit` parked messages back into the queue they were parked from, with their ids (so
-   * deduplication still holds) and without their parking headers. Returns how many were replayed.
+   * deduplication still holds) and without their parking headers. Returns how many were replayed. For a
+   * source, its parked records go through the source's publish path again: checked against its schema
+   * as it is now, published to the main exchange with their ids (the still invalid parked again); it
+   * returns how many were published.
    */
   replay(actor: string, limit?: number): Promise<number>;
-}
-
-/** A message in an actor's dead-letter queue, and why it is there. */
-export interface ParkedMessage {
-  readonly id: string | undefined;
-  readonly type: string | undefined;
-  readonly reason: string | undefined;
-  readonly error: string | undefined;
-  readonly attempts: number | undefined;
-  /** The queue it was parked from, where a replay puts it back. */
-  readonly queue: string | undefined;
-  readonly parkedAt: number | undefined;
-  readonly body: string;
+  /**
+   * Remove an actor's parked messages for good: all of them, or those whose message id is in `ids`
+   * (the others stay, in their order). Returns how many it removed.
+   *
+   * @example
+   * ```ts
+   * await runtime.purge('scorer', { ids: ['click-42'] }); // 1
+   * ```
+   */
+  purge(actor: string, options?: { readonly ids?: readonly string[] }): Promise<number>;
 }
 
 /**
@@ -94,7 +118,8 @@ export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOpti
   } = options;
   const config = loadRuntimeConfig(env, overrides);
   const tls = tlsOptions(config, overrides);
-  const logger = givenLogger ?? jsonLogger(config.logLevel === 'warn');
+  // A user's logger that throws must never change how a message ends.
+  const logger = guardLogger(givenLogger ?? jsonLogger(config.logLevel === 'warn'));
   const topology = planTopology(pipeline, {
     ...(config.prefix ? { prefix: config.prefix } : {}),
     durable: config.durable,
@@ -114,7 +139,12 @@ export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOpti
   let pump: TimerPump | undefined;
   const consumers: ConsumerHost[] = [];
   const sources: SourceHost[] = [];
+  let deps: HostDeps | undefined;
   let stopping: Promise<void> | undefined;
+  let reportFailure: (err: WarrenError) => void = () => undefined;
+  const failed = new Promise<WarrenError>((resolve) => {
+    reportFailure = resolve;
+  });
   /** Aborted by `stop()`: a start still waiting for its services gives up. */
   const stopped = new AbortController();
 
@@ -127,6 +157,10 @@ export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOpti
     if (!transport) throw new WarrenError('WARREN_STOPPED', 'start the runtime first');
     return transport;
   };
+  const requireDeps = (): HostDeps => {
+    if (!deps) throw new WarrenError('WARREN_STOPPED', 'start the runtime first');
+    return deps;
+  };
   const dlqOf = (actor: string) => {
     const plan = topology.actors.get(actor);
     if (!plan) throw new ConfigError('actor', `unknown actor "${actor}"`);
@@ -136,6 +170,7 @@ export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOpti
   const runtime: Runtime = {
     config,
     topology,
+    failed,
     async start() {
       transport ??=
         givenTransport ??
@@ -148,7 +183,7 @@ export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOpti
               signal: stopped.signal,
               ...(Object.keys(tls).length > 0 ? { socketOptions: tls } : {}),
             })
-          : new MemoryBus());
+          : new MemoryBus({ journal: deadLetterFile(topology, config.dataDir, logger) }));
       store ??=
         givenStore ??
         (config.state === 'redis'
@@ -181,7 +216,7 @@ export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOpti
       // Meters and tracers are taken now, after whoever embeds warren had the chance to start an SDK.
       const metrics = new Metrics();
       stats.mirrorTo(metrics);
-      const deps: HostDeps = {
+      deps = {
         topology,
         transport,
         store,
@@ -208,7 +243,16 @@ export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOpti
         pump = new TimerPump(topology, store, transport, logger);
         pump.start();
       }
-      for (const source of sources) source.start().catch(() => undefined);
+      for (const source of sources)
+        source.start().catch((err: unknown) => {
+          reportFailure(
+            err instanceof WarrenError && err.code === 'WARREN_SOURCE_FAILED'
+              ? err
+              : new WarrenError('WARREN_SOURCE_FAILED', `a source failed: ${describeError(err)}`, {
+                  cause: err,
+                }),
+          );
+        });
       logger.info('started', {
         pipeline: topology.pipeline,
         bus: config.bus,
@@ -236,49 +280,15 @@ export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOpti
     },
     stats: () => stats.snapshot(),
     async parked(actor, limit = 100) {
-      const plan = dlqOf(actor);
-      const found: ParkedMessage[] = [];
-      await requireTransport().fetch(plan.deadQueue, limit, async (deliveries) => {
-        for (const d of deliveries) found.push(describeParked(d));
-        return false;
-      });
-      return found;
+      return listParked(requireTransport(), dlqOf(actor), limit);
     },
     async replay(actor, limit = 100) {
       const plan = dlqOf(actor);
-      const bus = requireTransport();
-      let replayed = 0;
-      await bus.fetch(plan.deadQueue, limit, async (deliveries) => {
-        await Promise.all(
-          deliveries.map((d) => {
-            const parkedFrom = d.properties.headers?.[Headers.parkedFrom];
-            const queue =
-              typeof parkedFrom === 'string' && plan.queues.includes(parkedFrom)
-                ? parkedFrom
-                : plan.queues[0];
-            if (queue === undefined)
-              throw new ConfigError(`actors.${actor}`, 'a source has nothing to replay into');
-            return bus.publish(
-              {
-                exchange: '',
-                routingKey: queue,
-                body: d.content.toString(),
-                properties: {
-                  messageId: d.properties.messageId ?? '',
-                  type: d.properties.type ?? '',
-                  contentType: d.properties.contentType ?? '',
-                  persistent: topology.durable,
-                  headers: replayHeaders(d.properties.headers ?? {}),
-                },
-              },
-              { mandatory: true },
-            );
-          }),
-        );
-        replayed = deliveries.length;
-        return true;
-      });
-      return replayed;
+      if (plan.definition.kind === 'source') return replaySource(requireDeps(), plan, limit);
+      return replayIntoQueues(requireTransport(), plan, topology.durable, limit);
+    },
+    async purge(actor, options = {}) {
+      return purgeParked(requireTransport(), dlqOf(actor), options.ids);
     },
     stop() {
       stopped.abort();
@@ -307,33 +317,15 @@ export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOpti
   return runtime;
 }
 
-function describeParked(d: Delivery): ParkedMessage {
-  const h = d.properties.headers ?? {};
-  const text = (name: string) => (typeof h[name] === 'string' ? (h[name] as string) : undefined);
-  const number = (name: string) => (typeof h[name] === 'number' ? (h[name] as number) : undefined);
-  return {
-    id: d.properties.messageId,
-    type: d.properties.type,
-    reason: text(Headers.reason) ?? (h['x-death'] ? 'dead-lettered' : undefined),
-    error: text(Headers.error),
-    attempts: number(Headers.attempts),
-    queue: text(Headers.parkedFrom),
-    parkedAt: number(Headers.parkedAt),
-    body: d.content.toString(),
-  };
-}
-
-/** A replayed message starts over: no parking headers, no attempt count, no broker death records. */
-function replayHeaders(
-  headers: Readonly<Record<string, unknown>>,
-): Record<string, string | number | boolean> {
-  const out: Record<string, string | number | boolean> = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (name.startsWith('x-') || name === Headers.attempt || name === Headers.retryDelay) continue;
-    if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean')
-      out[name] = value;
-  }
-  return out;
+/**
+ * The embedded bus's dead letters, kept in `<dataDir>/<prefix>/dead-letters.jsonl`: every actor's
+ * dead-letter queue and the unroutable queue of the whole pipeline (not only of the hosted actors), so
+ * a process hosting none (`warren dlq`) sees them all.
+ */
+function deadLetterFile(topology: TopologyPlan, dataDir: string, logger: Logger): DeadLetterFile {
+  const queues = [...topology.actors.values()].map((a) => a.deadQueue);
+  queues.push(topology.names.unroutableQueue);
+  return new DeadLetterFile(resolve(dataDir, topology.names.prefix, 'dead-letters.jsonl'), queues, logger);
 }
 
 /** `host:port` of a Redis URL, for logs (never the password). */

@@ -31,6 +31,7 @@ import {
 } from '../envelope.ts';
 import { describeError, InvalidMessageError, isRetryable, type ParkReason, WarrenError } from '../errors.ts';
 import { parseUntrusted } from '../json.ts';
+import { renderIssues } from '../schema-issues.ts';
 import type { LoadResult, StateStore, TimerRecord } from '../state/store.ts';
 import type { ActorPlan, TopologyPlan } from '../topology/plan.ts';
 import type { Settlement, Transport } from '../transport/transport.ts';
@@ -47,7 +48,9 @@ import {
 } from './instance.ts';
 import { KeyedLanes } from './lanes.ts';
 import { type Lineage, toOutgoing } from './outputs.ts';
+import { originalRoutingHeaders, parkedDelivery, republished } from './parking.ts';
 import type { Logger, Stats } from './stats.ts';
+import { validateOutputs } from './validate-outputs.ts';
 
 const effectBusy = (actor: string, id: string) =>
   new WarrenError('WARREN_EFFECT_BUSY', `${actor} is already handling ${id}`, { retryable: true });
@@ -213,16 +216,8 @@ export class ConsumerHost {
     const raw = parseUntrusted(delivery.content, this.#deps.topology.maxMessageBytes);
     let result = schema['~standard'].validate(raw);
     if (result instanceof Promise) result = await result;
-    if (result.issues) {
-      const issues = result.issues
-        .slice(0, 5)
-        .map(
-          (i) =>
-            `${(i.path ?? []).map((p) => (typeof p === 'object' ? String(p.key) : String(p))).join('.') || '(body)'}: ${i.message}`,
-        )
-        .join('; ');
-      throw new InvalidMessageError('schema', `${type} fails its schema: ${issues}`);
-    }
+    if (result.issues)
+      throw new InvalidMessageError('schema', `${type} fails its schema: ${renderIssues(result.issues)}`);
     const body = result.value;
     const read = readMeta(delivery, id, undefined);
     if ('badHeader' in read)
@@ -544,6 +539,7 @@ export class ConsumerHost {
     await settle(instance, this.#deps.settleTimeoutMs);
     const outputs = toOutgoing(this.#deps.topology, this.#plan, instance.emitted, lineage);
     instance.emitted = [];
+    if (outputs.length > 0) await validateOutputs(this.#plan, outputs);
     return outputs;
   }
 
@@ -641,10 +637,10 @@ export class ConsumerHost {
           exchange: this.#deps.topology.names.delayExchange,
           routingKey: delivery.queue,
           body: delivery.content.toString(),
-          properties: this.#republished(delivery, {
+          properties: republished(delivery, this.#deps.topology.durable, {
             [Headers.attempt]: busy ? attempt : attempt + 1,
             [Headers.retryDelay]: String(delay),
-            ...this.#originalRouting(delivery),
+            ...originalRoutingHeaders(delivery),
           }),
         },
         { mandatory: true },
@@ -654,6 +650,7 @@ export class ConsumerHost {
         actor: this.#plan.name,
         error: describeError(publishErr),
       });
+      this.#deps.stats.parked(this.#plan.name, 'dead-lettered');
       return 'reject';
     }
     this.#retrying('retrying', delivery, attempt, delay, err);
@@ -680,7 +677,7 @@ export class ConsumerHost {
   }
 
   async #park(delivery: Delivery, reason: ParkReason, err: unknown, attempts: number): Promise<Settlement> {
-    this.#deps.stats.add(this.#plan.name, 'parked');
+    this.#deps.stats.parked(this.#plan.name, reason);
     this.#annotate({ [Attr.outcome]: 'park', [Attr.parkReason]: reason, [Attr.attempt]: attempts }, err);
     this.#deps.logger.warn('parked', {
       actor: this.#plan.name,
@@ -690,52 +687,19 @@ export class ConsumerHost {
     });
     try {
       await this.#deps.transport.publish(
-        {
-          exchange: '',
-          routingKey: this.#plan.deadQueue,
-          body: delivery.content.toString(),
-          properties: this.#republished(delivery, {
-            [Headers.reason]: reason,
-            [Headers.error]: describeError(err),
-            [Headers.attempts]: attempts,
-            [Headers.parkedFrom]: delivery.queue,
-            ...this.#originalRouting(delivery),
-            [Headers.parkedAt]: Date.now(),
-          }),
-        },
+        parkedDelivery(delivery, this.#plan.deadQueue, this.#deps.topology.durable, {
+          reason,
+          error: describeError(err),
+          attempts,
+          parkedFrom: delivery.queue,
+          parkedAt: Date.now(),
+        }),
         { mandatory: true },
       );
       return 'ack';
     } catch {
       return 'reject'; // the queue's dead-letter exchange still parks it, without our reason headers
     }
-  }
-
-  /** Where the message was first published: kept in headers across retries, which re-route it. */
-  #originalRouting(delivery: Delivery): Record<string, string> {
-    const headers = delivery.properties.headers ?? {};
-    const exchange = headers[Headers.originalExchange];
-    const routingKey = headers[Headers.originalRoutingKey];
-    return {
-      [Headers.originalExchange]: typeof exchange === 'string' ? exchange : delivery.exchange,
-      [Headers.originalRoutingKey]: typeof routingKey === 'string' ? routingKey : delivery.routingKey,
-    };
-  }
-
-  #republished(delivery: Delivery, extra: Record<string, string | number>): OutgoingMessage['properties'] {
-    const { properties } = delivery;
-    const headers: Record<string, string | number | boolean | undefined> = {};
-    for (const [name, value] of Object.entries(properties.headers ?? {})) {
-      if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean')
-        headers[name] = value;
-    }
-    return {
-      messageId: typeof properties.messageId === 'string' ? properties.messageId : '',
-      type: typeof properties.type === 'string' ? properties.type : '',
-      contentType: typeof properties.contentType === 'string' ? properties.contentType : '',
-      persistent: this.#deps.topology.durable,
-      headers: { ...headers, ...extra },
-    };
   }
 
   #remember(key: string, instance: Instance): void {

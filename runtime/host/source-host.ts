@@ -1,27 +1,28 @@
 import { randomBytes } from 'node:crypto';
 import type { EventObject } from 'xstate';
-import { publishTraced, spanContextOf } from '../../observability/tracing.ts';
 import type { MessageSchemas, SourceDefinition, SourceItem, SourceOutcome } from '../define.ts';
-import type { OutgoingMessage } from '../envelope.ts';
-import { describeError } from '../errors.ts';
+import { describeError, WarrenError } from '../errors.ts';
+import { afterFailure } from '../policy/restart.ts';
 import type { ActorPlan } from '../topology/plan.ts';
 import type { HostDeps } from './consumer-host.ts';
 import { type Instance, settle, startInstance } from './instance.ts';
-import { toOutgoing } from './outputs.ts';
+import { SourcePublisher } from './source-publisher.ts';
 
 /**
  * Runs a source: pulls items from its `read()` only as fast as the broker confirms what it already
  * published (at most `sourceWindow` unconfirmed), maps each through the source machine when it has one,
  * validates every output against the declared schema, and publishes it. An item that fails validation is
- * parked in the source's dead-letter queue with its reason; reading goes on.
+ * parked in the source's dead-letter queue with its reason; reading goes on. A `read()` that throws is
+ * called again after a backoff when the source is restartable; otherwise, or once its restarts run
+ * out, the source has failed: `done` rejects with `WARREN_SOURCE_FAILED`.
  */
 export class SourceHost {
   readonly #plan: ActorPlan;
   readonly #definition: SourceDefinition;
   readonly #deps: HostDeps;
-  readonly #abort = new AbortController();
-  readonly #runId = randomBytes(6).toString('base64url');
-  #instance: Instance | undefined;
+  readonly #publisher: SourcePublisher;
+  /** Aborted by `stop()`: ends the current read and any backoff wait. */
+  readonly #stopped = new AbortController();
   #done: Promise<void> | undefined;
   #published = 0;
 
@@ -30,6 +31,7 @@ export class SourceHost {
     this.#plan = plan;
     this.#definition = plan.definition;
     this.#deps = deps;
+    this.#publisher = new SourcePublisher(plan, deps);
   }
 
   /** Messages published and confirmed so far. */
@@ -37,28 +39,72 @@ export class SourceHost {
     return this.#published;
   }
 
+  /** Start reading; the promise is `done`. */
   start(): Promise<void> {
-    this.#done ??= this.#run().catch((err: unknown) => {
-      this.#deps.logger.error('source failed', { actor: this.#plan.name, error: describeError(err) });
-      throw err;
-    });
+    this.#done ??= this.#supervise();
     return this.#done;
   }
 
-  /** Resolves when `read()` is exhausted and everything it produced is confirmed. */
+  /**
+   * Resolves when `read()` is exhausted and everything it produced is confirmed (or the source was
+   * stopped); rejects with a `WARREN_SOURCE_FAILED` error when the source failed for good.
+   */
   get done(): Promise<void> {
     return this.#done ?? Promise.resolve();
   }
 
   async stop(): Promise<void> {
-    this.#abort.abort();
+    this.#stopped.abort();
     await this.#done?.catch(() => undefined);
-    this.#instance?.actor.stop();
   }
 
+  /** Run `read()` to its end, restarting it after a failure as the source's policy says. */
+  async #supervise(): Promise<void> {
+    const name = this.#plan.name;
+    let failures = 0;
+    for (;;) {
+      const began = Date.now();
+      try {
+        await this.#run();
+        return;
+      } catch (err) {
+        // A read that fails because it is being stopped is not a failure of the source.
+        if (this.#stopped.signal.aborted) return;
+        const policy = this.#plan.restart;
+        // A run that lasted as long as the longest backoff had recovered: its failure starts a new row.
+        if (policy && Date.now() - began >= policy.maxMs) failures = 0;
+        failures++;
+        const next = afterFailure(policy, failures);
+        if (!next.restart) {
+          const restarts = failures - 1;
+          const failed = new WarrenError(
+            'WARREN_SOURCE_FAILED',
+            `source "${name}" failed${restarts > 0 ? ` after ${restarts} restart(s)` : ''}: ${describeError(err)}`,
+            { cause: err, data: { actor: name, restarts } },
+          );
+          this.#deps.logger.error('source failed', { actor: name, error: describeError(err), restarts });
+          throw failed;
+        }
+        this.#deps.logger.warn('source failed; restarting it', {
+          actor: name,
+          error: describeError(err),
+          restart: failures,
+          delayMs: next.delayMs,
+        });
+        await sleep(next.delayMs, this.#stopped.signal);
+        if (this.#stopped.signal.aborted) return;
+      }
+    }
+  }
+
+  /** One run of `read()`, with a fresh machine and fresh message ids (a restart may yield new input). */
   async #run(): Promise<void> {
+    const runId = randomBytes(6).toString('base64url');
     const machine = this.#definition.machine;
-    if (machine) this.#instance = startInstance(machine, undefined, [], 0);
+    const instance = machine ? startInstance(machine, undefined, [], 0) : undefined;
+    // Aborted when publishing fails (the run is over) or when the source is stopped.
+    const run = new AbortController();
+    const signal = AbortSignal.any([this.#stopped.signal, run.signal]);
     const pending = new Set<Promise<void>>();
     let failure: unknown;
     let seq = 0;
@@ -68,61 +114,57 @@ export class SourceHost {
       warn: (message: string, data?: Record<string, unknown>) =>
         this.#deps.logger.warn(message, { actor: this.#plan.name, ...data }),
     };
-    for await (const item of this.#definition.read({ signal: this.#abort.signal, logger })) {
-      // Without a machine, read() yields shaped items, which may carry an id, a receipt, a traceparent.
-      const shaped = machine ? undefined : (item as SourceItem);
-      if (this.#abort.signal.aborted) {
-        this.#tell(shaped?.receipt, { status: 'failed', error: new Error('the source stopped') });
-        break;
-      }
-      const index = seq++;
-      const inputId = `${this.#plan.name}:${this.#runId}:${index}`;
-      const emitted = await this.#emit(item);
-      const explicitId = shaped?.id;
-      const createdAt = Date.now();
-      const outputs = toOutgoing(
-        this.#deps.topology,
-        this.#plan,
-        emitted,
-        { inputId, flowId: '', hops: 0, generation: 0, createdAt },
-        (i) =>
-          explicitId !== undefined && emitted.length === 1
-            ? explicitId
-            : i === 0
-              ? inputId
-              : `${inputId}.${i}`,
-      ).map(startFlow);
-      for (const output of outputs) {
-        const valid = await this.#validate(output);
-        const id = output.properties.messageId;
-        const p: Promise<void> = (
-          valid === true ? this.#publish(output, shaped?.traceparent) : this.#park(output, valid)
-        )
-          .then(
-            () =>
-              this.#tell(
-                shaped?.receipt,
-                valid === true ? { status: 'published', id } : { status: 'parked', id, reason: valid },
-              ),
-            (err: unknown) => {
-              this.#tell(shaped?.receipt, { status: 'failed', error: err });
-              failure ??= err;
-              this.#abort.abort();
-            },
+    try {
+      for await (const item of this.#definition.read({ signal, logger })) {
+        // Without a machine, read() yields shaped items, which may carry an id, a receipt, a traceparent.
+        const shaped = machine ? undefined : (item as SourceItem);
+        if (signal.aborted) {
+          this.#tell(shaped?.receipt, { status: 'failed', error: new Error('the source stopped') });
+          break;
+        }
+        const inputId = `${this.#plan.name}:${runId}:${seq++}`;
+        const emitted = await this.#emit(instance, item);
+        const outputs = this.#publisher.shape(emitted, inputId, shaped?.id, Date.now());
+        for (const output of outputs) {
+          const rejected = await this.#publisher.check(output);
+          const id = output.properties.messageId;
+          const p: Promise<void> = (
+            rejected ? this.#publisher.park(output, rejected) : this.#publish(output, shaped?.traceparent)
           )
-          .finally(() => pending.delete(p));
-        pending.add(p);
-        // Stopping ends the wait too: a broker that blocks publishers must not keep a stop waiting.
-        while (
-          !this.#abort.signal.aborted &&
-          (pending.size >= this.#deps.sourceWindow || this.#deps.transport.isBlocked())
-        ) {
-          await Promise.race(pending.size > 0 ? pending : [sleep(100)]);
+            .then(
+              () =>
+                this.#tell(
+                  shaped?.receipt,
+                  rejected ? { status: 'parked', id, reason: rejected.error } : { status: 'published', id },
+                ),
+              (err: unknown) => {
+                this.#tell(shaped?.receipt, { status: 'failed', error: err });
+                failure ??= err;
+                run.abort();
+              },
+            )
+            .finally(() => pending.delete(p));
+          pending.add(p);
+          // Stopping ends the wait too: a broker that blocks publishers must not keep a stop waiting.
+          while (
+            !signal.aborted &&
+            (pending.size >= this.#deps.sourceWindow || this.#deps.transport.isBlocked())
+          ) {
+            await Promise.race(pending.size > 0 ? pending : [sleep(100)]);
+          }
         }
       }
+    } finally {
+      // What was handed to the bus is waited for, whatever ended the run.
+      await Promise.all(pending);
+      instance?.actor.stop();
     }
-    await Promise.all(pending);
     if (failure !== undefined) throw failure;
+  }
+
+  async #publish(output: Parameters<SourcePublisher['publish']>[0], from?: string): Promise<void> {
+    await this.#publisher.publish(output, from);
+    this.#published++;
   }
 
   /** Hand an item's outcome to its receipt; a receipt that throws is logged, never stops the source. */
@@ -137,8 +179,7 @@ export class SourceHost {
     }
   }
 
-  async #emit(item: unknown): Promise<EventObject[]> {
-    const instance = this.#instance;
+  async #emit(instance: Instance | undefined, item: unknown): Promise<EventObject[]> {
     if (!instance) {
       const { type, body } = item as SourceItem<MessageSchemas>;
       return [{ type, body } as EventObject];
@@ -150,68 +191,18 @@ export class SourceHost {
     instance.emitted = [];
     return emitted;
   }
+}
 
-  /** true, or the validation issues. Outside input is untrusted: a source checks what it emits. */
-  async #validate(output: OutgoingMessage): Promise<true | string> {
-    const schema = (this.#definition.emits as MessageSchemas)[output.properties.type];
-    if (!schema) return `undeclared type ${output.properties.type}`;
-    let result = schema['~standard'].validate(JSON.parse(output.body));
-    if (result instanceof Promise) result = await result;
-    return result.issues ? result.issues.map((i) => i.message).join('; ') : true;
-  }
-
-  /**
-   * Publish one item's message; with tracing on, its producer span is the root of the flow's trace,
-   * linked to where the item came from when it says (`traceparent`).
-   */
-  async #publish(output: OutgoingMessage, from?: string): Promise<void> {
-    const publish = (message: OutgoingMessage) => this.#deps.transport.publish(message, { mandatory: true });
-    if (!this.#deps.tracing) await publish(output);
-    else {
-      const link = from === undefined ? undefined : spanContextOf(from);
-      await publishTraced(this.#plan.name, output, publish, link ? { links: [link] } : {});
+/** Wait `ms`, or less if `signal` aborts first. */
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
     }
-    this.#published++;
-    this.#deps.stats.add(this.#plan.name, 'emitted');
-  }
-
-  async #park(output: OutgoingMessage, issues: string): Promise<void> {
-    this.#deps.stats.add(this.#plan.name, 'parked');
-    this.#deps.logger.warn('source item parked', {
-      actor: this.#plan.name,
-      messageId: output.properties.messageId,
-      issues,
-    });
-    await this.#deps.transport.publish(
-      {
-        ...output,
-        exchange: '',
-        routingKey: this.#plan.deadQueue,
-        properties: {
-          ...output.properties,
-          headers: {
-            ...output.properties.headers,
-            'x-warren-reason': 'schema',
-            'x-warren-error': String(issues).slice(0, 500),
-          },
-        },
-      },
-      { mandatory: true },
-    );
-  }
-}
-
-/** A source message starts its own flow: the flow id is the message id. */
-function startFlow(message: OutgoingMessage): OutgoingMessage {
-  return {
-    ...message,
-    properties: {
-      ...message.properties,
-      headers: { ...message.properties.headers, 'warren-flow': message.properties.messageId },
-    },
-  };
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+    signal?.addEventListener('abort', done, { once: true });
+  });
 }

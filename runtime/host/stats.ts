@@ -8,11 +8,14 @@ export interface ActorCounters {
   failed: number;
   duplicates: number;
   retried: number;
+  /** Messages parked in the actor's dead-letter queue, on every path (a source's rejects included). */
   parked: number;
+  /** `parked` by reason (`schema`, `failed`, `invalid-output`, ...); the counts add up to `parked`. */
+  parkedByReason: Readonly<Record<string, number>>;
   emitted: number;
 }
 
-export type Counter = keyof ActorCounters;
+export type Counter = Exclude<keyof ActorCounters, 'parkedByReason' | 'parked'>;
 
 /**
  * Counters by actor name. Cheap enough for the hot path: one object per actor, plain increments.
@@ -41,6 +44,7 @@ export class Stats {
         duplicates: 0,
         retried: 0,
         parked: 0,
+        parkedByReason: {},
         emitted: 0,
       };
       this.#byActor.set(actor, counters);
@@ -53,8 +57,21 @@ export class Stats {
     this.#metrics?.count(actor, counter, n);
   }
 
+  /** One message parked, for `reason`: counted in `parked` and in `parkedByReason`. */
+  parked(actor: string, reason: string): void {
+    const counters = this.of(actor);
+    counters.parked++;
+    counters.parkedByReason = {
+      ...counters.parkedByReason,
+      [reason]: (counters.parkedByReason[reason] ?? 0) + 1,
+    };
+    this.#metrics?.parked(actor, reason);
+  }
+
   snapshot(): ReadonlyMap<string, Readonly<ActorCounters>> {
-    return new Map([...this.#byActor].map(([k, v]) => [k, { ...v }]));
+    return new Map(
+      [...this.#byActor].map(([k, v]) => [k, { ...v, parkedByReason: { ...v.parkedByReason } }]),
+    );
   }
 }
 
@@ -76,4 +93,35 @@ export function jsonLogger(quiet = false): Logger {
     warn: (message, data) => write('warn', message, data),
     error: (message, data) => write('error', message, data),
   };
+}
+
+/**
+ * A logger that never throws: a user's logger that fails (a closed stream, a bug) must not change how
+ * a message ends. Its first failure is written to stderr once; later ones are dropped.
+ *
+ * @example
+ * ```ts
+ * const logger = guardLogger(options.logger ?? jsonLogger());
+ * ```
+ */
+export function guardLogger(logger: Logger): Logger {
+  let reported = false;
+  const guard =
+    (level: keyof Logger) =>
+    (message: string, data?: Record<string, unknown>): void => {
+      try {
+        logger[level](message, data);
+      } catch (err) {
+        if (reported) return;
+        reported = true;
+        try {
+          process.stderr.write(
+            `warren: the logger threw (${err instanceof Error ? err.message : String(err)}); its failures are ignored from now on\n`,
+          );
+        } catch {
+          // stderr itself is gone: nothing left to tell.
+        }
+      }
+    };
+  return { info: guard('info'), warn: guard('warn'), error: guard('error') };
 }

@@ -1,6 +1,13 @@
-import type { ActorDefinition, ConsumerDefinition, PipelineDefinition, RetryPolicy } from '../define.ts';
+import type {
+  ActorDefinition,
+  ConsumerDefinition,
+  PipelineDefinition,
+  RetryPolicy,
+  SourceDefinition,
+} from '../define.ts';
 import { Headers } from '../envelope.ts';
 import { ConfigError } from '../errors.ts';
+import { RESTART_DEFAULTS, type RestartPolicy } from '../policy/restart.ts';
 import { type Names, names } from './names.ts';
 
 export interface TopologyOptions {
@@ -32,6 +39,8 @@ export interface ActorPlan {
   readonly selection: Readonly<Record<string, string | number | boolean>> | undefined;
   /** Emitted types that cross a feedback edge, mapped to the actors that receive them as feedback. */
   readonly feedbackTo: ReadonlyMap<string, ReadonlySet<string>>;
+  /** For a source: how a failed `read()` is restarted; undefined when a failure is fatal. */
+  readonly restart?: RestartPolicy | undefined;
 }
 
 export interface TopologyPlan {
@@ -93,6 +102,32 @@ function retryOf(actor: ConsumerDefinition, path: string): RetryPolicy {
     fail(`${path}.retry.delays`, 'must be a non-empty array of ms');
   for (const [i, d] of delays.entries()) checkInt(`${path}.retry.delays[${i}]`, d, 1, 86_400_000);
   return { maxAttempts, delays };
+}
+
+/** A source's `restart`, resolved against the defaults and checked. */
+function restartOf(actor: SourceDefinition, path: string): RestartPolicy | undefined {
+  const given = actor.restart;
+  if (given === undefined || given === false) return undefined;
+  if (given === true) return RESTART_DEFAULTS;
+  if (typeof given !== 'object' || given === null)
+    fail(`${path}.restart`, 'must be true, false or { maxRestarts, backoffMs: { initial, max } }');
+  const maxRestarts =
+    given.maxRestarts === undefined || given.maxRestarts === Number.POSITIVE_INFINITY
+      ? RESTART_DEFAULTS.maxRestarts
+      : checkInt(`${path}.restart.maxRestarts`, given.maxRestarts, 0, 1_000_000);
+  const initialMs = checkInt(
+    `${path}.restart.backoffMs.initial`,
+    given.backoffMs?.initial ?? RESTART_DEFAULTS.initialMs,
+    1,
+    86_400_000,
+  );
+  const maxMs = checkInt(
+    `${path}.restart.backoffMs.max`,
+    given.backoffMs?.max ?? Math.max(RESTART_DEFAULTS.maxMs, initialMs),
+    initialMs,
+    86_400_000,
+  );
+  return { maxRestarts, initialMs, maxMs };
 }
 
 const CONDITIONS = new Set(['eq', 'in', 'gt', 'gte', 'lt', 'lte', 'exists']);
@@ -258,6 +293,7 @@ export function planTopology(pipeline: PipelineDefinition, options: TopologyOpti
         selectiveConsumers,
         selection: undefined,
         feedbackTo,
+        restart: restartOf(actor, path),
       });
       continue;
     }

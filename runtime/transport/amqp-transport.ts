@@ -190,6 +190,33 @@ export class AmqpTransport implements Transport {
     return taken.length;
   }
 
+  /**
+   * Without `select`, a `queue.purge`. With it, every message ready when the purge began is taken
+   * (unacked, so a crash puts them all back): those `select` picks are acked, the others nacked back
+   * into the queue, where RabbitMQ puts a requeued message back in its place.
+   */
+  async purge(queue: string, select?: (delivery: Delivery) => boolean): Promise<number> {
+    const { channel } = await this.#adminChannel();
+    if (!select) return (await channel.purgeQueue(queue)).messageCount;
+    const { messageCount } = await channel.checkQueue(queue);
+    const kept: GetMessage[] = [];
+    let removed = 0;
+    try {
+      for (let i = 0; i < messageCount; i++) {
+        const message = await channel.get(queue, { noAck: false });
+        if (!message) break;
+        if (select(toDelivery(queue, message))) {
+          channel.ack(message);
+          removed++;
+        } else kept.push(message);
+      }
+    } finally {
+      for (const message of kept) channel.nack(message, false, true);
+      if (kept.length > 0) await untilRequeued(channel, queue, kept.length);
+    }
+    return removed;
+  }
+
   isBlocked(): boolean {
     return this.#blocked || this.#publisher.isBlocked();
   }

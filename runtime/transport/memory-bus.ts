@@ -11,6 +11,40 @@ interface Stored {
   readonly properties: Delivery['properties'];
   redelivered: boolean;
   expiresAt: number;
+  /** Its entry in the journal, when its queue is journaled. */
+  entry?: string | undefined;
+}
+
+/** A message as a journal keeps it: the delivery, byte for byte, and where it waits. */
+export interface JournaledMessage {
+  readonly entry: string;
+  readonly queue: string;
+  readonly content: Buffer;
+  readonly exchange: string;
+  readonly routingKey: string;
+  readonly redelivered: boolean;
+  readonly properties: Delivery['properties'];
+}
+
+/**
+ * Keeps what some queues hold somewhere that outlives the process: the embedded bus's dead letters
+ * (see `DeadLetterFile`). Its methods never throw: a journal that cannot write logs it, and the bus
+ * goes on in memory.
+ */
+export interface QueueJournal {
+  /** The queues whose messages are journaled. */
+  readonly queues: ReadonlySet<string>;
+  /** What the journaled queues held when the last process left them, to put back at start. */
+  load(): readonly JournaledMessage[];
+  /** A message entered a journaled queue: returns its entry. */
+  added(message: Omit<JournaledMessage, 'entry'>): string;
+  /** These entries left their queues (taken by a replay, purged, consumed). */
+  removed(entries: readonly string[]): void;
+}
+
+export interface MemoryBusOptions {
+  /** Journal these queues' messages (dead letters), and load them back at start. */
+  readonly journal?: QueueJournal;
 }
 
 interface MemoryQueue {
@@ -27,8 +61,9 @@ interface MemoryQueue {
 /**
  * The embedded in-process bus: a small broker with RabbitMQ's routing (the same pure `route()` the
  * differential tests prove against RabbitMQ), per-queue prefetch, dead-letter exchanges, message TTL and
- * alternate exchanges. No network, no persistence: it serves `npm start` and the unit tests. Each
- * instance is its own broker; there is no global bus.
+ * alternate exchanges. No network, and no persistence except for the queues a `journal` keeps (the
+ * runtime journals dead letters to a file): it serves `npm start` and the unit tests. Each instance is
+ * its own broker; there is no global bus.
  *
  * @example
  * ```ts
@@ -38,6 +73,7 @@ interface MemoryQueue {
  */
 export class MemoryBus implements Transport {
   readonly kind = 'memory' as const;
+  readonly #journal: QueueJournal | undefined;
   #router: Router | undefined;
   readonly #queues = new Map<string, MemoryQueue>();
   #consuming = true;
@@ -45,6 +81,10 @@ export class MemoryBus implements Transport {
   #ready = new Set<MemoryQueue>();
   #spare = new Set<MemoryQueue>();
   #blocked = false;
+
+  constructor(options: MemoryBusOptions = {}) {
+    this.#journal = options.journal;
+  }
 
   async start(config: RascalConfig): Promise<void> {
     const vhost = Object.values(config.vhosts)[0];
@@ -67,6 +107,13 @@ export class MemoryBus implements Transport {
         expiry: undefined,
       });
     }
+    for (const m of this.#journal?.load() ?? []) {
+      const queue = this.#queues.get(m.queue);
+      if (!queue || !this.#journal?.queues.has(m.queue)) continue; // not this topology's: left in the journal
+      const { queue: _, ...stored } = m;
+      queue.messages.push({ ...stored, expiresAt: 0 });
+      this.#markReady(queue);
+    }
   }
 
   publish(message: OutgoingMessage, options: { readonly mandatory?: boolean } = {}): Promise<void> {
@@ -78,6 +125,7 @@ export class MemoryBus implements Transport {
         properties: message.properties,
         redelivered: false,
         expiresAt: 0,
+        entry: undefined,
       });
       if (!delivered && options.mandatory) {
         return Promise.reject(
@@ -111,6 +159,16 @@ export class MemoryBus implements Transport {
       const copy: Stored = first ? message : { ...message };
       first = false;
       copy.expiresAt = queue.ttl === undefined ? 0 : Date.now() + queue.ttl;
+      copy.entry = this.#journal?.queues.has(name)
+        ? this.#journal.added({
+            queue: name,
+            content: copy.content,
+            exchange: copy.exchange,
+            routingKey: copy.routingKey,
+            redelivered: copy.redelivered,
+            properties: copy.properties,
+          })
+        : undefined;
       queue.messages.push(copy);
       if (queue.ttl !== undefined) this.#armExpiry(queue);
       this.#markReady(queue);
@@ -149,8 +207,31 @@ export class MemoryBus implements Transport {
         const at = q.messages.indexOf(m, q.head);
         if (at >= 0) q.messages.splice(at, 1);
       }
+      this.#forget(taken);
     }
     return taken.length;
+  }
+
+  async purge(queue: string, select?: (delivery: Delivery) => boolean): Promise<number> {
+    const q = this.#queues.get(queue);
+    if (!q) return 0;
+    const removed: Stored[] = [];
+    const kept: Stored[] = [];
+    for (let i = q.head; i < q.messages.length; i++) {
+      const m = q.messages[i] as Stored;
+      if (!select || select(toDelivery(q.name, m))) removed.push(m);
+      else kept.push(m);
+    }
+    q.messages.length = q.head;
+    for (const m of kept) q.messages.push(m);
+    this.#forget(removed);
+    return removed.length;
+  }
+
+  /** These messages left their queue for good: out of the journal too. */
+  #forget(messages: readonly Stored[]): void {
+    const entries = messages.flatMap((m) => (m.entry === undefined ? [] : [m.entry]));
+    if (entries.length > 0) this.#journal?.removed(entries);
   }
 
   isBlocked(): boolean {
@@ -206,9 +287,11 @@ export class MemoryBus implements Transport {
     if (q.consumer) q.consumer.unsettled--;
     if (settlement === 'requeue') {
       q.messages.splice(q.head, 0, { ...stored, redelivered: true });
-    } else if (settlement === 'reject') {
-      this.#deadLetter(q, stored);
+      this.#markReady(q);
+      return;
     }
+    if (settlement === 'reject') this.#deadLetter(q, stored);
+    if (stored.entry !== undefined) this.#forget([stored]);
     this.#markReady(q);
   }
 
@@ -219,6 +302,7 @@ export class MemoryBus implements Transport {
       ...stored,
       exchange: q.deadLetterExchange,
       redelivered: false,
+      entry: undefined,
     });
   }
 
@@ -232,7 +316,9 @@ export class MemoryBus implements Transport {
         q.expiry = undefined;
         const now = Date.now();
         while (q.head < q.messages.length && (q.messages[q.head] as Stored).expiresAt <= now) {
-          this.#deadLetter(q, q.messages[q.head++] as Stored);
+          const expired = q.messages[q.head++] as Stored;
+          this.#deadLetter(q, expired);
+          this.#forget([expired]);
         }
         this.#compact(q);
         this.#armExpiry(q);

@@ -35,6 +35,11 @@ export interface Transport {
     limit: number,
     use: (deliveries: readonly Delivery[]) => Promise<boolean>,
   ): Promise<number>;
+  /**
+   * Remove messages from a queue for good: every ready one, or only those `select` picks (the others
+   * stay, in their order). Resolves to how many it removed.
+   */
+  purge(queue: string, select?: (delivery: Delivery) => boolean): Promise<number>;
   /** True while the broker asks publishers to slow down. */
   isBlocked(): boolean;
   close(): Promise<void>;

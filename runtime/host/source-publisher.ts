@@ -1,0 +1,109 @@
+import type { EventObject } from 'xstate';
+import { publishTraced, spanContextOf } from '../../observability/tracing.ts';
+import type { MessageSchemas } from '../define.ts';
+import { Headers, type OutgoingMessage } from '../envelope.ts';
+import type { ParkReason } from '../errors.ts';
+import { renderIssues, schemaIssues } from '../schema-issues.ts';
+import type { ActorPlan } from '../topology/plan.ts';
+import type { HostDeps } from './consumer-host.ts';
+import { toOutgoing } from './outputs.ts';
+import { parkedOutput } from './parking.ts';
+
+/** Why a source record cannot be published: a park reason and the error naming the field. */
+export interface Rejection {
+  readonly reason: ParkReason;
+  readonly error: string;
+}
+
+/**
+ * The path every source record takes to the bus, shared by a running source and by a replay of its
+ * parked records: shape it as a message that starts its own flow, check it against the source's
+ * declared schema (outside input is untrusted), then publish it with a mandatory, confirmed publish,
+ * or park it with the field that was wrong.
+ */
+export class SourcePublisher {
+  readonly #plan: ActorPlan;
+  readonly #deps: HostDeps;
+
+  constructor(plan: ActorPlan, deps: HostDeps) {
+    this.#plan = plan;
+    this.#deps = deps;
+  }
+
+  /**
+   * The messages for what one item emitted: ids from `inputId` (or the item's own id when it emitted
+   * one message), each the start of its own flow.
+   */
+  shape(
+    emitted: readonly EventObject[],
+    inputId: string,
+    explicitId: string | undefined,
+    createdAt: number,
+  ): OutgoingMessage[] {
+    return toOutgoing(
+      this.#deps.topology,
+      this.#plan,
+      emitted,
+      { inputId, flowId: '', hops: 0, generation: 0, createdAt },
+      (i) =>
+        explicitId !== undefined && emitted.length === 1 ? explicitId : i === 0 ? inputId : `${inputId}.${i}`,
+    ).map(startFlow);
+  }
+
+  /** undefined when the message fits its declared schema, else why not, naming each wrong field. */
+  async check(output: OutgoingMessage): Promise<Rejection | undefined> {
+    const type = output.properties.type;
+    const emits = this.#plan.definition.emits as MessageSchemas;
+    const schema = Object.hasOwn(emits, type) ? emits[type] : undefined;
+    if (!schema) return { reason: 'unknown-type', error: `${this.#plan.name} does not declare ${type}` };
+    const issues = await schemaIssues(schema, JSON.parse(output.body));
+    return issues
+      ? { reason: 'schema', error: `${type} fails its schema: ${renderIssues(issues)}` }
+      : undefined;
+  }
+
+  /**
+   * Publish one message; with tracing on, its producer span is the root of the flow's trace, linked to
+   * where the item came from when it says (`traceparent`).
+   */
+  async publish(output: OutgoingMessage, from?: string): Promise<void> {
+    const publish = (message: OutgoingMessage) => this.#deps.transport.publish(message, { mandatory: true });
+    if (!this.#deps.tracing) await publish(output);
+    else {
+      const link = from === undefined ? undefined : spanContextOf(from);
+      await publishTraced(this.#plan.name, output, publish, link ? { links: [link] } : {});
+    }
+    this.#deps.stats.add(this.#plan.name, 'emitted');
+  }
+
+  /** Park a message that was never published, with the parking headers every dead letter carries. */
+  async park(output: OutgoingMessage, rejection: Rejection, attempts = 1): Promise<void> {
+    this.#deps.stats.parked(this.#plan.name, rejection.reason);
+    this.#deps.logger.warn('source item parked', {
+      actor: this.#plan.name,
+      messageId: output.properties.messageId,
+      reason: rejection.reason,
+      error: rejection.error,
+    });
+    await this.#deps.transport.publish(
+      parkedOutput(output, this.#plan.deadQueue, {
+        ...rejection,
+        attempts,
+        parkedFrom: output.exchange,
+        parkedAt: Date.now(),
+      }),
+      { mandatory: true },
+    );
+  }
+}
+
+/** A source message starts its own flow: the flow id is the message id. */
+function startFlow(message: OutgoingMessage): OutgoingMessage {
+  return {
+    ...message,
+    properties: {
+      ...message.properties,
+      headers: { ...message.properties.headers, [Headers.flow]: message.properties.messageId },
+    },
+  };
+}

@@ -1,0 +1,38 @@
+/**
+ * When a source whose `read()` failed is started again. Pure: the source host applies it, the pipeline
+ * plan resolves it from the definition's `restart`, and tests can check it without waiting.
+ */
+export interface RestartPolicy {
+  /** Restarts in a row before the source counts as failed (Infinity: never gives up). */
+  readonly maxRestarts: number;
+  /** Backoff before the first restart; it doubles with each restart in a row, up to `maxMs`. */
+  readonly initialMs: number;
+  readonly maxMs: number;
+}
+
+export const RESTART_DEFAULTS: RestartPolicy = Object.freeze({
+  maxRestarts: Number.POSITIVE_INFINITY,
+  initialMs: 1_000,
+  maxMs: 30_000,
+});
+
+/**
+ * What to do after a source failed for the `failures`-th time in a row (1 for the first): restart it
+ * after a delay, or give up. A run that lasted at least `maxMs` before failing counts as recovered,
+ * so its failure is the first of a new row (the caller resets `failures`).
+ *
+ * @example
+ * ```ts
+ * afterFailure(RESTART_DEFAULTS, 1); // { restart: true, delayMs: 1000 }
+ * afterFailure(RESTART_DEFAULTS, 7); // { restart: true, delayMs: 30000 }
+ * afterFailure({ ...RESTART_DEFAULTS, maxRestarts: 2 }, 3); // { restart: false }
+ * ```
+ */
+export function afterFailure(
+  policy: RestartPolicy | undefined,
+  failures: number,
+): { readonly restart: true; readonly delayMs: number } | { readonly restart: false } {
+  if (policy === undefined || failures > policy.maxRestarts) return { restart: false };
+  const doublings = Math.min(Math.max(failures - 1, 0), 52);
+  return { restart: true, delayMs: Math.min(policy.maxMs, policy.initialMs * 2 ** doublings) };
+}

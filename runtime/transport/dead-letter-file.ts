@@ -1,0 +1,154 @@
+import { randomUUID } from 'node:crypto';
+import { appendFileSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Delivery } from '../envelope.ts';
+import { describeError } from '../errors.ts';
+import type { Logger } from '../host/stats.ts';
+import type { JournaledMessage, QueueJournal } from './memory-bus.ts';
+
+/**
+ * One line of the file: a dead letter exactly as the bus holds it. The body is base64 of its bytes, so
+ * a body that is not text (or not valid UTF-8) comes back as it went in.
+ */
+interface DeadLetterLine {
+  readonly v: 1;
+  readonly entry: string;
+  readonly queue: string;
+  readonly exchange: string;
+  readonly routingKey: string;
+  readonly redelivered: boolean;
+  readonly properties: Delivery['properties'];
+  readonly body: string;
+}
+
+/**
+ * The embedded bus's dead letters (every actor's dead-letter queue, and the unroutable queue), kept in
+ * a JSONL file, `<dataDir>/<prefix>/dead-letters.jsonl`: each parking is appended at once (a synchronous
+ * write: it survives a crash right after), each removal (a replay, a purge) rewrites the file without
+ * it (written beside it, then renamed over it). A runtime on the embedded bus loads the file at start,
+ * so `warren dlq list|replay|purge` in a new process sees what an earlier `warren run` parked.
+ *
+ * One process at a time should change a file: a removal in one process while another appends can
+ * lose that append (the embedded bus is a one-process bus; RabbitMQ is the bus for many).
+ *
+ * @example
+ * ```ts
+ * const bus = new MemoryBus({ journal: new DeadLetterFile('.warren/shop/dead-letters.jsonl', ['shop.scorer.dead'], logger) });
+ * ```
+ */
+export class DeadLetterFile implements QueueJournal {
+  readonly path: string;
+  readonly queues: ReadonlySet<string>;
+  readonly #logger: Pick<Logger, 'warn'>;
+  #dirReady = false;
+  #failing = false;
+
+  constructor(path: string, queues: Iterable<string>, logger: Pick<Logger, 'warn'>) {
+    this.path = path;
+    this.queues = new Set(queues);
+    this.#logger = logger;
+  }
+
+  load(): readonly JournaledMessage[] {
+    const out: JournaledMessage[] = [];
+    for (const [i, line] of this.#lines().entries()) {
+      const parsed = parseLine(line);
+      if (parsed) out.push(parsed);
+      else if (line.trim() !== '')
+        this.#logger.warn('a dead-letter file line is not readable; it is kept as it is', {
+          path: this.path,
+          line: i + 1,
+        });
+    }
+    return out;
+  }
+
+  added(message: Omit<JournaledMessage, 'entry'>): string {
+    const entry = randomUUID();
+    const line: DeadLetterLine = {
+      v: 1,
+      entry,
+      queue: message.queue,
+      exchange: message.exchange,
+      routingKey: message.routingKey,
+      redelivered: message.redelivered,
+      properties: message.properties,
+      body: message.content.toString('base64'),
+    };
+    this.#write(() => {
+      if (!this.#dirReady) mkdirSync(dirname(this.path), { recursive: true });
+      this.#dirReady = true;
+      // By path, not through a kept descriptor: a rewrite by a removal renames a new file in place.
+      appendFileSync(this.path, `${JSON.stringify(line)}\n`);
+    });
+    return entry;
+  }
+
+  removed(entries: readonly string[]): void {
+    const gone = new Set(entries);
+    this.#write(() => {
+      const lines = this.#lines();
+      // A line that does not parse is kept: only what was removed leaves the file.
+      const kept = lines.filter((line) => {
+        const entry = parseLine(line)?.entry;
+        return line.trim() !== '' && (entry === undefined || !gone.has(entry));
+      });
+      if (kept.length === lines.filter((l) => l.trim() !== '').length) return;
+      const temporary = `${this.path}.${process.pid}.tmp`;
+      writeFileSync(temporary, kept.map((line) => `${line}\n`).join(''));
+      renameSync(temporary, this.path);
+    });
+  }
+
+  #lines(): string[] {
+    try {
+      return readFileSync(this.path, 'utf8').split('\n');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+        this.#logger.warn('cannot read the dead-letter file', { path: this.path, error: describeError(err) });
+      return [];
+    }
+  }
+
+  /** Write, or say once why not: the dead letters are still in memory, only their copy on disk is behind. */
+  #write(write: () => void): void {
+    try {
+      write();
+      this.#failing = false;
+    } catch (err) {
+      if (this.#failing) return;
+      this.#failing = true;
+      this.#logger.warn('cannot write the dead-letter file; dead letters are kept in memory only', {
+        path: this.path,
+        error: describeError(err),
+      });
+    }
+  }
+}
+
+function parseLine(line: string): JournaledMessage | undefined {
+  if (line.trim() === '') return undefined;
+  try {
+    const value = JSON.parse(line) as Partial<DeadLetterLine>;
+    if (
+      value.v !== 1 ||
+      typeof value.entry !== 'string' ||
+      typeof value.queue !== 'string' ||
+      typeof value.body !== 'string' ||
+      typeof value.properties !== 'object' ||
+      value.properties === null
+    )
+      return undefined;
+    return {
+      entry: value.entry,
+      queue: value.queue,
+      exchange: typeof value.exchange === 'string' ? value.exchange : '',
+      routingKey: typeof value.routingKey === 'string' ? value.routingKey : value.queue,
+      redelivered: value.redelivered === true,
+      properties: value.properties,
+      content: Buffer.from(value.body, 'base64'),
+    };
+  } catch {
+    return undefined;
+  }
+}
