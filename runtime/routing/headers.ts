@@ -1,9 +1,11 @@
 /**
  * Headers-exchange matching as RabbitMQ 3.10+ does it (rabbit_exchange_type_headers): the binding's
  * arguments are the pattern, `x-match` picks the mode, and values are compared the way Erlang's `==`
- * compares the decoded AMQP field values that amqplib produces from JavaScript values.
+ * compares the decoded AMQP field values that amqplib produces from JavaScript values
+ * (see amqp-values.ts).
  */
 import { ConfigError } from '../errors.ts';
+import { type Term, termsEqual, toField, wireString } from './amqp-values.ts';
 
 /**
  * The four `x-match` modes. `all` (the default) and `any` ignore every pattern argument whose name
@@ -36,9 +38,12 @@ export type MessageHeaders = Readonly<Record<string, unknown>>;
  * - a pattern argument whose value is `null` (AMQP void) matches on the header's presence alone;
  * - an `undefined` value, in the pattern or the headers, is absent (amqplib does not send it);
  * - `all` with no considered arguments matches every message, `any` with none matches nothing;
- * - values compare by type class: the number `1` never equals the string `"1"`, a string equals a
- *   Buffer holding its UTF-8 bytes (both are binaries to the broker), and inside arrays the element
- *   types must agree as well.
+ * - values compare as the broker's decoded terms: numbers by exact value across integer and
+ *   floating types (`1` equals `{ '!': 'double', value: 1 }`, a `float` 1.1 is not the double 1.1,
+ *   an integer type truncates a fraction), the number `1` never equals the string `"1"`, a string
+ *   equals a Buffer holding its UTF-8 bytes (both are binaries), a lone surrogate travels as U+FFFD,
+ *   an empty table equals an empty array; inside arrays and nested tables each element's AMQP type
+ *   must agree as well, and nested tables compare in their order.
  *
  * @example
  * ```ts
@@ -54,11 +59,11 @@ export function compileHeadersMatcher(
   const mode = readMode(args, path);
   const withX = mode === 'all-with-x' || mode === 'any-with-x';
   const wantAll = mode === 'all' || mode === 'all-with-x';
-  const pattern: Array<readonly [string, unknown]> = [];
+  const pattern: Array<readonly [string, PatternValue]> = [];
   for (const [name, value] of Object.entries(args)) {
     if (name === 'x-match' || value === undefined) continue;
     if (!withX && name.startsWith('x-')) continue;
-    pattern.push([name, value]);
+    pattern.push([name, patternValue(value)]);
   }
   if (pattern.length === 0) return wantAll ? () => true : () => false;
   if (wantAll) {
@@ -103,73 +108,31 @@ function readMode(args: MessageHeaders, path: string): XMatch {
   return raw as XMatch;
 }
 
-function fieldMatches(expected: unknown, headers: MessageHeaders, name: string): boolean {
+function fieldMatches(expected: PatternValue, headers: MessageHeaders, name: string): boolean {
   if (!Object.hasOwn(headers, name)) return false;
   const actual = headers[name];
   if (actual === undefined) return false;
-  if (expected === null) return true;
-  return topLevelEqual(expected, actual);
+  if (expected.raw === null) return true;
+  // Fast paths for what warren itself sends: plain strings and plain numbers.
+  if (typeof expected.raw === 'string' && typeof actual === 'string')
+    return expected.raw === actual || wireString(expected.raw) === wireString(actual);
+  if (typeof expected.raw === 'number' && typeof actual === 'number') return expected.raw === actual;
+  return termsEqual(expected.term(), toField(actual).value);
 }
 
-/** The broker compares top-level values without their AMQP type tags, so only the value class counts. */
-function topLevelEqual(a: unknown, b: unknown): boolean {
-  const ua = unwrapTyped(a);
-  const ub = unwrapTyped(b);
-  if (isBinary(ua) || isBinary(ub)) return isBinary(ua) && isBinary(ub) && bytesEqual(ua, ub);
-  if (isNumeric(ua) || isNumeric(ub)) return isNumeric(ua) && isNumeric(ub) && Number(ua) === Number(ub);
-  return nestedEqual(ua, ub);
+/** A binding argument: as given, and (computed once, when first needed) the term the broker holds. */
+interface PatternValue {
+  readonly raw: unknown;
+  term(): Term;
 }
 
-/** Inside arrays and tables the broker keeps each element's type tag, so the types must agree. */
-function nestedEqual(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object') return false;
-  if (Array.isArray(a) || Array.isArray(b)) {
-    if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
-    return a.every((item, i) => elementEqual(item, b[i]));
-  }
-  if (a instanceof Uint8Array || b instanceof Uint8Array) {
-    return a instanceof Uint8Array && b instanceof Uint8Array && bytesEqual(a, b);
-  }
-  // Nested tables travel in insertion order and are compared as ordered lists.
-  const ea = Object.entries(a).filter(([, v]) => v !== undefined);
-  const eb = Object.entries(b).filter(([, v]) => v !== undefined);
-  if (ea.length !== eb.length) return false;
-  return ea.every(([k, v], i) => {
-    const other = eb[i];
-    return other !== undefined && other[0] === k && elementEqual(v, other[1]);
-  });
-}
-
-function elementEqual(a: unknown, b: unknown): boolean {
-  if (typeof a === 'string' || typeof b === 'string') return a === b;
-  if (typeof a === 'number' || typeof b === 'number') return a === b;
-  return nestedEqual(a, b);
-}
-
-/** amqplib's `{ '!': type, value }` escape hatch names a wire type; the broker sees only the value. */
-function unwrapTyped(value: unknown): unknown {
-  if (value !== null && typeof value === 'object' && Object.hasOwn(value, '!')) {
-    return (value as { value?: unknown }).value;
-  }
-  return value;
-}
-
-function isNumeric(value: unknown): value is number | bigint {
-  return typeof value === 'number' || typeof value === 'bigint';
-}
-
-function isBinary(value: unknown): value is string | Uint8Array {
-  return typeof value === 'string' || value instanceof Uint8Array;
-}
-
-const encoder = new TextEncoder();
-
-function bytesEqual(a: string | Uint8Array, b: string | Uint8Array): boolean {
-  if (typeof a === 'string' && typeof b === 'string') return a === b;
-  const ba = typeof a === 'string' ? encoder.encode(a) : a;
-  const bb = typeof b === 'string' ? encoder.encode(b) : b;
-  if (ba.length !== bb.length) return false;
-  for (let i = 0; i < ba.length; i++) if (ba[i] !== bb[i]) return false;
-  return true;
+function patternValue(raw: unknown): PatternValue {
+  let term: Term | undefined;
+  return {
+    raw,
+    term: () => {
+      term ??= toField(raw).value;
+      return term;
+    },
+  };
 }

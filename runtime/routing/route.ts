@@ -5,6 +5,7 @@
  * receives the message once however many paths lead to it.
  */
 import { WarrenError } from '../errors.ts';
+import { wireString } from './amqp-values.ts';
 import { compileHeadersMatcher, type MessageHeaders } from './headers.ts';
 import { TopicTrie } from './topic.ts';
 import { buildTopologyModel, type ExchangeModel, type RascalVhostTopology } from './topology-model.ts';
@@ -138,7 +139,8 @@ export function createRouter(topology: RascalVhostTopology): Router {
         ? { queue: binding.destination }
         : { exchange: compiled.get(binding.destination) as CompiledExchange };
     const path = `bindings.${binding.name}.options`;
-    addBinding(source, binding.bindingKey, binding.arguments, destination, path);
+    // Keys are shortstrs on the wire: a lone surrogate arrives as U+FFFD.
+    addBinding(source, wireString(binding.bindingKey), binding.arguments, destination, path);
   }
   for (const exchange of compiled.values()) exchange.cacheable = !reachesHeaders(exchange);
 
@@ -157,7 +159,8 @@ export function createRouter(topology: RascalVhostTopology): Router {
   };
 
   return (publication) => {
-    const { exchange: name, routingKey, headers } = publication;
+    const { exchange: name, headers } = publication;
+    const routingKey = wireString(publication.routingKey);
     if (name === '') {
       const extra = headers === undefined ? undefined : senderSelectedKeys(headers, name);
       if (extra !== undefined) return byQueueName([routingKey, ...extra], queues);
@@ -318,7 +321,7 @@ function senderSelectedKeys(headers: MessageHeaders, exchange: string): string[]
         `header ${name} must be an array of strings (PRECONDITION_FAILED)`,
       );
     }
-    for (const item of list) if (typeof item === 'string') keys.push(item);
+    for (const item of list) if (typeof item === 'string') keys.push(wireString(item));
   }
   return keys;
 }

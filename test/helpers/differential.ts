@@ -204,6 +204,116 @@ export const differentialCase: fc.Arbitrary<DifferentialCase> = fc
     };
   });
 
+/**
+ * Header values of every AMQP field type amqplib can send, chosen to collide: one number as plain,
+ * each integer type, float and double; the float 1.1 that is not the double 1.1; fractions an
+ * integer type truncates; strings beside Buffers of the same bytes; a lone surrogate beside U+FFFD;
+ * empty tables beside empty arrays; a nested table in two orders; arrays whose element types differ.
+ */
+export const typedHeaderValue: fc.Arbitrary<unknown> = fc.constantFrom<unknown>(
+  1,
+  { '!': 'byte', value: 1 },
+  { '!': 'unsignedshort', value: 1 },
+  { '!': 'int', value: 1 },
+  { '!': 'long', value: 1 },
+  { '!': 'timestamp', value: 1 },
+  { '!': 'double', value: 1 },
+  { '!': 'float', value: 1 },
+  { '!': 'int', value: 1.7 },
+  { '!': 'byte', value: -1.7 },
+  -1,
+  1.1,
+  { '!': 'double', value: 1.1 },
+  { '!': 'float', value: 1.1 },
+  { '!': 'float', value: 1.5 },
+  1.5,
+  { '!': 'decimal', value: { places: 1, digits: 15 } },
+  'a',
+  Buffer.from('a'),
+  '\uD800',
+  '\uFFFD',
+  Buffer.from([0xef, 0xbf, 0xbd]),
+  true,
+  null,
+  [],
+  {},
+  [1],
+  [{ '!': 'int', value: 1 }],
+  [{ '!': 'double', value: 1 }],
+  ['a'],
+  [Buffer.from('a')],
+  [[]],
+  [{}],
+  { a: 1 },
+  { a: { '!': 'long', value: 1 } },
+  { a: 1, b: 'a' },
+  { b: 'a', a: 1 },
+);
+
+/** Routing and binding key words where a lone surrogate and U+FFFD meet. */
+const typedKey = fc.array(fc.constantFrom('a', '\uD800', '\uFFFD', '*', '#'), { maxLength: 2 }).map(join);
+
+/**
+ * Cases aimed at how values travel: a headers exchange `x0` whose bindings' arguments and whose
+ * publications' headers draw from {@link typedHeaderValue}, beside a direct or topic exchange `x1`
+ * whose keys hold lone surrogates and U+FFFD.
+ *
+ * @example
+ * ```ts
+ * fc.sample(typedValueCases, 1)[0]?.topology.exchanges; // { x0: { type: 'headers' }, x1: { type: 'topic' } }
+ * ```
+ */
+export const typedValueCases: fc.Arbitrary<DifferentialCase> = fc
+  .record({
+    publications: fc.array(
+      fc.record({
+        toHeaders: fc.boolean(),
+        routingKey: typedKey,
+        headers: fc.dictionary(fc.constantFrom('h1', 'h2'), typedHeaderValue, {
+          minKeys: 1,
+          maxKeys: 2,
+          noNullPrototype: true,
+        }),
+      }),
+      { maxLength: 10 },
+    ),
+    bindings: fc.array(
+      fc.record({
+        fromHeaders: fc.boolean(),
+        queue: fc.constantFrom(...QUEUES),
+        key: typedKey,
+        mode: fc.constantFrom('all', 'any'),
+        pattern: fc.dictionary(fc.constantFrom('h1', 'h2'), typedHeaderValue, {
+          minKeys: 1,
+          maxKeys: 2,
+          noNullPrototype: true,
+        }),
+      }),
+      { maxLength: 6 },
+    ),
+    keyed: fc.constantFrom<ExchangeType>('direct', 'topic'),
+  })
+  .map(
+    ({ publications, bindings, keyed }): DifferentialCase => ({
+      topology: {
+        exchanges: { x0: { type: 'headers' }, x1: { type: keyed } },
+        queues: [...QUEUES],
+        bindings: bindings.map((b) => ({
+          source: b.fromHeaders ? 'x0' : 'x1',
+          destination: b.queue,
+          destinationType: 'queue',
+          bindingKey: b.key,
+          ...(b.fromHeaders ? { options: { 'x-match': b.mode, ...b.pattern } } : {}),
+        })),
+      },
+      publications: publications.map((p) => ({
+        exchange: p.toHeaders ? 'x0' : 'x1',
+        routingKey: p.routingKey,
+        headers: p.headers,
+      })),
+    }),
+  );
+
 /** What the router predicts, in the broker's terms: each listed queue gets one copy. */
 export function predictedOutcome(router: RouteFunction, c: DifferentialCase, p: Publication): Outcome {
   try {
@@ -324,10 +434,14 @@ export class DifferentialLab {
   }
 
   /** Runs the property; never throws for a disagreement, which is reported instead. */
-  async check(router: RouteFunction, params: fc.Parameters<[DifferentialCase]>): Promise<DifferentialReport> {
+  async check(
+    router: RouteFunction,
+    params: fc.Parameters<[DifferentialCase]>,
+    cases: fc.Arbitrary<DifferentialCase> = differentialCase,
+  ): Promise<DifferentialReport> {
     const before = { cases: this.#cases, publications: this.#publications };
     const started = performance.now();
-    const property = fc.asyncProperty(differentialCase, async (c) => {
+    const property = fc.asyncProperty(cases, async (c) => {
       fc.pre(c.publications.length > 0);
       const actual = await this.observe(c);
       c.publications.forEach((p, i) => {

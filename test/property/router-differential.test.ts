@@ -1,12 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   buildTopologyModel,
+  type RascalBindingConfig,
   type RascalVhostTopology,
   type RouteResult,
   route,
   splitTopicWords,
 } from '../../runtime/routing/index.ts';
-import { DifferentialLab, type RouteFunction } from '../helpers/differential.ts';
+import { DifferentialLab, type RouteFunction, typedValueCases } from '../helpers/differential.ts';
 
 let lab: DifferentialLab | undefined;
 
@@ -67,6 +68,30 @@ const starMatchesTwoWords: RouteFunction = (topology, publication): RouteResult 
   return route(widened, publication);
 };
 
+/** Drops amqplib's type tags: `{ '!': 'float', value: 1.1 }` read as the plain number 1.1, and so on. */
+function untyped(value: unknown): unknown {
+  if (value !== null && typeof value === 'object' && Object.hasOwn(value, '!'))
+    return (value as { value: unknown }).value;
+  return value;
+}
+
+/** A deliberately wrong router: it compares header values as JavaScript sees them, not as the broker does. */
+const javascriptEquality: RouteFunction = (topology, publication): RouteResult => {
+  const plain = (args: Readonly<Record<string, unknown>>): Record<string, unknown> =>
+    Object.fromEntries(Object.entries(args).map(([k, v]) => [k, untyped(v)]));
+  // The generator writes bindings as a list (see GeneratedTopology).
+  const bindings = (topology.bindings ?? []) as readonly RascalBindingConfig[];
+  return route(
+    {
+      ...topology,
+      bindings: bindings.map(
+        (b): RascalBindingConfig => (b.options ? { ...b, options: plain(b.options) } : b),
+      ),
+    },
+    publication.headers === undefined ? publication : { ...publication, headers: plain(publication.headers) },
+  );
+};
+
 describe('router against RabbitMQ', () => {
   it('agrees with the broker on 200 random topologies and their publications', async () => {
     const report = await opened().check(route, { numRuns: 200 });
@@ -90,4 +115,19 @@ describe('router against RabbitMQ', () => {
     expect(c?.topology.bindings.some((b) => b.bindingKey.includes('*'))).toBe(true);
     expect(report.failure).toMatch(/topology: .*\n {2}publication: .*\n {2}router: .*\n {2}RabbitMQ: /);
   }, 60_000);
+
+  it('agrees with the broker on 200 topologies whose header values and binding arguments vary their AMQP field types', async () => {
+    const report = await opened().check(route, { numRuns: 200 }, typedValueCases);
+    if (report.failure !== undefined) throw new Error(report.failure);
+    expect(report.numRuns).toBeGreaterThanOrEqual(200);
+    console.info(
+      `differential (typed values): ${report.numRuns} cases, ${report.publicationsOnBroker} publications on RabbitMQ, ${(report.durationMs / 1000).toFixed(1)} s`,
+    );
+  }, 90_000);
+
+  it('catches a router that compares header values as JavaScript sees them', async () => {
+    const report = await opened().check(javascriptEquality, { numRuns: 1000 }, typedValueCases);
+    expect(report.failure).toBeDefined();
+    expect(report.mismatch?.case.publications).toHaveLength(1);
+  }, 90_000);
 });

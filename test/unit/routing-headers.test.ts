@@ -77,6 +77,29 @@ describe('headersMatch', () => {
     expect(headersMatch({ a: { p: 1, q: 2 } }, { a: { q: 2, p: 1 } })).toBe(false);
   });
 
+  // Each row was seen on RabbitMQ 3.10 by the typed differential test (test/property/router-differential).
+  it('compares numbers by value across AMQP integer and floating types, as the broker decodes them', () => {
+    expect(headersMatch({ h: 1 }, { h: { '!': 'double', value: 1 } })).toBe(true);
+    expect(headersMatch({ h: { '!': 'long', value: 1 } }, { h: { '!': 'timestamp', value: 1 } })).toBe(true);
+    expect(headersMatch({ h: 1.1 }, { h: { '!': 'float', value: 1.1 } })).toBe(false);
+    expect(headersMatch({ h: 1.5 }, { h: { '!': 'float', value: 1.5 } })).toBe(true);
+    expect(headersMatch({ h: 1 }, { h: { '!': 'int', value: 1.7 } })).toBe(true);
+    expect(headersMatch({ h: -1 }, { h: { '!': 'byte', value: -1.7 } })).toBe(true);
+    expect(headersMatch({ h: { '!': 'decimal', value: { places: 1, digits: 15 } } }, { h: 1.5 })).toBe(false);
+  });
+
+  it('keeps element types inside arrays and nested tables, and equates an empty table with an empty array', () => {
+    expect(headersMatch({ h: [1] }, { h: [{ '!': 'int', value: 1 }] })).toBe(false);
+    expect(headersMatch({ h: { a: 1 } }, { h: { a: { '!': 'long', value: 1 } } })).toBe(false);
+    expect(headersMatch({ h: [] }, { h: {} })).toBe(true);
+    expect(headersMatch({ h: [[]] }, { h: [{}] })).toBe(false);
+  });
+
+  it('sees a lone surrogate as U+FFFD, as it travels', () => {
+    expect(headersMatch({ h: '\uD800' }, { h: '\uFFFD' })).toBe(true);
+    expect(headersMatch({ h: Buffer.from([0xef, 0xbf, 0xbd]) }, { h: '\uDC00' })).toBe(true);
+  });
+
   it('ignores own-property lookalikes from the prototype', () => {
     expect(headersMatch({ toString: null }, {})).toBe(false);
   });

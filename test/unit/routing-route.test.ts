@@ -415,3 +415,21 @@ describe('buildTopologyModel: anonymous entries', () => {
     expect(() => buildTopologyModel({ queues: [{}] })).toThrow(/queues\[0\]\.name/);
   });
 });
+
+describe('keys as they travel', () => {
+  it('sees a lone surrogate in a routing key, binding key or CC key as U+FFFD, as the broker does', () => {
+    const topology: RascalVhostTopology = {
+      exchanges: { d: { type: 'direct' }, t: { type: 'topic' } },
+      queues: ['q', 'r'],
+      bindings: [
+        { source: 'd', destination: 'q', bindingKey: '\uFFFD' },
+        { source: 't', destination: 'r', bindingKey: 'a.\uD800' },
+      ],
+    };
+    expect(queuesOf(topology, 'd', '\uD800')).toEqual(['q']);
+    expect(queuesOf(topology, 't', 'a.\uFFFD')).toEqual(['r']);
+    expect(route(topology, { exchange: 'd', routingKey: 'x', headers: { CC: ['\uDC00'] } }).queues).toEqual([
+      'q',
+    ]);
+  });
+});
