@@ -317,15 +317,9 @@ export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOpti
   return runtime;
 }
 
-/**
- * The embedded bus's dead letters, kept in `<dataDir>/<prefix>/dead-letters.jsonl`: every actor's
- * dead-letter queue and the unroutable queue of the whole pipeline (not only of the hosted actors), so
- * a process hosting none (`warren dlq`) sees them all.
- */
+/** The embedded bus's journal of dead letters (and of what waits for an actor no process hosts). */
 function deadLetterFile(topology: TopologyPlan, dataDir: string, logger: Logger): DeadLetterFile {
-  const queues = [...topology.actors.values()].map((a) => a.deadQueue);
-  queues.push(topology.names.unroutableQueue);
-  return new DeadLetterFile(resolve(dataDir, topology.names.prefix, 'dead-letters.jsonl'), queues, logger);
+  return new DeadLetterFile(resolve(dataDir, topology.names.prefix, 'dead-letters.jsonl'), logger);
 }
 
 /** `host:port` of a Redis URL, for logs (never the password). */

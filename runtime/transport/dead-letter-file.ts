@@ -22,30 +22,35 @@ interface DeadLetterLine {
 }
 
 /**
- * The embedded bus's dead letters (every actor's dead-letter queue, and the unroutable queue), kept in
- * a JSONL file, `<dataDir>/<prefix>/dead-letters.jsonl`: each parking is appended at once (a synchronous
- * write: it survives a crash right after), each removal (a replay, a purge) rewrites the file without
- * it (written beside it, then renamed over it). A runtime on the embedded bus loads the file at start,
- * so `warren dlq list|replay|purge` in a new process sees what an earlier `warren run` parked.
+ * The embedded bus's journal, a JSONL file (`<dataDir>/<prefix>/dead-letters.jsonl`): the dead letters
+ * (every actor's dead-letter queue, and the unroutable queue), and whatever waits in a queue no process
+ * hosts (what `warren dlq replay` put back while no worker ran). Each line is one message exactly as the
+ * bus holds it. A message is appended when it arrives (a synchronous write: it survives a crash right
+ * after); removals (a replay, a purge, a consumer that took it) are gathered and the file is rewritten
+ * without them once per turn of the event loop and on close (written beside it, then renamed over it),
+ * so a crash in between can leave a removed message in the file: it comes back, never goes missing. A
+ * runtime on the embedded bus loads the file at start, so `warren dlq list|replay|purge` in a new
+ * process sees what an earlier `warren run` parked, and a later `warren run` consumes what a replay
+ * put back.
  *
- * One process at a time should change a file: a removal in one process while another appends can
- * lose that append (the embedded bus is a one-process bus; RabbitMQ is the bus for many).
+ * One process at a time should change a file: a rewrite in one process while another appends can lose
+ * that append (the embedded bus is a one-process bus; RabbitMQ is the bus for many).
  *
  * @example
  * ```ts
- * const bus = new MemoryBus({ journal: new DeadLetterFile('.warren/shop/dead-letters.jsonl', ['shop.scorer.dead'], logger) });
+ * const bus = new MemoryBus({ journal: new DeadLetterFile('.warren/shop/dead-letters.jsonl', logger) });
  * ```
  */
 export class DeadLetterFile implements QueueJournal {
   readonly path: string;
-  readonly queues: ReadonlySet<string>;
   readonly #logger: Pick<Logger, 'warn'>;
+  readonly #gone = new Set<string>();
+  #flushing: NodeJS.Immediate | undefined;
   #dirReady = false;
   #failing = false;
 
-  constructor(path: string, queues: Iterable<string>, logger: Pick<Logger, 'warn'>) {
+  constructor(path: string, logger: Pick<Logger, 'warn'>) {
     this.path = path;
-    this.queues = new Set(queues);
     this.#logger = logger;
   }
 
@@ -85,15 +90,24 @@ export class DeadLetterFile implements QueueJournal {
   }
 
   removed(entries: readonly string[]): void {
-    const gone = new Set(entries);
+    for (const entry of entries) this.#gone.add(entry);
+    this.#flushing ??= setImmediate(() => this.flush());
+  }
+
+  flush(): void {
+    if (this.#flushing) clearImmediate(this.#flushing);
+    this.#flushing = undefined;
+    if (this.#gone.size === 0) return;
+    const gone = new Set(this.#gone);
+    this.#gone.clear();
     this.#write(() => {
-      const lines = this.#lines();
+      const lines = this.#lines().filter((line) => line.trim() !== '');
       // A line that does not parse is kept: only what was removed leaves the file.
       const kept = lines.filter((line) => {
         const entry = parseLine(line)?.entry;
-        return line.trim() !== '' && (entry === undefined || !gone.has(entry));
+        return entry === undefined || !gone.has(entry);
       });
-      if (kept.length === lines.filter((l) => l.trim() !== '').length) return;
+      if (kept.length === lines.length) return;
       const temporary = `${this.path}.${process.pid}.tmp`;
       writeFileSync(temporary, kept.map((line) => `${line}\n`).join(''));
       renameSync(temporary, this.path);

@@ -27,23 +27,25 @@ export interface JournaledMessage {
 }
 
 /**
- * Keeps what some queues hold somewhere that outlives the process: the embedded bus's dead letters
- * (see `DeadLetterFile`). Its methods never throw: a journal that cannot write logs it, and the bus
- * goes on in memory.
+ * Keeps the messages that would otherwise die with the process: those in a queue no one in this process
+ * consumes (a dead-letter queue, the unroutable queue, or a mailbox this process does not host, where
+ * a replay puts messages back), so that a later process finds them (see `DeadLetterFile`). Queues with
+ * a message TTL (the retry delay queues) are not journaled: their messages move on by themselves. Its
+ * methods never throw: a journal that cannot write logs it, and the bus goes on in memory.
  */
 export interface QueueJournal {
-  /** The queues whose messages are journaled. */
-  readonly queues: ReadonlySet<string>;
-  /** What the journaled queues held when the last process left them, to put back at start. */
+  /** What earlier processes left, to put back in their queues at start. */
   load(): readonly JournaledMessage[];
   /** A message entered a journaled queue: returns its entry. */
   added(message: Omit<JournaledMessage, 'entry'>): string;
   /** These entries left their queues (taken by a replay, purged, consumed). */
   removed(entries: readonly string[]): void;
+  /** Write out what is still buffered; called on close. */
+  flush(): void;
 }
 
 export interface MemoryBusOptions {
-  /** Journal these queues' messages (dead letters), and load them back at start. */
+  /** Journal the messages no one in this process will consume, and load what earlier processes left. */
   readonly journal?: QueueJournal;
 }
 
@@ -61,9 +63,9 @@ interface MemoryQueue {
 /**
  * The embedded in-process bus: a small broker with RabbitMQ's routing (the same pure `route()` the
  * differential tests prove against RabbitMQ), per-queue prefetch, dead-letter exchanges, message TTL and
- * alternate exchanges. No network, and no persistence except for the queues a `journal` keeps (the
- * runtime journals dead letters to a file): it serves `npm start` and the unit tests. Each instance is
- * its own broker; there is no global bus.
+ * alternate exchanges. No network, and no persistence except through a `journal` (the runtime keeps
+ * dead letters, and what waits for an actor no process here hosts, in a file): it serves `npm start`
+ * and the unit tests. Each instance is its own broker; there is no global bus.
  *
  * @example
  * ```ts
@@ -109,7 +111,8 @@ export class MemoryBus implements Transport {
     }
     for (const m of this.#journal?.load() ?? []) {
       const queue = this.#queues.get(m.queue);
-      if (!queue || !this.#journal?.queues.has(m.queue)) continue; // not this topology's: left in the journal
+      // Not this topology's (or a delay queue's): left in the journal as it is.
+      if (!queue || queue.ttl !== undefined) continue;
       const { queue: _, ...stored } = m;
       queue.messages.push({ ...stored, expiresAt: 0 });
       this.#markReady(queue);
@@ -159,16 +162,18 @@ export class MemoryBus implements Transport {
       const copy: Stored = first ? message : { ...message };
       first = false;
       copy.expiresAt = queue.ttl === undefined ? 0 : Date.now() + queue.ttl;
-      copy.entry = this.#journal?.queues.has(name)
-        ? this.#journal.added({
-            queue: name,
-            content: copy.content,
-            exchange: copy.exchange,
-            routingKey: copy.routingKey,
-            redelivered: copy.redelivered,
-            properties: copy.properties,
-          })
-        : undefined;
+      // Nobody here will consume it: without the journal it would die with the process.
+      copy.entry =
+        this.#journal && queue.consumer === undefined && queue.ttl === undefined
+          ? this.#journal.added({
+              queue: name,
+              content: copy.content,
+              exchange: copy.exchange,
+              routingKey: copy.routingKey,
+              redelivered: copy.redelivered,
+              properties: copy.properties,
+            })
+          : undefined;
       queue.messages.push(copy);
       if (queue.ttl !== undefined) this.#armExpiry(queue);
       this.#markReady(queue);
@@ -249,6 +254,7 @@ export class MemoryBus implements Transport {
   async close(): Promise<void> {
     this.#consuming = false;
     for (const q of this.#queues.values()) if (q.expiry) clearTimeout(q.expiry);
+    this.#journal?.flush();
   }
 
   #markReady(queue: MemoryQueue): void {
