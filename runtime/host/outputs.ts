@@ -60,9 +60,14 @@ export function toOutgoing(
       if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean')
         headers[name] = value;
     }
+    // Every selective consumer gets its verdict, where and headers both: a 'no' is routed away on
+    // purpose, so that only a message without a verdict (not published by warren) reaches the
+    // unroutable queue.
     for (const consumer of producer.selectiveConsumers.get(type) ?? []) {
-      headers[`${Headers.routePrefix}${consumer.name}`] =
-        consumer.where && matchesWhere(body, consumer.where) ? 'yes' : 'no';
+      const selected =
+        (consumer.where === undefined || matchesWhere(body, consumer.where)) &&
+        Object.entries(consumer.headers ?? {}).every(([name, value]) => headers[name] === value);
+      headers[`${Headers.routePrefix}${consumer.name}`] = selected ? 'yes' : 'no';
     }
     for (const consumer of producer.keyedConsumers.get(type) ?? []) {
       headers[`${Headers.shardPrefix}${consumer.name}`] = String(

@@ -27,6 +27,11 @@ export function names(prefix: string) {
     shardExchange: (actor: string) => `${prefix}.${actor}.shards`,
     /** Headers exchange in front of a content-based (`where`/`headers`) consumer's mailbox. */
     selectExchange: (actor: string) => `${prefix}.${actor}.select`,
+    /**
+     * Fanout exchange with no queues: where a selective consumer's exchange sends what the publisher
+     * marked as not selected, so that its alternate exchange catches only what nobody marked (a stranger's).
+     */
+    notSelectedExchange: `${prefix}.not-selected`,
     shard: (actor: string, index: number) => `${prefix}.${actor}.${index}`,
     deadQueue: (actor: string) => `${prefix}.${actor}.dead`,
     routingKey: (source: string, type: string) => `${source}.${type}`,

@@ -275,7 +275,8 @@ export function planTopology(pipeline: PipelineDefinition, options: TopologyOpti
     for (const e of out) {
       const to = byName.get(e.to) as ConsumerDefinition;
       if (to.key) keyedConsumers.set(e.type, [...(keyedConsumers.get(e.type) ?? []), to]);
-      if (to.where) selectiveConsumers.set(e.type, [...(selectiveConsumers.get(e.type) ?? []), to]);
+      if (to.where || to.headers)
+        selectiveConsumers.set(e.type, [...(selectiveConsumers.get(e.type) ?? []), to]);
       if (feedback.has(`${e.from}|${e.type}|${e.to}`))
         feedbackTo.set(e.type, (feedbackTo.get(e.type) ?? new Set()).add(e.to));
     }

@@ -58,13 +58,20 @@ export function toRascal(plan: TopologyPlan): RascalConfig {
     };
   };
 
-  exchange(n.exchange, 'topic', { alternateExchange: n.unroutableExchange });
+  // Nothing silent: every exchange that can fail to route a message (a stranger's publish without
+  // warren's headers, a routing key nobody binds) hands it to the unroutable queue instead. The broker
+  // tries an exchange's alternate when that exchange itself routes a message nowhere, so each exchange
+  // needs its own: the main exchange's alternate does not catch what an internal exchange drops.
+  const caught = { alternateExchange: n.unroutableExchange };
+  exchange(n.exchange, 'topic', caught);
   exchange(n.unroutableExchange, 'fanout');
   queue(n.unroutableQueue);
   bind(n.unroutableExchange, n.unroutableQueue, ['#']);
-  exchange(n.deadLetterExchange, 'direct');
-  exchange(n.delayExchange, 'headers');
-  exchange(n.requeueExchange, 'direct');
+  exchange(n.deadLetterExchange, 'direct', caught);
+  exchange(n.delayExchange, 'headers', caught);
+  exchange(n.requeueExchange, 'direct', caught);
+  // Internal, so no one can publish to it directly: what reaches it was marked not selected by warren.
+  exchange(n.notSelectedExchange, 'fanout', { internal: true });
   for (const ms of plan.delays) {
     queue(n.delayQueue(ms), { 'x-message-ttl': ms, 'x-dead-letter-exchange': n.requeueExchange });
     bind(n.delayExchange, n.delayQueue(ms), ['#'], { 'x-match': 'all', [Headers.retryDelay]: String(ms) });
@@ -83,10 +90,20 @@ export function toRascal(plan: TopologyPlan): RascalConfig {
       'x-dead-letter-exchange': n.deadLetterExchange,
       'x-dead-letter-routing-key': actor.name,
     };
+    // A message the publisher marked as not for this consumer is sent away on purpose.
+    const notSelected = (from: string) =>
+      bind(
+        from,
+        n.notSelectedExchange,
+        ['#'],
+        { 'x-match': 'all', [`${Headers.routePrefix}${actor.name}`]: 'no' },
+        true,
+      );
     if (actor.keyed) {
       const shardExchange = n.shardExchange(actor.name);
-      exchange(shardExchange, 'headers', { internal: true });
+      exchange(shardExchange, 'headers', { internal: true, ...caught });
       bind(n.exchange, shardExchange, [...actor.bindingKeys], undefined, true);
+      if (actor.selection) notSelected(shardExchange);
       actor.queues.forEach((shardQueue, i) => {
         queue(shardQueue, { ...deadLetter, 'x-single-active-consumer': true });
         bind(shardExchange, shardQueue, ['#'], {
@@ -98,8 +115,9 @@ export function toRascal(plan: TopologyPlan): RascalConfig {
     } else if (actor.selection) {
       // Content-based: the topic keys pick the types, then a headers exchange picks by selection headers.
       const selectExchange = n.selectExchange(actor.name);
-      exchange(selectExchange, 'headers', { internal: true });
+      exchange(selectExchange, 'headers', { internal: true, ...caught });
       bind(n.exchange, selectExchange, [...actor.bindingKeys], undefined, true);
+      notSelected(selectExchange);
       for (const q of actor.queues) {
         queue(q, deadLetter);
         bind(selectExchange, q, ['#'], { 'x-match': 'all', ...actor.selection });

@@ -144,7 +144,7 @@ describe('compileTopology: the example pipeline', () => {
     for (const [actor, shards] of Object.entries(keyed)) {
       expect(v.exchanges[n.shardExchange(actor)]).toEqual({
         type: 'headers',
-        options: { durable: true, internal: true },
+        options: { durable: true, internal: true, alternateExchange: 'shop.unroutable' },
       });
       const queues = Object.keys(v.queues).filter((q) => new RegExp(`^shop\\.${actor}\\.\\d+$`).test(q));
       expect(queues).toEqual(Array.from({ length: shards }, (_, i) => `shop.${actor}.${i}`));
@@ -235,8 +235,30 @@ describe('compileTopology: the example pipeline', () => {
   });
 
   it('routes a score to the outcomes processor and the scores sink', () => {
-    const result = route(v, { exchange: 'shop', routingKey: 'scorer.score' });
+    const result = route(v, {
+      exchange: 'shop',
+      routingKey: 'scorer.score',
+      headers: { 'warren-route-high-value': 'no' },
+    });
     expect(result.queues).toEqual(['shop.outcomes', 'shop.scores']);
+  });
+
+  it("keeps a copy of a score without the high-value sink's verdict (not published by warren) in the unroutable queue", () => {
+    const result = route(v, { exchange: 'shop', routingKey: 'scorer.score' });
+    expect(result.queues).toEqual(['shop.outcomes', 'shop.scores', 'shop.unroutable']);
+  });
+
+  it('gives every exchange that can route a message nowhere an alternate exchange', () => {
+    for (const [name, x] of Object.entries(v.exchanges)) {
+      if (name === n.unroutableExchange || name === n.notSelectedExchange) continue;
+      expect(x.options.alternateExchange, name).toBe('shop.unroutable');
+    }
+    expect(v.exchanges[n.unroutableExchange]).toEqual({ type: 'fanout', options: { durable: true } });
+    // Where messages marked not selected go on purpose; internal, so no one publishes to it directly.
+    expect(v.exchanges[n.notSelectedExchange]).toEqual({
+      type: 'fanout',
+      options: { durable: true, internal: true },
+    });
   });
 
   it('routes a session to its scorer shard and the sessions sink, and the fed-back outcome to the scorer', () => {
