@@ -1,11 +1,18 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
+import type { Command } from '../../bin/cli-parser.ts';
+import { warren as table } from '../../bin/commands.ts';
 
 const warren = (...args: string[]) =>
   spawnSync(process.execPath, ['bin/warren.ts', ...args], {
     encoding: 'utf8',
     env: { ...process.env, WARREN_LOG_LEVEL: 'warn' },
   });
+
+/** Every command path of the table: [], ['run'], ['dlq'], ['dlq', 'list'], ... */
+function paths(command: Command, path: string[] = []): string[][] {
+  return [path, ...(command.commands ?? []).flatMap((c) => paths(c, [...path, c.name]))];
+}
 
 describe('the warren CLI', () => {
   it('prints the Rascal configuration of a pipeline', () => {
@@ -46,5 +53,115 @@ describe('the warren CLI', () => {
     });
     expect(result.status).toBe(2);
     expect(result.stderr).toMatch(/WARREN_BUS/);
+  });
+});
+
+describe('--help', () => {
+  const all = paths(table);
+
+  it('covers every command and subcommand of the table', () => {
+    expect(all.map((p) => p.join(' '))).toEqual([
+      '',
+      'run',
+      'topology',
+      'route',
+      'dlq',
+      'dlq list',
+      'dlq replay',
+      'dlq purge',
+      'init',
+    ]);
+  });
+
+  it.each(all.map((p) => [p.join(' ') || '(none)', p] as const))(
+    'warren %s --help: exits 0 with the usage, every option and every subcommand',
+    (_, path) => {
+      const result = warren(...path, '--help');
+      expect(result.status, result.stderr).toBe(0);
+      expect(result.stdout).toMatch(new RegExp(`^Usage: ${['warren', ...path].join(' ')} `));
+      let command: Command = table;
+      for (const name of path) command = command.commands?.find((c) => c.name === name) ?? command;
+      for (const [option, spec] of Object.entries(command.options ?? {}))
+        expect(result.stdout).toContain(spec.negatable ? `--[no-]${option}` : `--${option}`);
+      for (const sub of command.commands ?? []) expect(result.stdout).toContain(`  ${sub.name}  `);
+      expect(result.stdout).toContain('-h, --help');
+      expect(warren(...path, '-h').stdout).toBe(result.stdout);
+    },
+  );
+
+  it('documents the exit codes of warren run', () => {
+    const help = warren('run', '--help').stdout;
+    expect(help).toMatch(/^ {2}3 {2}the run finished \(its sources ended\) and parked messages/m);
+    expect(help).toMatch(/^ {2}4 {2}a source failed for good/m);
+    expect(help).toMatch(/^ {2}0 {2}.*stopped by SIGINT\/SIGTERM/m);
+  });
+
+  it('prints the version', () => {
+    const result = warren('--version');
+    expect(result.status).toBe(0);
+    expect(result.stdout).toMatch(/^\d+\.\d+\.\d+/);
+  });
+});
+
+describe('usage errors exit 2 with the usage of that command', () => {
+  it.each([
+    [['run', 'config/pipeline.ts', '--frob'], 'unknown option --frob', 'warren run <pipeline> [options]'],
+    [['run'], 'missing <pipeline>', 'warren run <pipeline> [options]'],
+    [['run', 'a.ts', 'b.ts'], 'unexpected argument "b.ts"', 'warren run <pipeline> [options]'],
+    [['run', 'config/pipeline.ts', '--bus'], '--bus needs a value', 'warren run <pipeline> [options]'],
+    [['run', 'config/pipeline.ts', '--bus', 'kafka'], '--bus kafka: expected memory or amqp', 'warren run'],
+    [['run', 'config/pipeline.ts', '--no-bus'], 'unknown option --no-bus', 'warren run'],
+    [['run', 'config/pipeline.ts', '--no-until-stopped'], 'unknown option --no-until-stopped', 'warren run'],
+    [['nosuch'], 'unknown command "nosuch"', 'warren <command>'],
+    [[], 'missing command', 'warren <command>'],
+    [['dlq'], 'missing command', 'warren dlq <command>'],
+    [['dlq', 'nosuch'], 'unknown command "dlq nosuch"', 'warren dlq <command>'],
+    [['dlq', 'list', 'config/pipeline.ts'], 'missing <actor>', 'warren dlq list <pipeline> <actor>'],
+    [
+      ['dlq', 'list', 'config/pipeline.ts', 'scores', '--limit', '0'],
+      '--limit 0: expected a positive integer',
+      'warren dlq list',
+    ],
+    [
+      ['topology', 'config/pipeline.ts', '--type', 'x'],
+      'unknown option --type',
+      'warren topology <pipeline>',
+    ],
+  ])('warren %j', (args, message, usage) => {
+    const result = warren(...args);
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain(`warren: ${message}\n`);
+    expect(result.stderr).toContain(`Usage: ${usage}`);
+    expect(result.stdout).toBe('');
+  });
+
+  it('names --type and lists the types when no actor emits the type', () => {
+    const result = warren('route', 'config/pipeline.ts', '--type', 'nosuch');
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain(
+      'warren: --type nosuch: no actor of "shop" emits it (types: click, outcome, score or session)',
+    );
+    expect(result.stderr).not.toContain('message.from');
+  });
+
+  it('names --from and lists the actors for an unknown emitter, and says what a wrong one emits', () => {
+    const unknown = warren('route', 'config/pipeline.ts', '--type', 'score', '--from', 'nosuch');
+    expect(unknown.status).toBe(2);
+    expect(unknown.stderr).toContain(
+      'warren: --from nosuch: pipeline "shop" has no actor "nosuch" (its actors: clickstream, sessionizer, scorer, outcomes, sessions, scores, high-value)',
+    );
+    const wrong = warren('route', 'config/pipeline.ts', '--type', 'score', '--from', 'clickstream');
+    expect(wrong.status).toBe(2);
+    expect(wrong.stderr).toContain(
+      '--from clickstream: it does not emit "score" (it emits click; "score" comes from scorer)',
+    );
+  });
+
+  it.each(['list', 'replay', 'purge'])('dlq %s with an unknown actor lists the actors', (action) => {
+    const result = warren('dlq', action, 'config/pipeline.ts', 'nosuch');
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain(
+      'warren: <actor> nosuch: pipeline "shop" has no actor "nosuch" (its actors: clickstream, sessionizer, scorer, outcomes, sessions, scores, high-value)',
+    );
   });
 });
