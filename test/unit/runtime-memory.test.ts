@@ -211,6 +211,11 @@ describe('bad input on the embedded default', () => {
     const stats = runtime.stats().get('totals');
     expect(stats?.retried).toBe(2);
     expect(stats?.duplicates).toBe(1);
+    // Every parking is counted under its reason, and the reasons add up to the total.
+    expect(stats?.parked).toBe(9);
+    expect(stats?.parkedByReason).toEqual(
+      Object.fromEntries(Object.values(reasons).map((reason) => [reason, 1])),
+    );
 
     // The cause of the poison is fixed: a replay applies it, and parks the still-bad ones again.
     failing.delete('o3');
