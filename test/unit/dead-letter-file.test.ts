@@ -100,6 +100,18 @@ describe('the dead-letter file of the embedded bus', () => {
     expect(linesOf(path).map((l) => JSON.parse(l).queue)).toEqual(['j.unroutable']);
   });
 
+  it('lives in WARREN_DATA_DIR (or the dataDir option), .warren by default', () => {
+    const pipeline = rejectsPipeline({ received: [], schema: { allowNegative: false } });
+    expect(createRuntime(pipeline, { env: {} }).config.dataDir).toBe('.warren');
+    expect(createRuntime(pipeline, { env: { WARREN_DATA_DIR: '/var/lib/w' } }).config.dataDir).toBe(
+      '/var/lib/w',
+    );
+    expect(createRuntime(pipeline, { env: { WARREN_DATA_DIR: '/x' }, dataDir: 'y' }).config.dataDir).toBe(
+      'y',
+    );
+    expect(() => createRuntime(pipeline, { env: {}, dataDir: '' })).toThrow(/option dataDir/);
+  });
+
   it('lets a later process list, replay and purge what an earlier run parked, and a later run consume what it replayed', async () => {
     const dataDir = tempDir();
     const fixture: RejectsFixture = { received: [], schema: { allowNegative: false } };
