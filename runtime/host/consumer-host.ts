@@ -437,7 +437,9 @@ export class ConsumerHost {
         const armed = loaded.record?.timers.find((t) => t.id === timerId && t.dueAt === dueAt);
         const origin = (armed && originOf(armed)) ?? { flowId: id, generation: 0, hops: 0 };
         const fire = () => this.#fireLoaded(delivery, loaded, key, timerId, dueAt, id, origin);
-        if (!this.#deps.tracing) return fire();
+        // A stale timer (its state was left, its booking gone) is dropped without a span: it would
+        // start a trace of its own, a root in Jaeger that belongs to no flow.
+        if (!this.#deps.tracing || armed === undefined) return fire();
         const span = startProcessSpan(
           this.#plan.name,
           delivery,

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { decodeOtlpProtobuf } from './otlp-protobuf.ts';
 
 /** One span as received over OTLP/HTTP JSON, flattened: ids in hex, attributes as plain values. */
 export interface ReceivedSpan {
@@ -53,7 +54,7 @@ function attributesOf(list: readonly OtlpAttribute[] | undefined): Record<string
 }
 
 /**
- * An OTLP/HTTP receiver (JSON encoding, `OTEL_EXPORTER_OTLP_PROTOCOL=http/json`) started inside a
+ * An OTLP/HTTP receiver (both encodings: `OTEL_EXPORTER_OTLP_PROTOCOL=http/json` and `http/protobuf`) started inside a
  * test, standing in for Jaeger's OTLP port: it keeps every span and every metric name it is sent, and
  * every request body raw (to scan for secrets). `failWith(503)` makes it refuse exports.
  */
@@ -61,28 +62,41 @@ export async function startOtlpReceiver() {
   const spans: ReceivedSpan[] = [];
   const metricNames = new Set<string>();
   const bodies: string[] = [];
+  const points: MetricPoint[] = [];
+  const encodings = new Set<'json' | 'protobuf'>();
   let failStatus: number | undefined;
   let refused = 0;
 
   const read = (req: IncomingMessage) =>
-    new Promise<string>((resolve, reject) => {
+    new Promise<Buffer>((resolve, reject) => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+      req.on('end', () => resolve(Buffer.concat(chunks)));
       req.on('error', reject);
     });
 
   const server: Server = createServer(async (req, res) => {
-    const body = await read(req);
+    const raw = await read(req);
     if (failStatus !== undefined) {
       refused++;
       res.writeHead(failStatus, { 'retry-after': '1' }).end();
       return;
     }
-    bodies.push(body);
-    if (req.url === '/v1/traces') collectSpans(JSON.parse(body), spans);
-    if (req.url === '/v1/metrics') collectMetricNames(JSON.parse(body), metricNames);
-    res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    bodies.push(raw.toString('utf8'));
+    const protobuf = (req.headers['content-type'] ?? '').includes('protobuf');
+    if (protobuf) encodings.add('protobuf');
+    else encodings.add('json');
+    const path = req.url === '/v1/traces' || req.url === '/v1/metrics' ? req.url : undefined;
+    const payload =
+      path === undefined
+        ? undefined
+        : protobuf
+          ? decodeOtlpProtobuf(path, raw)
+          : JSON.parse(raw.toString('utf8'));
+    if (path === '/v1/traces') collectSpans(payload, spans);
+    if (path === '/v1/metrics') collectMetrics(payload, metricNames, points);
+    res.writeHead(200, { 'content-type': protobuf ? 'application/x-protobuf' : 'application/json' });
+    res.end(protobuf ? Buffer.alloc(0) : '{}');
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
@@ -91,6 +105,10 @@ export async function startOtlpReceiver() {
     endpoint: `http://127.0.0.1:${port}`,
     spans,
     metricNames,
+    /** Every data point of every sum metric received, in order (cumulative sums: the last one counts). */
+    points,
+    /** The encodings exports arrived in. */
+    encodings,
     bodies,
     get refused() {
       return refused;
@@ -149,11 +167,38 @@ function collectSpans(payload: unknown, into: ReceivedSpan[]): void {
   }
 }
 
-function collectMetricNames(payload: unknown, into: Set<string>): void {
+/** One data point of a sum metric, from the process that exported it. */
+export interface MetricPoint {
+  readonly name: string;
+  readonly pid: number;
+  readonly attributes: Readonly<Record<string, unknown>>;
+  readonly value: number;
+}
+
+function collectMetrics(payload: unknown, names: Set<string>, points: MetricPoint[]): void {
   const { resourceMetrics = [] } = payload as {
-    resourceMetrics?: { scopeMetrics?: { metrics?: { name: string }[] }[] }[];
+    resourceMetrics?: {
+      resource?: { attributes?: OtlpAttribute[] };
+      scopeMetrics?: {
+        metrics?: {
+          name: string;
+          sum?: {
+            dataPoints?: { attributes?: OtlpAttribute[]; asInt?: number | string; asDouble?: number }[];
+          };
+        }[];
+      }[];
+    }[];
   };
   for (const rm of resourceMetrics) {
-    for (const sm of rm.scopeMetrics ?? []) for (const m of sm.metrics ?? []) into.add(m.name);
+    const pid = Number(attributesOf(rm.resource?.attributes)['process.pid'] ?? 0);
+    for (const sm of rm.scopeMetrics ?? []) {
+      for (const m of sm.metrics ?? []) {
+        names.add(m.name);
+        for (const p of m.sum?.dataPoints ?? []) {
+          const value = Number(p.asInt ?? p.asDouble ?? 0);
+          points.push({ name: m.name, pid, attributes: attributesOf(p.attributes), value });
+        }
+      }
+    }
   }
 }
