@@ -115,7 +115,18 @@ function until(runtime: Runtime, mode: ReturnType<typeof runMode>, signal: Abort
     case 'sources':
       return runtime.sourcesDone();
     case 'until-stopped':
-      return new Promise(() => undefined);
+      return new Promise((_, reject) => {
+        // On the embedded bus no socket keeps the event loop alive: this timer does, until stopped.
+        const keepAlive = setInterval(() => undefined, 1 << 30);
+        signal.addEventListener(
+          'abort',
+          () => {
+            clearInterval(keepAlive);
+            reject(signal.reason);
+          },
+          { once: true },
+        );
+      });
   }
 }
 
