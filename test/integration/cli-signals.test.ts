@@ -101,7 +101,7 @@ async function start(
     if (value !== undefined && !name.startsWith('npm_') && name !== 'INIT_CWD') env[name] = value;
   Object.assign(env, {
     PATH: `${join(REPO, 'node_modules', '.bin')}:${process.env.PATH ?? ''}`,
-    NODE_OPTIONS: '--conditions=development',
+    NODE_OPTIONS: '--conditions=warren-source',
     RABBITMQ_URL,
     REDIS_URL,
     WARREN_LOG_LEVEL: 'info',
