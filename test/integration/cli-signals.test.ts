@@ -29,7 +29,9 @@ import {
  * Each case starts a consumer-only worker of the example pipeline (it runs until stopped) in a project
  * of its own where warren is installed as a user has it (its bin in node_modules/.bin), waits for its
  * `started` line, signals the npm process, and checks within 10 s that no process of it is left and
- * that its consumers are gone from RabbitMQ.
+ * that its consumers are gone from RabbitMQ. A SIGINT to npm's pid alone is not among them: the shell
+ * holds it until its child exits, so nothing stops and nothing is orphaned (README, "Stopping a
+ * worker"); Ctrl-C signals the whole group, and an npm script that `exec`s warren gets it directly.
  */
 
 const REPO = resolve('.');
@@ -76,7 +78,8 @@ function project(label: string) {
       name: 'signals-demo',
       private: true,
       type: 'module',
-      scripts: { start: `warren ${args.join(' ')}` },
+      // `exec`: the shell npm runs the script with becomes the worker, so npm signals the worker itself.
+      scripts: { start: `warren ${args.join(' ')}`, 'start:exec': `exec warren ${args.join(' ')}` },
     }),
   );
   cleanups.push(async () => {
@@ -90,7 +93,7 @@ function project(label: string) {
 
 /** Start `npx warren run …` (or `npm start`) in the project, as a user's shell would; resolves once the worker started. */
 async function start(
-  how: 'npx' | 'npm start',
+  how: 'npx' | 'npm start' | 'npm run start:exec',
   label: string,
   options: { readonly ownGroup?: boolean } = {},
 ): Promise<Started> {
@@ -107,7 +110,8 @@ async function start(
     WARREN_LOG_LEVEL: 'info',
     WARREN_OUT_DIR: join(dir, 'out'),
   });
-  const npm = spawn(how === 'npx' ? 'npx' : 'npm', how === 'npx' ? ['warren', ...args] : ['start'], {
+  const [command, ...rest] = how === 'npx' ? ['npx', 'warren', ...args] : how.split(' ');
+  const npm = spawn(command ?? 'npm', rest, {
     cwd: dir,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -207,6 +211,15 @@ describe('stopping warren run started through npm', () => {
     expect(run.stderr).toMatch(
       /warren: (its parent process|the process that started its shell) exited .*: stopping/,
     );
+  });
+
+  it('an npm script that execs warren, sent SIGINT: no worker left, consumers gone within 10 s', async () => {
+    const run = await start('npm run start:exec', 'sig-npm-exec-sigint');
+    expect(await consumers(run.prefix)).toBeGreaterThanOrEqual(CONSUMERS.split(',').length);
+    const at = Date.now();
+    run.npm.kill('SIGINT');
+    await run.npmExited;
+    await expectStoppedCleanly(run, at);
   });
 
   it('npm start, Ctrl-C (SIGINT to its process group): no worker left, consumers gone within 10 s', async () => {
