@@ -1,4 +1,7 @@
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Command } from '../../bin/cli-parser.ts';
 import { warren as table } from '../../bin/commands.ts';
@@ -53,6 +56,28 @@ describe('the warren CLI', () => {
     });
     expect(result.status).toBe(2);
     expect(result.stderr).toMatch(/WARREN_BUS/);
+  });
+});
+
+describe('warren init', () => {
+  it('prints the files it wrote and the next commands, and refuses a folder that is not empty without --force', () => {
+    const parent = mkdtempSync(join(tmpdir(), 'warren-init-'));
+    try {
+      const dir = join(parent, 'demo');
+      const result = warren('init', dir, '--name', 'demo-shop');
+      expect(result.status, result.stderr).toBe(0);
+      const shown = relative(process.cwd(), dir);
+      expect(result.stdout).toMatch(new RegExp(`^created ${shown.replaceAll('.', '\\.')}:\n`));
+      expect(result.stdout).toContain('\n  package.json\n');
+      expect(result.stdout).toContain('\n  pipeline.ts\n');
+      expect(result.stdout).toMatch(/\nnext:\n {2}cd \S+demo && npm install && npm start && npm test\n$/);
+      const again = warren('init', dir);
+      expect(again.status).toBe(2);
+      expect(again.stderr).toContain('--force');
+      expect(warren('init', dir, '--force').status).toBe(0);
+    } finally {
+      rmSync(parent, { recursive: true, force: true });
+    }
   });
 });
 
