@@ -4,6 +4,7 @@ import { orList, UsageError } from './cli-parser.ts';
 import type { RouteParsed, TopologyParsed } from './commands.ts';
 import { knownActor, loadPipeline } from './load-pipeline.ts';
 
+/** `warren topology`: the Rascal configuration the pipeline compiles to. */
 export async function topologyCommand({ arguments: args, options, path }: TopologyParsed): Promise<number> {
   const pipeline = await loadPipeline(args.pipeline, path);
   const config = compileTopology(pipeline, options.prefix ? { prefix: options.prefix } : {});
@@ -23,10 +24,10 @@ export async function routeCommand({ arguments: args, options, path }: RoutePars
       path,
       `--type ${type}: no actor of "${pipeline.name}" emits it (types: ${orList(types)})`,
     );
-  if (options.from !== undefined) {
-    const from = pipeline.actors.find(
-      (a) => a.name === knownActor(pipeline, options.from ?? '', '--from', path),
-    );
+  const fromName = options.from;
+  if (fromName !== undefined) {
+    knownActor(pipeline, fromName, '--from', path);
+    const from = pipeline.actors.find((a) => a.name === fromName);
     if (from && !Object.hasOwn(from.emits, type)) {
       const emitted = Object.keys(from.emits);
       throw new UsageError(

@@ -10,7 +10,7 @@ import { describeTally, duration, showProgress, tally } from './run-report.ts';
 /** Why a run ended. */
 type Ending =
   | { readonly kind: 'finished' }
-  | { readonly kind: 'stopped'; readonly why: string }
+  | { readonly kind: 'stopped' }
   | { readonly kind: 'source-failed'; readonly error: WarrenError };
 
 /**
@@ -35,14 +35,15 @@ export async function runCommand({ arguments: args, options, path }: RunParsed):
 
   let unwatch: () => void = () => undefined;
   const interrupted = new Promise<Ending>((resolve) => {
-    const onSignal = (signal: NodeJS.Signals) => resolve({ kind: 'stopped', why: signal });
+    // Once: a second SIGINT finds no listener and ends the process at once (Node's default).
+    const onSignal = () => resolve({ kind: 'stopped' });
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
     if (options['stop-with-parent'] ?? startedByPackageManager(process.env))
       unwatch = watchParent({
         onGone: (why) => {
           process.stderr.write(`warren: ${why}: stopping\n`);
-          resolve({ kind: 'stopped', why: 'parent exited' });
+          resolve({ kind: 'stopped' });
         },
       });
   });

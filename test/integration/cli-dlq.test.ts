@@ -145,15 +145,21 @@ describe('warren run and warren dlq on the embedded default', () => {
     expect(w.warren(['dlq', 'list', PIPELINE, 'payments']).stdout).toMatch(/^no parked messages in /);
   });
 
-  it('exits 4 naming the source and its error when a source fails for good, after draining', () => {
-    const w = workspace('cli-source-failed');
-    const run = w.warren(['run', PIPELINE], { WARREN_FIXTURE_THROW: '1' });
-    expect(run.status, run.stderr).toBe(4);
-    expect(run.stderr).toContain(
-      'warren: WARREN_SOURCE_FAILED: source "payments" failed: Error: the records file went away',
-    );
-    expect(run.stdout).toMatch(/^stopped: \d events, \d ledger, parked 1 \(schema 1\) in /);
-  });
+  it.each([
+    ['that ends by itself', []],
+    ['that runs until stopped', ['--until-stopped']],
+  ])(
+    'a run %s exits 4 naming the source and its error when a source fails for good, after draining',
+    (_, more) => {
+      const w = workspace('cli-source-failed');
+      const run = w.warren(['run', PIPELINE, ...more], { WARREN_FIXTURE_THROW: '1' });
+      expect(run.status, run.stderr).toBe(4);
+      expect(run.stderr).toContain(
+        'warren: WARREN_SOURCE_FAILED: source "payments" failed: Error: the records file went away',
+      );
+      expect(run.stdout).toMatch(/^stopped: \d events, \d ledger, parked 1 \(schema 1\) in /);
+    },
+  );
 
   it('exits 0 when a worker that parked something is stopped by a signal', async () => {
     const w = workspace('cli-signal-parked');
