@@ -3,7 +3,7 @@ import { startTelemetry } from 'warren/observability';
 import { closeJsonlFiles } from '../actors/jsonl-sink.ts';
 import type { RunParsed } from './commands.ts';
 import { EXIT } from './exit-codes.ts';
-import { loadPipeline } from './load-pipeline.ts';
+import { knownActor, loadPipeline } from './load-pipeline.ts';
 import { startedByPackageManager, watchParent } from './parent-watch.ts';
 import { describeTally, duration, showProgress, tally } from './run-report.ts';
 
@@ -23,10 +23,13 @@ export async function runCommand({ arguments: args, options, path }: RunParsed):
   // Before the runtime takes its tracer and meters; on only when OTEL_* configures an exporter.
   const telemetry = await startTelemetry();
   const pipeline = await loadPipeline(args.pipeline, path);
+  const actors = options.actors
+    ?.split(',')
+    .map((name) => knownActor(pipeline, name.trim(), '--actors', path));
   const runtime = createRuntime(pipeline, {
     ...(options.bus ? { bus: options.bus as 'memory' | 'amqp' } : {}),
     ...(options.state ? { state: options.state as 'memory' | 'redis' } : {}),
-    ...(options.actors ? { actors: options.actors.split(',').map((s) => s.trim()) } : {}),
+    ...(actors ? { actors } : {}),
     ...(options.prefix ? { prefix: options.prefix } : {}),
   });
   const startedAt = Date.now();

@@ -182,6 +182,14 @@ describe('usage errors exit 2 with the usage of that command', () => {
     );
   });
 
+  it('names --actors and lists the actors for an unknown one', () => {
+    const result = warren('run', 'config/pipeline.ts', '--actors', 'scorer,nosuch');
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain(
+      'warren: --actors nosuch: pipeline "shop" has no actor "nosuch" (its actors: clickstream, sessionizer, scorer, outcomes, sessions, scores, high-value)',
+    );
+  });
+
   it.each(['list', 'replay', 'purge'])('dlq %s with an unknown actor lists the actors', (action) => {
     const result = warren('dlq', action, 'config/pipeline.ts', 'nosuch');
     expect(result.status).toBe(2);
