@@ -1,8 +1,16 @@
-// The package as a user gets it: `npm pack` (which builds dist/ through `prepare`), the tarball's file
-// list, then the BUILT `warren init` from the installed tarball writes a new project, in which
-// `npm install`, `tsc`, `npm start` and `npm test` run as in a user's fresh shell.
+// The package as a user gets it: `npm pack` (which builds dist/ through `prepare`), the tarball's files,
+// then the BUILT `warren init` from the tarball writes a new project, in which `npm install` (from the
+// tarball), `tsc`, `npm start` and `npm test` run as in a user's fresh shell.
 import { type SpawnOptions, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join, resolve, sep } from 'node:path';
 import { stripVTControlCharacters } from 'node:util';
@@ -12,12 +20,14 @@ const repo = resolve(import.meta.dirname, '../..');
 const manifest = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as {
   exports: Record<string, string | { types?: string; default?: string }>;
   bin: Record<string, string>;
+  dependencies: Record<string, string>;
+  peerDependencies: Record<string, string>;
 };
 /** The entry points users import: each must ship JavaScript and declarations. */
 const ENTRY_POINTS = ['.', './testing', './observability', './actors'] as const;
 
 /**
- * A user's fresh shell: no NODE_OPTIONS (this repository's `--conditions=development` would make warren
+ * A user's fresh shell: no NODE_OPTIONS (this repository's `--conditions` from .npmrc would make warren
  * resolve to sources the tarball does not have), none of the variables npm and vitest set for this
  * run, and no node_modules/.bin of this repository on PATH (so `node` is the machine's own, and each
  * npm script finds the project's own Node 24).
@@ -91,7 +101,9 @@ function filesUnder(root: string, at = ''): string[] {
 }
 
 const work = mkdtempSync(join(tmpdir(), 'warren-package-'));
+/** The tarball, and what it holds extracted (its `package/` folder). */
 let tarball = '';
+const extracted = join(work, 'package');
 let packed: ReadonlySet<string> = new Set();
 
 beforeAll(async () => {
@@ -103,8 +115,12 @@ beforeAll(async () => {
   packed = new Set(result.files.map((f) => f.path));
   // npm pack itself built dist/ (prepare), so the tarball holds this tree's code, not an old build.
   expect(statSync(join(repo, 'dist/runtime/index.js')).mtimeMs).toBeGreaterThanOrEqual(started - 1_000);
+  expectSuccess(await run('tar', ['-xzf', tarball, '-C', work], work, 60_000), 'tar -x');
 }, 180_000);
-afterAll(() => rmSync(work, { recursive: true, force: true }));
+afterAll(() => {
+  rmSync(join(extracted, 'node_modules'), { force: true }); // the link alone, never what it points to
+  rmSync(work, { recursive: true, force: true });
+});
 
 describe('the packed tarball', () => {
   it('has JavaScript and declarations for every export and the bin, the Lua scripts and the templates', () => {
@@ -142,21 +158,44 @@ describe('the packed tarball', () => {
       [...packed].filter((path) => /(^|\/)(test|example)s?\//.test(path) && !path.startsWith('templates/')),
     ).toEqual([]);
   });
+
+  it('imports no package at run time that it does not depend on', () => {
+    const declared = new Set([
+      'warren',
+      ...Object.keys(manifest.dependencies),
+      ...Object.keys(manifest.peerDependencies),
+    ]);
+    const undeclared: string[] = [];
+    for (const file of filesUnder(join(extracted, 'dist')).filter((f) => f.endsWith('.js'))) {
+      const code = readFileSync(join(extracted, 'dist', file), 'utf8');
+      // Static imports and re-exports (no quote, '=' or ';' between the keyword and `from`), side-effect
+      // imports, dynamic imports of a literal.
+      const imports =
+        /^(?:import|export)\s[^;=`'"]*?\bfrom\s*'([^']+)'|^import\s*'([^']+)'|\bimport\(\s*'([^']+)'\s*\)/gm;
+      for (const [, a, b, c] of code.matchAll(imports)) {
+        const specifier = a ?? b ?? c ?? '';
+        if (specifier.startsWith('.') || specifier.startsWith('node:')) continue;
+        const name = specifier
+          .split('/')
+          .slice(0, specifier.startsWith('@') ? 2 : 1)
+          .join('/');
+        if (!declared.has(name)) undeclared.push(`dist/${file}: ${specifier}`);
+      }
+    }
+    expect(undeclared).toEqual([]);
+  });
 });
 
 describe('a project made by the built `warren init`', () => {
   it('installs, typechecks with skipLibCheck false, runs (`npm start`) and passes its tests (`npm test`)', async () => {
-    // The CLI as a user gets it: the tarball installed with its dependencies.
-    const cli = join(work, 'cli');
-    mkdirSync(cli);
-    writeFileSync(join(cli, 'package.json'), '{ "private": true }\n');
+    // The built CLI from the tarball, its dependencies found in this repository's node_modules (the
+    // project's own install below installs them from the registry), on the node of the user's PATH.
+    symlinkSync(join(repo, 'node_modules'), join(extracted, 'node_modules'), 'dir');
     const npmInstall = ['install', '--prefer-offline', '--no-audit', '--no-fund'];
-    expectSuccess(await run('npm', [...npmInstall, tarball], cli, 150_000), 'npm install <tarball>');
 
-    // `warren init` as the user runs it: the installed bin, on the node of the user's PATH.
     const demo = join(work, 'demo');
-    const warrenBin = join(cli, 'node_modules/.bin/warren');
-    const scaffold = await run(warrenBin, ['init', demo, '--warren', tarball], work, 60_000);
+    const cli = join(extracted, manifest.bin.warren ?? 'missing bin');
+    const scaffold = await run('node', [cli, 'init', demo, '--warren', tarball], work, 60_000);
     expectSuccess(scaffold, 'warren init');
     expect(scaffold.stdout).toContain('created demo:\n');
     for (const file of ['package.json', 'tsconfig.json', 'pipeline.ts', 'README.md', '.gitignore'])
