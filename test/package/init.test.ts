@@ -47,7 +47,7 @@ describe('initProject', () => {
     expect(manifest.name).toBe('my-shop');
     expect(manifest.type).toBe('module');
     expect(manifest.scripts).toEqual({
-      start: 'warren run ./pipeline.ts',
+      start: 'exec warren run ./pipeline.ts',
       test: 'vitest run',
       typecheck: 'tsc --noEmit',
     });
