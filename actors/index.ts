@@ -4,3 +4,15 @@
  */
 export { type HttpSourceOptions, httpSource } from './http-source.ts';
 export { closeJsonlFiles, type JsonlSinkOptions, jsonlSink } from './jsonl-sink.ts';
+export { ProcessPoolError, type ProcessPoolErrorKind, WorkerCodeError } from './process-pool/errors.ts';
+export type { WorkerLanguage } from './process-pool/interpreter.ts';
+export {
+  type CallMeta,
+  createProcessPool,
+  type ProcessPool,
+  type ProcessPoolOptions,
+  type ProcessPoolStats,
+} from './process-pool/pool.ts';
+export type { ProcessProcessor, ProcessProcessorOptions } from './process-pool/processor.ts';
+export { pythonProcessor } from './python-processor.ts';
+export { rProcessor } from './r-processor.ts';

@@ -110,6 +110,10 @@ export type ParkReason =
   | 'failed'
   /** The message was fine, but what the actor emitted for it failed the actor's own `emits` schema. */
   | 'invalid-output'
+  /** User code refused the message on purpose (`warren.Reject` in Python, `warren_reject` in R). */
+  | 'rejected'
+  /** The message crashed the worker process running user code, alone in its call, twice. */
+  | 'worker-crash'
   | 'redeliveries';
 
 /** Is this error worth another attempt? Unknown errors are (a handler's network blip); poison is not. */

@@ -141,6 +141,11 @@ describe('the packed tarball', () => {
     const lua = readdirSync(join(repo, 'runtime/state/lua')).filter((f) => f.endsWith('.lua'));
     expect(lua.length).toBeGreaterThan(0);
     for (const file of lua) expect(packed).toContain(`dist/runtime/state/lua/${file}`);
+    // The Python and R worker shims, beside the pool that starts them.
+    for (const file of ['warren_worker.py', 'warren_worker.R'])
+      expect(packed).toContain(`dist/actors/shims/${file}`);
+    for (const file of ['pool', 'worker', 'frames', 'interpreter', 'processor', 'errors'])
+      expect(packed).toContain(`dist/actors/process-pool/${file}.js`);
     const templates = filesUnder(join(repo, 'templates/init'));
     expect(templates).toContain('_package.json');
     for (const file of templates) expect(packed).toContain(`templates/init/${file}`);
@@ -151,6 +156,7 @@ describe('the packed tarball', () => {
       (path) =>
         !/^(package\.json|README\.md|LICENSE)$/.test(path) &&
         !/^dist\/(runtime|observability|actors|bin|config)\/.+\.(js|d\.ts|lua)$/.test(path) &&
+        !/^dist\/actors\/shims\/warren_worker\.(py|R)$/.test(path) &&
         !path.startsWith('templates/init/'),
     );
     expect(stray).toEqual([]);

@@ -1,0 +1,599 @@
+import { availableParallelism } from 'node:os';
+import { basename, resolve } from 'node:path';
+import { isSpanContextValid, metrics, type Span, trace } from '@opentelemetry/api';
+import { InvalidMessageError, type Logger } from 'warren';
+import { ProcessPoolError, WorkerCodeError } from './errors.ts';
+import { resolveCommand, type WorkerLanguage } from './interpreter.ts';
+import {
+  type CallItem,
+  describeExit,
+  type ItemResult,
+  Worker,
+  type WorkerExit,
+  WorkerExitError,
+  WorkerStartError,
+} from './worker.ts';
+
+/** What {@link createProcessPool} takes. Only `script` (and `language` or `command`) is required. */
+export interface ProcessPoolOptions {
+  /** The user's file: a Python module or an R script defining `handler`. */
+  readonly script: string;
+  /** Which shipped worker runs it; default `python`. Ignored when `command` is given. */
+  readonly language?: WorkerLanguage;
+  /** The function called for each item; default `score`. */
+  readonly handler?: string;
+  /**
+   * A worker of your own (Julia, say) speaking docs/process-protocol.md: the executable and its
+   * arguments. Default: the shipped shim of `language` under `interpreter`.
+   */
+  readonly command?: readonly string[];
+  /** The Python or Rscript executable; default `WARREN_PYTHON` / `WARREN_RSCRIPT`, else `python3` / `Rscript`. */
+  readonly interpreter?: string;
+  /** Tags log lines and metrics (`warren.actor`); default the script's file name. */
+  readonly name?: string;
+  /** Worker processes; default the machine's cores (`os.availableParallelism()`). */
+  readonly workers?: number;
+  /** Items per call to a worker: a batch is sent when it is full or its oldest item waited `maxWaitMs`. Default 1. */
+  readonly batch?: number;
+  /** Longest an item waits for its batch to fill; default 5 ms. */
+  readonly maxWaitMs?: number;
+  /** Deadline of one call (one batch); past it the worker gets SIGTERM, then SIGKILL. Default 30,000 ms. */
+  readonly timeoutMs?: number;
+  /** Items a worker handles before it is replaced by a fresh one (leaky models); default unlimited. */
+  readonly maxTasksPerWorker?: number;
+  /** Handed to the user's `init(config)` in every worker, as JSON. */
+  readonly config?: unknown;
+  /** Calls waiting for a worker before `call` refuses more (a `busy` error); default 10,000. */
+  readonly maxQueued?: number;
+  /** How long a worker may take to start (import the script, run `init`); default 60,000 ms. */
+  readonly startTimeoutMs?: number;
+  /** Between SIGTERM and SIGKILL; default 2,000 ms. */
+  readonly killGraceMs?: number;
+  /** Backoff before replacing a crashed worker: `initial` ms doubling to `max` (default 100 and 5,000). */
+  readonly restartBackoffMs?: { readonly initial?: number; readonly max?: number };
+  /** Crashes in a row, with no call completing in between, after which the pool gives up; default 5. */
+  readonly maxCrashes?: number;
+  /** Environment of the workers; default `process.env`. Also where `WARREN_PYTHON`/`WARREN_RSCRIPT` are read. */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** Working directory of the workers; default this process's. */
+  readonly cwd?: string;
+  /** Where worker output and supervision events go; default JSON lines on stderr. */
+  readonly logger?: Logger;
+}
+
+/** A pool's counters since it was created. */
+export interface ProcessPoolStats {
+  readonly workers: number;
+  readonly queued: number;
+  readonly calls: number;
+  readonly items: number;
+  readonly restarts: number;
+  readonly crashes: number;
+  readonly timeouts: number;
+  readonly recycled: number;
+}
+
+/** Per-call context for {@link ProcessPool.call}: becomes the user function's `meta`. */
+export type CallMeta = Readonly<Record<string, unknown>>;
+
+/**
+ * Long-lived worker processes running a user's function, with batching and supervision.
+ *
+ * @example
+ * ```ts
+ * const pool = createProcessPool({ script: 'models/propensity.py', workers: 2, batch: 16 });
+ * await pool.start();
+ * const result = await pool.call({ userId: 'u1', clicks: 7 }); // what score(body, meta) returned
+ * await pool.stop();
+ * ```
+ */
+export interface ProcessPool {
+  readonly name: string;
+  readonly script: string;
+  /** Start the workers; rejects if one cannot start (missing interpreter, import error: with the traceback). */
+  start(): Promise<void>;
+  /**
+   * Run the user's function on one item. Resolves with what it returned (JSON); rejects with a
+   * `WorkerCodeError` (it raised), an `InvalidMessageError` (`rejected`, `worker-crash`,
+   * `invalid-output`) or a `ProcessPoolError` (`timeout`, `crash-loop`, `stopped`, `busy`, `start`).
+   * Starts the pool when it has not started.
+   */
+  call(body: unknown, meta?: CallMeta): Promise<unknown>;
+  /** Finish every call in hand (queued ones included), then end the workers. Idempotent. */
+  stop(): Promise<void>;
+  /** Resolves with the error when the pool gave up (crash loop, or a restart that could not start). */
+  readonly failed: Promise<ProcessPoolError>;
+  stats(): ProcessPoolStats;
+  /** The pids of the live workers (for tests and operators). */
+  pids(): number[];
+}
+
+interface Pending {
+  readonly item: CallItem;
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (err: unknown) => void;
+  readonly enqueuedAt: number;
+  readonly span: Span | undefined;
+  /** Times this item was alone in a call whose worker crashed. */
+  aloneCrashes: number;
+  /** Whether it was in a call that failed, and now runs in an isolation group. */
+  isolated: boolean;
+}
+
+interface Slot {
+  worker: Worker | undefined;
+  busy: boolean;
+  /** A replacement is being started (or waits out its backoff). */
+  starting: boolean;
+}
+
+/** Attribute names on the process span and the pool's metrics. */
+const PoolAttr = {
+  actor: 'warren.actor',
+  pid: 'warren.worker.pid',
+  batchSize: 'warren.batch.size',
+  queueWait: 'warren.queue.wait_ms',
+} as const;
+
+const fallbackLogger: Logger = {
+  info: (message, data) =>
+    process.stderr.write(
+      `${JSON.stringify({ level: 'info', time: new Date().toISOString(), message, ...data })}\n`,
+    ),
+  warn: (message, data) =>
+    process.stderr.write(
+      `${JSON.stringify({ level: 'warn', time: new Date().toISOString(), message, ...data })}\n`,
+    ),
+  error: (message, data) =>
+    process.stderr.write(
+      `${JSON.stringify({ level: 'error', time: new Date().toISOString(), message, ...data })}\n`,
+    ),
+};
+
+/** Every live pool's workers are killed when this process exits, however it exits. */
+const livePools = new Set<PoolImpl>();
+let exitHook = false;
+
+/**
+ * A pool of long-lived worker processes that run a user's Python or R function (or any worker speaking
+ * docs/process-protocol.md). Calls are batched (`batch`, `maxWaitMs`), one batch in hand per worker;
+ * a call past `timeoutMs` stops its worker; a crashed worker is replaced with backoff and what it held
+ * is run again, the batch split in halves until the record that crashes it is found and refused as
+ * `worker-crash`; workers that keep crashing make the pool give up (`failed`) instead of spinning.
+ *
+ * @example
+ * ```ts
+ * import { createProcessPool } from 'warren/actors';
+ * const pool = createProcessPool({ script: 'score.py', language: 'python', workers: 2 });
+ * const out = await pool.call({ clicks: 3 }, { id: 'm1' });
+ * ```
+ */
+export function createProcessPool(options: ProcessPoolOptions): ProcessPool {
+  return new PoolImpl(options);
+}
+
+class PoolImpl implements ProcessPool {
+  readonly name: string;
+  readonly script: string;
+  readonly failed: Promise<ProcessPoolError>;
+  readonly #options: ProcessPoolOptions;
+  readonly #logger: Logger;
+  readonly #size: number;
+  readonly #batch: number;
+  readonly #maxWaitMs: number;
+  readonly #timeoutMs: number;
+  readonly #maxQueued: number;
+  readonly #maxCrashes: number;
+  readonly #slots: Slot[] = [];
+  /** Items waiting for a batch. */
+  readonly #queue: Pending[] = [];
+  /** Items of a crashed or timed-out batch, in the groups they must run in (split halves); first. */
+  readonly #isolating: Pending[][] = [];
+  #command: string[] | undefined;
+  #state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed' = 'new';
+  #starting: Promise<void> | undefined;
+  #stopping: Promise<void> | undefined;
+  #flushTimer: NodeJS.Timeout | undefined;
+  #crashesInARow = 0;
+  #reportFailure: (err: ProcessPoolError) => void = () => undefined;
+  #failure: ProcessPoolError | undefined;
+  #drained: (() => void) | undefined;
+  readonly #counts = { calls: 0, items: 0, restarts: 0, crashes: 0, timeouts: 0, recycled: 0 };
+  readonly #meter = metrics.getMeter('warren', '0.1.0');
+  readonly #restarts = this.#meter.createCounter('warren.worker.restarts', {
+    description: 'Worker processes replaced (after a crash, a timeout or recycling), per actor',
+    unit: '{restart}',
+  });
+  readonly #crashes = this.#meter.createCounter('warren.worker.crashes', {
+    description: 'Worker processes that died on their own, per actor',
+    unit: '{crash}',
+  });
+  readonly #timeouts = this.#meter.createCounter('warren.worker.timeouts', {
+    description: 'Calls to a worker that passed their deadline, per actor',
+    unit: '{timeout}',
+  });
+
+  constructor(options: ProcessPoolOptions) {
+    this.#options = options;
+    this.script = resolve(options.script);
+    this.name = options.name ?? basename(options.script);
+    this.#logger = options.logger ?? fallbackLogger;
+    this.#size = positive(options.workers ?? availableParallelism(), 'workers');
+    this.#batch = positive(options.batch ?? 1, 'batch');
+    this.#maxWaitMs = options.maxWaitMs ?? 5;
+    this.#timeoutMs = positive(options.timeoutMs ?? 30_000, 'timeoutMs');
+    this.#maxQueued = options.maxQueued ?? 10_000;
+    this.#maxCrashes = positive(options.maxCrashes ?? 5, 'maxCrashes');
+    this.failed = new Promise((resolve) => {
+      this.#reportFailure = resolve;
+    });
+  }
+
+  start(): Promise<void> {
+    this.#starting ??= this.#start();
+    return this.#starting;
+  }
+
+  async #start(): Promise<void> {
+    this.#state = 'starting';
+    try {
+      const env = this.#options.env ?? process.env;
+      this.#command = this.#options.command
+        ? [...this.#options.command]
+        : resolveCommand(this.#options.language ?? 'python', this.#options.interpreter, env);
+      for (let i = 0; i < this.#size; i++)
+        this.#slots.push({ worker: undefined, busy: false, starting: true });
+      const started = await Promise.allSettled(this.#slots.map((slot) => this.#spawn(slot)));
+      const failure = started.find((r) => r.status === 'rejected');
+      if (failure) throw (failure as PromiseRejectedResult).reason;
+    } catch (err) {
+      const error =
+        err instanceof WorkerStartError
+          ? new ProcessPoolError('start', err.message, { cause: err })
+          : (err as Error);
+      this.#giveUp(
+        error instanceof ProcessPoolError
+          ? error
+          : new ProcessPoolError('start', error.message, { cause: error }),
+      );
+      throw error;
+    }
+    if (this.#state === 'starting') this.#state = 'running';
+    livePools.add(this);
+    if (!exitHook) {
+      exitHook = true;
+      process.once('exit', () => {
+        for (const pool of livePools) pool.#killAll();
+      });
+    }
+    this.#logger.info('worker pool started', {
+      pool: this.name,
+      script: this.script,
+      workers: this.#size,
+      pids: this.pids(),
+    });
+    this.#pump();
+  }
+
+  call(body: unknown, meta: CallMeta = {}): Promise<unknown> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    if (this.#state === 'stopping' || this.#state === 'stopped')
+      return Promise.reject(new ProcessPoolError('stopped', `the worker pool for ${this.name} is stopping`));
+    if (this.#queue.length >= this.#maxQueued)
+      return Promise.reject(
+        new ProcessPoolError('busy', `${this.#queue.length} calls already wait for ${this.name}`),
+      );
+    // The active span is the host's process span of the message being handled (this runs inside its
+    // invoked actor, started synchronously by the event): the worker continues its trace.
+    const span = trace.getActiveSpan();
+    const traceparent = span && traceparentOf(span);
+    const item: CallItem = { body, meta: traceparent ? { ...meta, traceparent } : meta };
+    const promise = new Promise<unknown>((resolve, reject) => {
+      this.#queue.push({
+        item,
+        resolve,
+        reject,
+        enqueuedAt: performance.now(),
+        span,
+        aloneCrashes: 0,
+        isolated: false,
+      });
+    });
+    if (this.#state === 'new')
+      this.start().catch(() => undefined); // its failure rejects the queue
+    else this.#pump();
+    return promise;
+  }
+
+  stop(): Promise<void> {
+    this.#stopping ??= this.#stop();
+    return this.#stopping;
+  }
+
+  async #stop(): Promise<void> {
+    if (this.#state === 'new') {
+      this.#state = 'stopped';
+      return;
+    }
+    await this.#starting?.catch(() => undefined);
+    if (this.#state !== 'failed') this.#state = 'stopping';
+    // Batches in hand, and calls already accepted, are finished first.
+    if (this.#state === 'stopping' && this.#pendingWork()) {
+      await new Promise<void>((resolve) => {
+        this.#drained = resolve;
+        this.#pump();
+      });
+    }
+    if (this.#flushTimer) clearTimeout(this.#flushTimer);
+    await Promise.all(this.#slots.map((slot) => slot.worker?.close()));
+    livePools.delete(this);
+    if (this.#state !== 'failed') this.#state = 'stopped';
+    this.#logger.info('worker pool stopped', { pool: this.name });
+  }
+
+  stats(): ProcessPoolStats {
+    return {
+      workers: this.#slots.filter((s) => s.worker?.alive).length,
+      queued: this.#queue.length + this.#isolating.reduce((n, g) => n + g.length, 0),
+      ...this.#counts,
+    };
+  }
+
+  pids(): number[] {
+    return this.#slots.flatMap((s) => (s.worker?.alive && s.worker.pid !== undefined ? [s.worker.pid] : []));
+  }
+
+  #pendingWork(): boolean {
+    return this.#queue.length > 0 || this.#isolating.length > 0 || this.#slots.some((s) => s.busy);
+  }
+
+  /** Start a worker in `slot`; resolves once it is ready. */
+  async #spawn(slot: Slot): Promise<void> {
+    const [command, ...args] = this.#command as string[];
+    const env = this.#options.env ?? process.env;
+    const worker = new Worker({
+      command: command as string,
+      args,
+      script: this.script,
+      handler: this.#options.handler ?? 'score',
+      config: this.#options.config ?? {},
+      env: { ...env, PYTHONUNBUFFERED: '1' },
+      cwd: this.#options.cwd,
+      logger: this.#logger,
+      label: this.name,
+      startTimeoutMs: this.#options.startTimeoutMs ?? 60_000,
+      killGraceMs: this.#options.killGraceMs ?? 2_000,
+    });
+    slot.worker = worker;
+    slot.starting = true;
+    try {
+      await worker.start();
+    } finally {
+      slot.starting = false;
+    }
+    void worker.exited.then((exit) => this.#exited(slot, worker, exit));
+  }
+
+  /** A worker ended. If this side did not end it (a stop, a recycling), it crashed: replace it. */
+  #exited(slot: Slot, worker: Worker, exit: WorkerExit): void {
+    if (slot.worker !== worker || this.#state === 'stopped' || this.#state === 'failed') return;
+    if (this.#state === 'stopping' && !this.#pendingWork()) return;
+    if (slot.busy) return; // the call in hand handles it (#run)
+    this.#crashed(exit, undefined);
+    this.#replace(slot);
+  }
+
+  #crashed(exit: WorkerExit, pid: number | undefined, counts = true): void {
+    this.#counts.crashes++;
+    this.#crashes.add(1, { [PoolAttr.actor]: this.name });
+    if (counts) this.#crashesInARow++;
+    this.#logger.warn('worker crashed', {
+      pool: this.name,
+      worker: pid,
+      exit: describeExit(exit),
+      crashesInARow: this.#crashesInARow,
+    });
+    if (this.#crashesInARow >= this.#maxCrashes)
+      this.#giveUp(
+        new ProcessPoolError(
+          'crash-loop',
+          `the workers running ${this.script} crashed ${this.#crashesInARow} times in a row (last: ${describeExit(exit)}); the pool for ${this.name} stopped`,
+        ),
+      );
+  }
+
+  /** Replace the worker of `slot` after the backoff its crashes in a row call for. */
+  #replace(slot: Slot, immediately = false): void {
+    if (this.#failure || this.#state === 'stopped') return;
+    slot.worker = undefined;
+    slot.starting = true;
+    const { initial = 100, max = 5_000 } = this.#options.restartBackoffMs ?? {};
+    const delay = immediately ? 0 : Math.min(max, initial * 2 ** Math.max(0, this.#crashesInARow - 1));
+    this.#counts.restarts++;
+    this.#restarts.add(1, { [PoolAttr.actor]: this.name });
+    const timer = setTimeout(() => {
+      if (this.#failure || this.#state === 'stopped') return;
+      this.#spawn(slot)
+        .then(() => this.#pump())
+        .catch((err: unknown) => {
+          slot.starting = false;
+          // A replacement that cannot start (the script broke on disk, init fails now) is a crash too.
+          this.#logger.warn('replacement worker failed to start', {
+            pool: this.name,
+            error: err instanceof Error ? err.message : String(err),
+          });
+          this.#crashed({ code: null, signal: null }, undefined);
+          this.#replace(slot);
+        });
+    }, delay);
+    if (delay > 0 && !this.#pendingWork()) timer.unref();
+  }
+
+  /** Hand batches to idle workers: isolation groups first, then full batches, then any batch due. */
+  #pump(): void {
+    if (this.#state !== 'running' && this.#state !== 'stopping') return;
+    for (const slot of this.#slots) {
+      if (slot.busy || slot.starting || !slot.worker?.alive) continue;
+      const batch = this.#take();
+      if (!batch) break;
+      void this.#run(slot, slot.worker, batch);
+    }
+    if (this.#state === 'stopping' && !this.#pendingWork()) this.#drained?.();
+  }
+
+  /** The next batch to send, or undefined (then a flush timer waits for the oldest item's deadline). */
+  #take(): Pending[] | undefined {
+    const group = this.#isolating.shift();
+    if (group) return group;
+    if (this.#queue.length === 0) return undefined;
+    const oldest = (this.#queue[0] as Pending).enqueuedAt;
+    const due = oldest + this.#maxWaitMs - performance.now();
+    if (this.#queue.length >= this.#batch || due <= 0 || this.#state === 'stopping')
+      return this.#queue.splice(0, this.#batch);
+    if (!this.#flushTimer) {
+      this.#flushTimer = setTimeout(() => {
+        this.#flushTimer = undefined;
+        this.#pump();
+      }, Math.ceil(due));
+    }
+    return undefined;
+  }
+
+  async #run(slot: Slot, worker: Worker, batch: Pending[]): Promise<void> {
+    slot.busy = true;
+    const now = performance.now();
+    for (const p of batch)
+      p.span?.setAttributes({
+        [PoolAttr.pid]: worker.pid ?? -1,
+        [PoolAttr.batchSize]: batch.length,
+        [PoolAttr.queueWait]: Math.round((now - p.enqueuedAt) * 1000) / 1000,
+      });
+    this.#counts.calls++;
+    let results: ItemResult[];
+    try {
+      results = await worker.call(
+        batch.map((p) => p.item),
+        this.#timeoutMs,
+      );
+    } catch (err) {
+      slot.busy = false;
+      this.#failedCall(slot, worker, batch, err);
+      this.#pump();
+      return;
+    }
+    slot.busy = false;
+    this.#crashesInARow = 0;
+    this.#counts.items += batch.length;
+    for (const [i, p] of batch.entries()) this.#settle(p, results[i] as ItemResult);
+    const max = this.#options.maxTasksPerWorker;
+    if (max !== undefined && worker.tasks >= max && this.#state === 'running') {
+      this.#counts.recycled++;
+      slot.worker = undefined;
+      void worker.close();
+      this.#replace(slot, true);
+    }
+    this.#pump();
+  }
+
+  /**
+   * The worker died (or was stopped at the deadline) with `batch` in hand. A batch of several is split
+   * in halves and run again, so the items that did nothing wrong complete; an item alone in a crashed
+   * call twice is refused as `worker-crash`; an item alone past its deadline fails with `timeout` (the
+   * actor's retry policy decides what next).
+   */
+  #failedCall(slot: Slot, worker: Worker, batch: Pending[], err: unknown): void {
+    const exitErr = err instanceof WorkerExitError ? err : undefined;
+    const reason = exitErr?.reason ?? 'crash';
+    if (reason === 'timeout') {
+      this.#counts.timeouts++;
+      this.#timeouts.add(1, { [PoolAttr.actor]: this.name });
+      this.#logger.warn('call timed out; worker stopped', {
+        pool: this.name,
+        worker: worker.pid,
+        timeoutMs: this.#timeoutMs,
+        items: batch.length,
+      });
+    } else {
+      // Crashes while isolating a record are expected: only a fresh batch's crash counts towards a loop.
+      this.#crashed(
+        exitErr?.exit ?? { code: null, signal: null },
+        worker.pid,
+        !batch.some((p) => p.isolated),
+      );
+    }
+    if (slot.worker === worker) this.#replace(slot, reason === 'timeout');
+    if (this.#failure) {
+      for (const p of batch) p.reject(this.#failure);
+      return;
+    }
+    for (const p of batch) p.isolated = true;
+    if (batch.length > 1) {
+      const half = Math.ceil(batch.length / 2);
+      this.#isolating.unshift(batch.slice(0, half), batch.slice(half));
+      return;
+    }
+    const only = batch[0] as Pending;
+    if (reason === 'timeout') {
+      only.reject(
+        new ProcessPoolError('timeout', `${this.name}: ${exitErr?.message ?? 'the call timed out'}`),
+      );
+      return;
+    }
+    only.aloneCrashes++;
+    if (only.aloneCrashes >= 2) {
+      only.reject(
+        new InvalidMessageError(
+          'worker-crash',
+          `${this.name}: this record crashed the worker running ${this.script} ${only.aloneCrashes} times (last: ${exitErr ? describeExit(exitErr.exit) : String(err)})`,
+        ),
+      );
+      return;
+    }
+    this.#isolating.unshift([only]);
+  }
+
+  #settle(p: Pending, result: ItemResult): void {
+    if (typeof result !== 'object' || result === null) {
+      p.reject(new InvalidMessageError('invalid-output', `${this.name}: the worker returned no result`));
+    } else if ('ok' in result) p.resolve(result.ok);
+    else if ('reject' in result)
+      p.reject(new InvalidMessageError('rejected', `${this.name} rejected it: ${String(result.reject)}`));
+    else if ('error' in result) {
+      const e = result.error;
+      p.reject(new WorkerCodeError(this.name, e.type, e.message, e.traceback));
+    } else if ('invalid' in result)
+      p.reject(new InvalidMessageError('invalid-output', `${this.name}: ${String(result.invalid)}`));
+    else p.reject(new InvalidMessageError('invalid-output', `${this.name}: the worker returned no result`));
+  }
+
+  /** Stop for good: every waiting call is refused with `err`, the workers killed. */
+  #giveUp(err: ProcessPoolError): void {
+    if (this.#failure) return;
+    this.#failure = err;
+    this.#state = 'failed';
+    this.#logger.error('worker pool failed', { pool: this.name, script: this.script, error: err.message });
+    for (const p of this.#queue.splice(0)) p.reject(err);
+    for (const group of this.#isolating.splice(0)) for (const p of group) p.reject(err);
+    for (const slot of this.#slots) slot.worker?.terminate();
+    livePools.delete(this);
+    this.#drained?.();
+    this.#reportFailure(err);
+  }
+
+  #killAll(): void {
+    for (const slot of this.#slots) slot.worker?.kill('SIGKILL');
+  }
+}
+
+function positive(value: number, name: string): number {
+  if (!Number.isInteger(value) || value < 1)
+    throw new RangeError(`${name} must be a positive integer, got ${value}`);
+  return value;
+}
+
+/** The W3C traceparent of a span, for user code that continues the trace. */
+function traceparentOf(span: Span): string | undefined {
+  const context = span.spanContext();
+  if (!isSpanContextValid(context)) return undefined;
+  return `00-${context.traceId}-${context.spanId}-${context.traceFlags.toString(16).padStart(2, '0')}`;
+}
