@@ -51,6 +51,7 @@ export async function mixedCase(language: Language, target: Target, prefix: stri
     expect(run.scorer.pool.stats()).toMatchObject({ crashes: 0, timeouts: 0 });
   } finally {
     await run.stop();
+    await run.cleanup();
   }
 }
 
@@ -77,6 +78,7 @@ export async function timeoutCase(language: Language, target: Target, prefix: st
     await vi.waitFor(() => expect(run.scorer.pool.pids()).toHaveLength(2), { timeout: 10_000 });
   } finally {
     await run.stop();
+    await run.cleanup();
   }
 }
 
@@ -101,6 +103,7 @@ export async function poisonCase(language: Language, target: Target, prefix: str
     expect(run.scorer.pool.stats().crashes).toBeGreaterThanOrEqual(3);
   } finally {
     await run.stop();
+    await run.cleanup();
   }
 }
 
@@ -127,6 +130,7 @@ export async function killCase(language: Language, target: Target, prefix: strin
     expect(run.scorer.pool.pids()).not.toContain(line.data.worker);
   } finally {
     await run.stop();
+    await run.cleanup();
   }
 }
 
@@ -143,9 +147,13 @@ export async function stopCase(language: Language, target: Target, prefix: strin
   });
   await run.logger.waitFor(hasN(1));
   await run.stop();
-  const stats = run.runtime.stats().get('scorer');
-  expect(stats).toMatchObject({ received: 3, processed: 3, parked: 0, failed: 0 });
-  expect(run.scorer.pool.pids()).toEqual([]);
+  try {
+    const stats = run.runtime.stats().get('scorer');
+    expect(stats).toMatchObject({ received: 3, processed: 3, parked: 0, failed: 0 });
+    expect(run.scorer.pool.pids()).toEqual([]);
+  } finally {
+    await run.cleanup();
+  }
 }
 
 /** A keyed processor: each key's messages one at a time, in order, never two of a key at once. */
@@ -170,5 +178,6 @@ export async function keyedOrderCase(language: Language, target: Target, prefix:
     }
   } finally {
     await run.stop();
+    await run.cleanup();
   }
 }

@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
 import {
+  compileTopology,
   createRuntime,
   definePipeline,
   defineSink,
@@ -14,7 +15,7 @@ import { type ProcessProcessor, pythonProcessor, rProcessor } from 'warren/actor
 import { setup } from 'xstate';
 import { z } from 'zod';
 import { MemoryBus } from '../../runtime/transport/memory-bus.ts';
-import { RABBITMQ_URL, REDIS_URL } from './services.ts';
+import { deleteRedisPrefix, deleteTopology, RABBITMQ_URL, REDIS_URL } from './services.ts';
 
 export type Language = 'python' | 'r';
 
@@ -85,6 +86,8 @@ export interface ProcessRun {
   readonly logger: ReturnType<typeof recordingLogger>;
   readonly runtime: Runtime;
   readonly bus: MemoryBus | undefined;
+  /** Delete the run's queues, exchanges and Redis keys (RabbitMQ + Redis runs). */
+  cleanup(): Promise<void>;
   /** Wait until the pipeline is idle, then list the scorer's parked messages. */
   settle(): Promise<ParkedMessage[]>;
   /** Stop the runtime, then the pool. */
@@ -160,6 +163,11 @@ export async function startProcessRun(options: ProcessRunOptions): Promise<Proce
     async stop() {
       await runtime.stop();
       await scorer.pool.stop();
+    },
+    async cleanup() {
+      if (bus) return;
+      await deleteTopology(compileTopology(pipeline, { prefix: options.prefix }));
+      await deleteRedisPrefix(options.prefix);
     },
   };
 }

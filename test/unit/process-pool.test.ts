@@ -1,0 +1,192 @@
+import { fileURLToPath } from 'node:url';
+import { context, trace } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError, InvalidMessageError } from 'warren';
+import { createProcessPool, ProcessPoolError } from 'warren/actors';
+import { encodeFrame, FrameReader } from '../../actors/process-pool/frames.ts';
+import { recordingLogger, scriptOf, startProcessRun } from '../helpers/process-pipeline.ts';
+import { uniquePrefix } from '../helpers/services.ts';
+
+const fixture = (path: string) => fileURLToPath(new URL(`../fixtures/${path}`, import.meta.url));
+const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
+
+describe('frames', () => {
+  it('cuts a byte stream into length-prefixed JSON frames, however it is split', () => {
+    const bytes = Buffer.concat([encodeFrame({ t: 'a', s: 'é' }), encodeFrame([1, 2]), encodeFrame('x')]);
+    for (const size of [1, 3, 7, bytes.length]) {
+      const reader = new FrameReader();
+      const frames: unknown[] = [];
+      for (let i = 0; i < bytes.length; i += size) frames.push(...reader.push(bytes.subarray(i, i + size)));
+      expect(frames).toEqual([{ t: 'a', s: 'é' }, [1, 2], 'x']);
+    }
+  });
+});
+
+describe('a worker pool that cannot start', () => {
+  it.each([
+    [
+      'python',
+      'python/broken_import.py',
+      /broken_import\.py failed to import: ModuleNotFoundError: No module named 'warren_no_such_module'\nTraceback/,
+    ],
+    ['python', 'python/no_score.py', /no_score\.py has no function score/],
+    [
+      'python',
+      'python/bad_init.py',
+      /init\(config\) in .*bad_init\.py failed: RuntimeError: model file m\.bin is missing/,
+    ],
+    ['r', 'r/no_score.R', /no_score\.R has no function score/],
+    ['r', 'r/broken_import.R', /broken_import\.R failed to import: .*warrenNoSuchPackage/],
+  ] as const)('%s %s fails the start with the reason', async (language, script, message) => {
+    const pool = createProcessPool({
+      language,
+      script: fixture(script),
+      workers: 1,
+      config: { model: 'm.bin' },
+      logger: quiet,
+    });
+    const err = await pool.start().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ProcessPoolError);
+    expect((err as ProcessPoolError).kind).toBe('start');
+    expect((err as Error).message).toMatch(message);
+    await expect(pool.call({})).rejects.toBe(err);
+    await pool.stop();
+  });
+
+  it('names a missing interpreter, where it came from and how to install one', async () => {
+    const fromEnv = createProcessPool({
+      script: scriptOf('python'),
+      env: { WARREN_PYTHON: '/nowhere/python3' },
+      logger: quiet,
+    });
+    const err = await fromEnv.start().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).toMatch(
+      /^WARREN_PYTHON: Python interpreter "\/nowhere\/python3" not found \(from WARREN_PYTHON\): install Python 3 .*apt-get install -y python3/,
+    );
+    const r = createProcessPool({
+      language: 'r',
+      script: scriptOf('r'),
+      env: { PATH: '/nowhere' },
+      logger: quiet,
+    });
+    await expect(r.start()).rejects.toThrow(
+      /R interpreter "Rscript" not found \(from the PATH.*r-base-core r-cran-jsonlite/,
+    );
+  });
+});
+
+describe('supervision', () => {
+  it('gives up on workers that keep crashing, naming the script, instead of spinning', async () => {
+    const logger = recordingLogger();
+    const pool = createProcessPool({
+      script: scriptOf('python'),
+      workers: 1,
+      maxCrashes: 2,
+      restartBackoffMs: { initial: 10 },
+      logger,
+    });
+    await pool.start();
+    const calls = [1, 2, 3].map((n) =>
+      pool.call({ n, action: 'exit' }).then(
+        () => 'ok',
+        (e: unknown) => e,
+      ),
+    );
+    const failed = await pool.failed;
+    expect(failed.kind).toBe('crash-loop');
+    expect(failed.message).toMatch(
+      /the workers running .*score\.py crashed 2 times in a row \(last: exit code 1\)/,
+    );
+    const outcomes = await Promise.all(calls);
+    // The first record was isolated and refused before the loop was called; the others got the pool's error.
+    expect(outcomes[0]).toBeInstanceOf(InvalidMessageError);
+    expect(outcomes.slice(1)).toEqual([failed, failed]);
+    await expect(pool.call({ n: 4 })).rejects.toBe(failed);
+    expect(logger.lines.some((l) => l.level === 'error' && l.message === 'worker pool failed')).toBe(true);
+    await pool.stop();
+    expect(pool.pids()).toEqual([]);
+  });
+
+  it('replaces a worker after maxTasksPerWorker items', async () => {
+    const pool = createProcessPool({
+      script: scriptOf('python'),
+      workers: 1,
+      maxTasksPerWorker: 2,
+      logger: quiet,
+    });
+    const pids: number[] = [];
+    for (let n = 1; n <= 5; n++) pids.push(((await pool.call({ n })) as { body: { pid: number } }).body.pid);
+    expect(new Set(pids).size).toBe(3);
+    expect(pids[0]).toBe(pids[1]);
+    expect(pool.stats()).toMatchObject({ recycled: 2, crashes: 0 });
+    await pool.stop();
+  });
+
+  it('hands init(config) the config, and batches up to `batch` items per call', async () => {
+    const pool = createProcessPool({
+      script: scriptOf('python'),
+      workers: 1,
+      batch: 4,
+      maxWaitMs: 50,
+      config: { factor: 10 },
+      logger: quiet,
+    });
+    await pool.start();
+    const out = await Promise.all([1, 2, 3, 4, 5].map((n) => pool.call({ n })));
+    expect(out.map((o) => (o as { body: { double: number } }).body.double)).toEqual([20, 40, 60, 80, 100]);
+    expect(pool.stats()).toMatchObject({ calls: 2, items: 5 });
+    await pool.stop();
+  });
+});
+
+describe('tracing', () => {
+  const exporter = new InMemorySpanExporter();
+  const provider = new TracerProvider({ spanProcessors: [new SimpleSpanProcessor({ exporter })] });
+  const contextManager = new AsyncLocalStorageContextManager();
+  beforeAll(() => {
+    context.setGlobalContextManager(contextManager.enable());
+    trace.setGlobalTracerProvider(provider);
+  });
+  afterAll(async () => {
+    await provider.shutdown();
+    trace.disable();
+    context.disable();
+  });
+
+  it("puts the worker's pid, the batch size and the queue wait on the process span, and gives user code its traceparent", async () => {
+    const run = await startProcessRun({
+      language: 'python',
+      target: 'memory',
+      prefix: uniquePrefix('pytrace'),
+      batch: 2,
+      maxWaitMs: 100,
+      items: [{ n: 1 }, { n: 2 }],
+    });
+    try {
+      expect(await run.settle()).toEqual([]);
+      const spans = exporter.getFinishedSpans().filter((s) => s.name === 'process scorer');
+      expect(spans).toHaveLength(2);
+      const pids = run.scorer.pool.pids();
+      for (const span of spans) {
+        expect(pids).toContain(span.attributes['warren.worker.pid']);
+        expect(span.attributes['warren.batch.size']).toBe(2);
+        expect(span.attributes['warren.queue.wait_ms']).toBeGreaterThanOrEqual(0);
+        const output = run.outputs.find((o) => o.body.traceparent?.includes(span.spanContext().spanId));
+        expect(output?.body.traceparent).toBe(
+          `00-${span.spanContext().traceId}-${span.spanContext().spanId}-01`,
+        );
+      }
+    } finally {
+      await run.stop();
+    }
+  });
+});
