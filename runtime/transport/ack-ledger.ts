@@ -1,3 +1,4 @@
+import { brokerAck } from './broker-ack.ts';
 import type { Settlement } from './transport.ts';
 
 /** How the ledger reaches the channel: amqplib's `ack`/`nack` by delivery tag. */
@@ -95,7 +96,8 @@ export class AckLedger {
     const at = tag - this.#first;
     if (at < this.#head || at >= this.#states.length || this.#states[at] !== UNSETTLED) return false;
     this.#unsettled--;
-    if (settlement === 'ack') {
+    const answer = brokerAck(settlement);
+    if (answer.kind === 'ack') {
       this.#states[at] = ACK;
       this.#waiting++;
       if (!this.#scheduled) {
@@ -104,7 +106,7 @@ export class AckLedger {
       }
     } else {
       this.#states[at] = SENT;
-      this.#sink.nack(tag, settlement === 'requeue');
+      this.#sink.nack(tag, answer.requeue);
     }
     return true;
   }

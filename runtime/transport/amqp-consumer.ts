@@ -14,6 +14,7 @@ import { WarrenError } from '../errors.ts';
 import { AckLedger } from './ack-ledger.ts';
 import { connectRecovering } from './amqp-connect.ts';
 import { scrubPassword } from './amqp-url.ts';
+import { brokerAck } from './broker-ack.ts';
 import { coalesceWrites } from './coalesce-writes.ts';
 import type { Settlement } from './transport.ts';
 
@@ -285,8 +286,9 @@ export class AmqpConsumer {
 
   #settleDirect(channel: Channel, message: ConsumeMessage, settlement: Settlement): void {
     try {
-      if (settlement === 'ack') channel.ack(message);
-      else channel.nack(message, false, settlement === 'requeue');
+      const answer = brokerAck(settlement);
+      if (answer.kind === 'ack') channel.ack(message);
+      else channel.nack(message, false, answer.requeue);
     } catch {
       // The channel closed: the broker requeues the delivery.
     }
