@@ -54,6 +54,27 @@ export interface OutgoingMessage {
   readonly properties: WireProperties;
 }
 
+/**
+ * The AMQP properties of a delivery, as the publisher set them: warren's own messages use the first
+ * few; a message from another program may carry any of them, and a retry, a parking or a replay sends
+ * them on unchanged. Header values are what amqplib decodes (strings, numbers, booleans, `null`,
+ * Buffers, nested tables and arrays, `{ '!': 'timestamp' | 'decimal', value }`).
+ */
+export interface DeliveryProperties {
+  readonly messageId?: string | undefined;
+  readonly type?: string | undefined;
+  readonly contentType?: string | undefined;
+  readonly contentEncoding?: string | undefined;
+  readonly timestamp?: number | undefined;
+  readonly correlationId?: string | undefined;
+  readonly replyTo?: string | undefined;
+  readonly appId?: string | undefined;
+  readonly priority?: number | undefined;
+  readonly expiration?: string | undefined;
+  readonly userId?: string | undefined;
+  readonly headers?: Readonly<Record<string, unknown>> | undefined;
+}
+
 /** A message as a transport delivers it to the host. */
 export interface Delivery {
   readonly content: Buffer;
@@ -61,14 +82,23 @@ export interface Delivery {
   readonly exchange: string;
   readonly routingKey: string;
   readonly redelivered: boolean;
-  readonly properties: {
-    readonly messageId?: string | undefined;
-    readonly type?: string | undefined;
-    readonly contentType?: string | undefined;
-    readonly timestamp?: number | undefined;
-    readonly headers?: Readonly<Record<string, unknown>> | undefined;
-  };
+  readonly properties: DeliveryProperties;
 }
+
+/**
+ * A delivery sent on as it arrived (a retry through a delay queue, a parking, a replay): its body bytes
+ * and properties untouched, where `OutgoingMessage` is a message warren wrote. Kept apart so that the
+ * hot path of ordinary outputs stays a string.
+ */
+export interface ForwardedMessage {
+  readonly exchange: string;
+  readonly routingKey: string;
+  readonly content: Buffer;
+  readonly properties: DeliveryProperties & { readonly persistent?: boolean };
+}
+
+/** What a transport publishes: a message warren wrote, or a delivery sent on byte for byte. */
+export type Publication = OutgoingMessage | ForwardedMessage;
 
 /** Metadata of a message being published, before it is put on the wire. */
 export interface EnvelopeFields {

@@ -98,6 +98,10 @@ export class UnrecoverableError extends WarrenError {
 /** Why a message was parked in an actor's dead-letter queue; travels as the `x-warren-reason` header. */
 export type ParkReason =
   | 'not-json'
+  /** The body (after its content encoding) is not valid UTF-8; the error gives the offset of the first bad byte. */
+  | 'not-utf8'
+  /** A `content-encoding` warren does not decode (only gzip and deflate), or a body that does not decode as labelled. */
+  | 'content-encoding'
   | 'content-type'
   | 'too-large'
   | 'schema'

@@ -23,18 +23,15 @@ import {
   decodeOutgoing,
   encodeOutgoing,
   Headers,
-  JSON_CONTENT_TYPE,
   numericHeader,
   type OutgoingMessage,
-  readMeta,
   TIMER_TYPE,
 } from '../envelope.ts';
 import { describeError, InvalidMessageError, isRetryable, type ParkReason, WarrenError } from '../errors.ts';
-import { parseUntrusted } from '../json.ts';
-import { renderIssues } from '../schema-issues.ts';
 import type { LoadResult, StateStore, TimerRecord } from '../state/store.ts';
 import type { ActorPlan, TopologyPlan } from '../topology/plan.ts';
 import type { Settlement, Transport } from '../transport/transport.ts';
+import { type Decoded, decodeDelivery } from './decode.ts';
 import {
   type Instance,
   isPristine,
@@ -82,11 +79,6 @@ export interface HostDeps {
   readonly cacheSize: number;
   /** Unconfirmed publishes a source may have outstanding before it stops reading. */
   readonly sourceWindow: number;
-}
-
-interface Decoded {
-  readonly event: Incoming<MessageSchemas>;
-  readonly meta: MessageMeta;
 }
 
 /**
@@ -171,13 +163,7 @@ export class ConsumerHost {
 
   async #handle(delivery: Delivery): Promise<Settlement> {
     try {
-      const decoded = await this.#decode(delivery);
-      if (decoded.meta.hops > this.#deps.topology.hopLimit) {
-        throw new InvalidMessageError(
-          'hop-limit',
-          `hop ${decoded.meta.hops} is over the limit of ${this.#deps.topology.hopLimit}`,
-        );
-      }
+      const decoded = await decodeDelivery(delivery, this.#plan, this.#deps.topology);
       if (decoded.meta.key === undefined) return await this.#runStateless(decoded);
       const key = decoded.meta.key;
       this.#annotate({ [Attr.actorKey]: key });
@@ -189,53 +175,6 @@ export class ConsumerHost {
     } catch (err) {
       return await this.#fail(delivery, err);
     }
-  }
-
-  /** Parse and validate, or throw an InvalidMessageError whose reason says exactly what is wrong. */
-  async #decode(delivery: Delivery): Promise<Decoded> {
-    const { properties } = delivery;
-    if (properties.contentType !== JSON_CONTENT_TYPE) {
-      throw new InvalidMessageError(
-        'content-type',
-        `content type ${JSON.stringify(properties.contentType)} is not ${JSON_CONTENT_TYPE}`,
-      );
-    }
-    const id = properties.messageId;
-    if (typeof id !== 'string' || id === '' || id.length > 200)
-      throw new InvalidMessageError('bad-header', 'missing or invalid message id');
-    const type = properties.type;
-    const schema =
-      typeof type === 'string' && Object.hasOwn(this.#definition.consumes, type)
-        ? this.#definition.consumes[type]
-        : undefined;
-    if (!schema || type === undefined)
-      throw new InvalidMessageError(
-        'unknown-type',
-        `${this.#plan.name} does not consume type ${JSON.stringify(type)}`,
-      );
-    const raw = parseUntrusted(delivery.content, this.#deps.topology.maxMessageBytes);
-    let result = schema['~standard'].validate(raw);
-    if (result instanceof Promise) result = await result;
-    if (result.issues)
-      throw new InvalidMessageError('schema', `${type} fails its schema: ${renderIssues(result.issues)}`);
-    const body = result.value;
-    const read = readMeta(delivery, id, undefined);
-    if ('badHeader' in read)
-      throw new InvalidMessageError('bad-header', `malformed header ${read.badHeader}`);
-    let key: string | undefined;
-    if (this.#definition.key) {
-      try {
-        key = this.#definition.key({ type, body, meta: read.meta } as Incoming<MessageSchemas>);
-      } catch (err) {
-        throw new InvalidMessageError('missing-key', `key() threw: ${describeError(err, 200)}`, {
-          cause: err,
-        });
-      }
-      if (typeof key !== 'string' || key === '')
-        throw new InvalidMessageError('missing-key', `${type} has no key for ${this.#plan.name}`);
-    }
-    const meta = key === undefined ? read.meta : { ...read.meta, key };
-    return { event: { type, body, meta } as Incoming<MessageSchemas>, meta };
   }
 
   /**
@@ -638,7 +577,7 @@ export class ConsumerHost {
         {
           exchange: this.#deps.topology.names.delayExchange,
           routingKey: delivery.queue,
-          body: delivery.content.toString(),
+          content: delivery.content,
           properties: republished(delivery, this.#deps.topology.durable, {
             [Headers.attempt]: busy ? attempt : attempt + 1,
             [Headers.retryDelay]: String(delay),

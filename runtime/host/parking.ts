@@ -1,4 +1,4 @@
-import { type Delivery, Headers, type OutgoingMessage, type WireProperties } from '../envelope.ts';
+import { type Delivery, type ForwardedMessage, Headers, type OutgoingMessage } from '../envelope.ts';
 
 /**
  * Why and from where a message is parked: what every dead letter carries in its headers, whoever parks
@@ -64,40 +64,35 @@ export function originalRoutingHeaders(delivery: Delivery): Record<string, strin
   return { [Headers.originalExchange]: exchange, [Headers.originalRoutingKey]: routingKey };
 }
 
-/** A delivery's properties for a republication (a retry, a parking), with `extra` headers over its own. */
+/**
+ * A delivery's properties for a republication (a retry, a parking), with `extra` headers over its own:
+ * every property and header exactly as it arrived (tables, arrays and byte arrays included), except
+ * two a republication cannot keep. `expiration` would expire the dead letter or the retry in its new
+ * queue (RabbitMQ's own dead-lettering drops it too), and `userId` is checked by RabbitMQ against the
+ * publishing connection's user, so a stranger's would get warren's publisher channel closed.
+ * `persistent` follows the topology.
+ */
 export function republished(
   delivery: Delivery,
   durable: boolean,
   extra: Readonly<Record<string, string | number>>,
-): WireProperties {
-  const { properties } = delivery;
-  const headers: Record<string, string | number | boolean | undefined> = {};
-  for (const [name, value] of Object.entries(properties.headers ?? {})) {
-    if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean')
-      headers[name] = value;
-  }
-  return {
-    messageId: typeof properties.messageId === 'string' ? properties.messageId : '',
-    type: typeof properties.type === 'string' ? properties.type : '',
-    contentType: typeof properties.contentType === 'string' ? properties.contentType : '',
-    ...(typeof properties.timestamp === 'number' ? { timestamp: properties.timestamp } : {}),
-    persistent: durable,
-    headers: { ...headers, ...extra },
-  };
+): ForwardedMessage['properties'] {
+  const { expiration: _expiration, userId: _userId, headers, ...kept } = delivery.properties;
+  return { ...kept, persistent: durable, headers: { ...headers, ...extra } };
 }
 
-/** A delivery parked: the same message, into `deadQueue`, with the parking headers. */
+/** A delivery parked: the same bytes and properties, into `deadQueue`, with the parking headers beside them. */
 export function parkedDelivery(
   delivery: Delivery,
   deadQueue: string,
   durable: boolean,
   fields: Omit<ParkingFields, 'originalExchange' | 'originalRoutingKey'>,
-): OutgoingMessage {
+): ForwardedMessage {
   const { exchange, routingKey } = originalRouting(delivery);
   return {
     exchange: '',
     routingKey: deadQueue,
-    body: delivery.content.toString(),
+    content: delivery.content,
     properties: republished(
       delivery,
       durable,

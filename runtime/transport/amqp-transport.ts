@@ -6,7 +6,7 @@ import amqplib, {
   type Options,
 } from 'amqplib';
 import rascal from 'rascal';
-import type { Delivery, OutgoingMessage } from '../envelope.ts';
+import type { Delivery, DeliveryProperties, Publication } from '../envelope.ts';
 import { describeError, WarrenError } from '../errors.ts';
 import type { Logger } from '../host/stats.ts';
 import type { RascalConfig } from '../topology/rascal.ts';
@@ -137,7 +137,11 @@ export class AmqpTransport implements Transport {
     await this.#consumer.start();
   }
 
-  publish(message: OutgoingMessage, options: { readonly mandatory?: boolean } = {}): Promise<void> {
+  publish(message: Publication, options: { readonly mandatory?: boolean } = {}): Promise<void> {
+    if ('content' in message) {
+      const publish = forwardOptions(message.properties, options.mandatory ?? false);
+      return this.#publisher.publish(message.exchange, message.routingKey, message.content, publish);
+    }
     const p = message.properties;
     const publish: Options.Publish = {
       messageId: p.messageId,
@@ -266,10 +270,43 @@ function toDelivery(queue: string, message: Message): Delivery {
       messageId: p.messageId as string | undefined,
       type: p.type as string | undefined,
       contentType: p.contentType as string | undefined,
+      contentEncoding: p.contentEncoding as string | undefined,
       timestamp: p.timestamp as number | undefined,
+      correlationId: p.correlationId as string | undefined,
+      replyTo: p.replyTo as string | undefined,
+      appId: p.appId as string | undefined,
+      priority: p.priority as number | undefined,
+      expiration: p.expiration as string | undefined,
+      userId: p.userId as string | undefined,
       headers: p.headers as Record<string, unknown> | undefined,
     },
   };
+}
+
+/**
+ * amqplib's publish options for a delivery sent on as it came: every property it had, absent ones left
+ * out (amqplib then sends no flag for them). Header values go back through amqplib's encoder as it
+ * decoded them: the same values, tables and arrays; an integer's width and a float's precision are
+ * what amqplib picks for the JavaScript number (RabbitMQ compares numbers by value).
+ */
+function forwardOptions(
+  p: DeliveryProperties & { persistent?: boolean },
+  mandatory: boolean,
+): Options.Publish {
+  const options: Options.Publish = { persistent: p.persistent ?? true, mandatory };
+  if (p.messageId !== undefined) options.messageId = p.messageId;
+  if (p.type !== undefined) options.type = p.type;
+  if (p.contentType !== undefined) options.contentType = p.contentType;
+  if (p.contentEncoding !== undefined) options.contentEncoding = p.contentEncoding;
+  if (p.timestamp !== undefined) options.timestamp = p.timestamp;
+  if (p.correlationId !== undefined) options.correlationId = p.correlationId;
+  if (p.replyTo !== undefined) options.replyTo = p.replyTo;
+  if (p.appId !== undefined) options.appId = p.appId;
+  if (p.priority !== undefined) options.priority = p.priority;
+  if (p.expiration !== undefined) options.expiration = p.expiration;
+  if (p.userId !== undefined) options.userId = p.userId;
+  if (p.headers !== undefined) options.headers = p.headers;
+  return options;
 }
 
 /**

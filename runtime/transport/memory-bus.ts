@@ -1,4 +1,4 @@
-import type { Delivery, OutgoingMessage } from '../envelope.ts';
+import type { Delivery, Publication } from '../envelope.ts';
 import { WarrenError } from '../errors.ts';
 import { createRouter, type RascalVhostTopology, type Router } from '../routing/index.ts';
 import type { RascalConfig } from '../topology/rascal.ts';
@@ -119,10 +119,10 @@ export class MemoryBus implements Transport {
     }
   }
 
-  publish(message: OutgoingMessage, options: { readonly mandatory?: boolean } = {}): Promise<void> {
+  publish(message: Publication, options: { readonly mandatory?: boolean } = {}): Promise<void> {
     try {
       const delivered = this.#route(message.exchange, message.routingKey, {
-        content: Buffer.from(message.body),
+        content: 'content' in message ? message.content : Buffer.from(message.body),
         exchange: message.exchange,
         routingKey: message.routingKey,
         properties: message.properties,

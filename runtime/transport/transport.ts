@@ -1,4 +1,4 @@
-import type { Delivery, OutgoingMessage } from '../envelope.ts';
+import type { Delivery, Publication } from '../envelope.ts';
 import type { RascalConfig } from '../topology/rascal.ts';
 
 /**
@@ -18,8 +18,11 @@ export interface Transport {
   readonly kind: 'memory' | 'amqp';
   /** Declare the topology and connect. */
   start(config: RascalConfig): Promise<void>;
-  /** Publish and resolve once the broker confirmed it; rejects `WARREN_UNROUTABLE` when mandatory and unroutable. */
-  publish(message: OutgoingMessage, options?: { readonly mandatory?: boolean }): Promise<void>;
+  /**
+   * Publish and resolve once the broker confirmed it; rejects `WARREN_UNROUTABLE` when mandatory and
+   * unroutable. A `ForwardedMessage` goes out with its bytes and properties exactly as given.
+   */
+  publish(message: Publication, options?: { readonly mandatory?: boolean }): Promise<void>;
   /** Start consuming `queue` with at most `prefetch` unsettled deliveries. */
   consume(queue: string, prefetch: number, handler: DeliveryHandler): Promise<void>;
   /** Stop taking new deliveries; deliveries in flight still settle. */

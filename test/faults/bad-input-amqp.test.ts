@@ -322,7 +322,7 @@ describe('(f) a bad-input battery on RabbitMQ and Redis', () => {
     const odd: Case[] = [
       // Not JSON.
       { id: 'not-json', key: 'k1', body: '{"orderId": ', expect: 'not-json' },
-      { id: 'binary', body: Buffer.from([0xff, 0xfe, 0x00, 0x7b]), expect: 'not-json' },
+      { id: 'binary', body: Buffer.from([0xff, 0xfe, 0x00, 0x7b]), expect: 'not-utf8' },
       { id: 'empty-body', body: '', expect: 'not-json' },
       // Wrong or missing content type.
       { id: 'text-plain', ...ok(), contentType: 'text/plain', expect: 'content-type' },
