@@ -6,7 +6,11 @@
  *
  *   bench: stateless=<b/a> keyed=<d/c> embedded=<msg/s> p99_ratio=<b p99 / a p99> tracing_cost=<1 - bt/b>
  *
- * Options: --rounds R, --n N, --only a,b,... (variant letters), --no-heap, --no-example.
+ * Before it, the Python and R processors against their ceilings (bench/process-processors.ts):
+ *
+ *   process: python batched=<processor/ceiling> unbatched=<...> r batched=<...> unbatched=<...>
+ *
+ * Options: --rounds R, --n N, --only a,b,... (variant letters), --no-heap, --no-example, --no-process.
  * A bench is never a test: nothing here asserts a speed.
  */
 import { execFile } from 'node:child_process';
@@ -16,6 +20,7 @@ import { parseArgs, promisify } from 'node:util';
 import { amqpRedisKeyed, amqpStateless } from './amqp-baseline.ts';
 import { median, type RoundResult, type RoundSpec, ServiceCpu } from './common.ts';
 import { cleanExample, type ExampleResult, examplePipeline } from './example-pipeline.ts';
+import { type BenchLanguage, hasInterpreter, processFigures } from './process-processors.ts';
 import { BenchTracing, SAMPLED_RATIO } from './tracing.ts';
 import { warrenFlow } from './warren-flow.ts';
 
@@ -27,6 +32,7 @@ const { values } = parseArgs({
     only: { type: 'string' },
     'no-heap': { type: 'boolean', default: false },
     'no-example': { type: 'boolean', default: false },
+    'no-process': { type: 'boolean', default: false },
   },
 });
 const quick = values.quick;
@@ -253,6 +259,40 @@ if (!values['no-heap']) {
   }
 }
 
+const processRatios: string[] = [];
+if (!values['no-process']) {
+  out();
+  out(
+    '| Python/R processor, embedded bus, 2 workers | processor msg/s | ceiling msg/s (bare loop, same pipes and batching) | ratio |',
+  );
+  out('|---|---:|---:|---:|');
+  for (const language of ['python', 'r'] as const satisfies readonly BenchLanguage[]) {
+    if (!hasInterpreter(language)) {
+      out(`| ${language}: not measured (no interpreter; see README, Python and R processors) | | | |`);
+      processRatios.push(`${language} batched=n/a unbatched=n/a`);
+      continue;
+    }
+    const count = (language === 'python' ? 3_000 : 1_500) * (quick ? 1 : 3);
+    const parts: string[] = [];
+    for (const batch of [32, 1]) {
+      try {
+        const f = await processFigures(language, count, batch, 2, quick ? 1 : 3);
+        const r = f.processorMsgPerSec / f.ceilingMsgPerSec;
+        out(
+          `| ${language === 'python' ? 'Python' : 'R'}, ${batch === 1 ? 'unbatched' : `batches of ${batch}`}, ${count} messages | ${int(f.processorMsgPerSec)} | ${int(f.ceilingMsgPerSec)} | ${r.toFixed(2)} |`,
+        );
+        parts.push(`${batch === 1 ? 'unbatched' : 'batched'}=${r.toFixed(2)}`);
+      } catch (err) {
+        out(
+          `| ${language}, batch ${batch}: failed: ${err instanceof Error ? err.message.split('\n')[0] : String(err)} | | | |`,
+        );
+        parts.push(`${batch === 1 ? 'unbatched' : 'batched'}=n/a`);
+      }
+    }
+    processRatios.push(`${language} ${parts.join(' ')}`);
+  }
+}
+
 const b = summaries.get('b');
 const bt = summaries.get('bt');
 const bs = summaries.get('bs');
@@ -271,6 +311,7 @@ if (bt || bs) await tracing.close();
 else out('tracing: not measured (variants bt and bs not selected)');
 out(`took ${fmt((performance.now() - started) / 1000)} s`);
 
+if (processRatios.length > 0) out(`process: ${processRatios.join(' ')}`);
 const ratio = (x: number | undefined, y: number | undefined) =>
   x !== undefined && y !== undefined && y > 0 && Number.isFinite(x / y) ? (x / y).toFixed(2) : 'n/a';
 const a = summaries.get('a');
