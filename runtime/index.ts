@@ -5,6 +5,8 @@
  */
 
 export type { RuntimeConfig } from '../config/runtime-config.ts';
+export type { Clock } from './core/clock.ts';
+export type { Logger } from './core/logger.ts';
 export type {
   ActorDefinition,
   ConsumerDefinition,
@@ -29,13 +31,25 @@ export {
   defineSink,
   defineSource,
 } from './define.ts';
+export type { Delivery, OutgoingMessage, WireProperties } from './envelope.ts';
 export { Headers } from './envelope.ts';
 export type { ErrorCode, ParkReason } from './errors.ts';
 export { ConfigError, InvalidMessageError, UnrecoverableError, WarrenError } from './errors.ts';
-export type { ActorCounters, Logger } from './host/stats.ts';
+export type { ActorCounters } from './host/stats.ts';
 export type { Publication, RouteResult, Router } from './routing/index.ts';
 export { createRouter, route } from './routing/index.ts';
 export type { ParkedMessage, Runtime, RuntimeOptions } from './runtime.ts';
 export { createRuntime } from './runtime.ts';
+export type {
+  ActorRecord,
+  Commit,
+  CommitResult,
+  DueTimer,
+  EffectClaim,
+  LoadResult,
+  StateStore,
+  TimerRecord,
+} from './state/store.ts';
 export type { RascalConfig, TopologyOptions, TopologyPlan } from './topology/index.ts';
 export { compileTopology, names, planTopology, shardOf } from './topology/index.ts';
+export type { DeliveryHandler, Settlement, Transport } from './transport/transport.ts';

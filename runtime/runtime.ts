@@ -8,6 +8,7 @@ import {
 import { unwrapAmqplibInstrumentation } from '../observability/amqplib.ts';
 import { Metrics } from '../observability/metrics.ts';
 import { tracingEnabled } from '../observability/tracing.ts';
+import { guardLogger, jsonLogger, type Logger } from './core/logger.ts';
 import {
   listParked,
   type ParkedMessage,
@@ -19,7 +20,7 @@ import type { PipelineDefinition } from './define.ts';
 import { ConfigError, describeError, WarrenError } from './errors.ts';
 import { ConsumerHost, type HostDeps } from './host/consumer-host.ts';
 import { SourceHost } from './host/source-host.ts';
-import { type ActorCounters, guardLogger, jsonLogger, type Logger, Stats } from './host/stats.ts';
+import { type ActorCounters, Stats } from './host/stats.ts';
 import { TimerPump } from './host/timer-pump.ts';
 import { MemoryStore } from './state/memory-store.ts';
 import { RedisStore } from './state/redis-store.ts';

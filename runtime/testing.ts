@@ -12,6 +12,9 @@ import { createRouter, type RascalVhostTopology, type Router } from './routing/i
 import { planTopology, type TopologyPlan } from './topology/plan.ts';
 import { toRascal } from './topology/rascal.ts';
 
+export { MemoryStore, type MemoryStoreOptions } from './state/memory-store.ts';
+export { MemoryBus, type MemoryBusOptions } from './transport/memory-bus.ts';
+
 /** A message as an actor would emit it. `from` defaults to the first actor that emits `type`. */
 export interface TestMessage {
   readonly type: string;

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from './core/logger.ts';
 import { describeError, WarrenError } from './errors.ts';
-import type { Logger } from './host/stats.ts';
 
 export interface UntilReachableOptions {
   /** Give up this long after the first failed attempt; 0 makes one attempt only. */

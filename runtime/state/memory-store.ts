@@ -1,3 +1,4 @@
+import type { Clock } from '../core/clock.ts';
 import { ConfigError, WarrenError } from '../errors.ts';
 import type {
   ActorRecord,
@@ -11,10 +12,7 @@ import type {
 } from './store.ts';
 import { storedTimer } from './store.ts';
 
-/** Where the store reads the time for processed-marker expiry; a test passes a fake one. */
-export interface Clock {
-  now(): number;
-}
+export type { Clock };
 
 export interface MemoryStoreOptions {
   /** Defaults to `Date.now`. */
