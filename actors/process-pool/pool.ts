@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { basename, resolve } from 'node:path';
-import { isSpanContextValid, metrics, type Span, trace } from '@opentelemetry/api';
+import { type Counter, isSpanContextValid, metrics, type Span, trace } from '@opentelemetry/api';
 import { InvalidMessageError, type Logger } from 'warren';
 import { ProcessPoolError, WorkerCodeError } from './errors.ts';
 import { resolveCommand, type WorkerLanguage } from './interpreter.ts';
@@ -199,20 +199,8 @@ class PoolImpl implements ProcessPool {
   #failure: ProcessPoolError | undefined;
   #drained: (() => void) | undefined;
   readonly #counts = { calls: 0, items: 0, restarts: 0, crashes: 0, timeouts: 0, recycled: 0 };
-  readonly #meter = metrics.getMeter('warren', '0.1.0');
-  readonly #restarts = this.#meter.createCounter('warren.worker.restarts', {
-    description: 'Worker processes replaced (after a crash, a timeout or recycling), per actor',
-    unit: '{restart}',
-  });
-  readonly #crashes = this.#meter.createCounter('warren.worker.crashes', {
-    description: 'Worker processes that died on their own, per actor',
-    unit: '{crash}',
-  });
-  readonly #timeouts = this.#meter.createCounter('warren.worker.timeouts', {
-    description: 'Calls to a worker that passed their deadline, per actor',
-    unit: '{timeout}',
-  });
-
+  /** Taken at start, not when the definition is imported: an SDK started in between must count them. */
+  #instruments: PoolInstruments | undefined;
   constructor(options: ProcessPoolOptions) {
     this.#options = options;
     this.script = resolve(options.script);
@@ -236,6 +224,7 @@ class PoolImpl implements ProcessPool {
 
   async #start(): Promise<void> {
     this.#state = 'starting';
+    this.#instruments = poolInstruments();
     try {
       const env = this.#options.env ?? process.env;
       this.#command = this.#options.command
@@ -385,7 +374,7 @@ class PoolImpl implements ProcessPool {
 
   #crashed(exit: WorkerExit, pid: number | undefined, counts = true): void {
     this.#counts.crashes++;
-    this.#crashes.add(1, { [PoolAttr.actor]: this.name });
+    this.#instruments?.crashes.add(1, { [PoolAttr.actor]: this.name });
     if (counts) this.#crashesInARow++;
     this.#logger.warn('worker crashed', {
       pool: this.name,
@@ -410,7 +399,7 @@ class PoolImpl implements ProcessPool {
     const { initial = 100, max = 5_000 } = this.#options.restartBackoffMs ?? {};
     const delay = immediately ? 0 : Math.min(max, initial * 2 ** Math.max(0, this.#crashesInARow - 1));
     this.#counts.restarts++;
-    this.#restarts.add(1, { [PoolAttr.actor]: this.name });
+    this.#instruments?.restarts.add(1, { [PoolAttr.actor]: this.name });
     const timer = setTimeout(() => {
       if (this.#failure || this.#state === 'stopped') return;
       this.#spawn(slot)
@@ -506,7 +495,7 @@ class PoolImpl implements ProcessPool {
     const reason = exitErr?.reason ?? 'crash';
     if (reason === 'timeout') {
       this.#counts.timeouts++;
-      this.#timeouts.add(1, { [PoolAttr.actor]: this.name });
+      this.#instruments?.timeouts.add(1, { [PoolAttr.actor]: this.name });
       this.#logger.warn('call timed out; worker stopped', {
         pool: this.name,
         worker: worker.pid,
@@ -583,6 +572,30 @@ class PoolImpl implements ProcessPool {
   #killAll(): void {
     for (const slot of this.#slots) slot.worker?.kill('SIGKILL');
   }
+}
+
+interface PoolInstruments {
+  readonly restarts: Counter;
+  readonly crashes: Counter;
+  readonly timeouts: Counter;
+}
+
+function poolInstruments(): PoolInstruments {
+  const meter = metrics.getMeter('warren', '0.1.0');
+  return {
+    restarts: meter.createCounter('warren.worker.restarts', {
+      description: 'Worker processes replaced (after a crash, a timeout or recycling), per actor',
+      unit: '{restart}',
+    }),
+    crashes: meter.createCounter('warren.worker.crashes', {
+      description: 'Worker processes that died on their own, per actor',
+      unit: '{crash}',
+    }),
+    timeouts: meter.createCounter('warren.worker.timeouts', {
+      description: 'Calls to a worker that passed their deadline, per actor',
+      unit: '{timeout}',
+    }),
+  };
 }
 
 function positive(value: number, name: string): number {
