@@ -3,7 +3,7 @@ import type { MessageSchemas } from './define.ts';
 import { type Delivery, Headers, numericHeader } from './envelope.ts';
 import { describeError, InvalidMessageError, type ParkReason } from './errors.ts';
 import type { HostDeps } from './host/consumer-host.ts';
-import { parkedDelivery } from './host/parking.ts';
+import { parkedDelivery, unparked } from './host/parking.ts';
 import { SourcePublisher } from './host/source-publisher.ts';
 import { parseUntrusted } from './json.ts';
 import type { ActorPlan } from './topology/plan.ts';
@@ -53,8 +53,8 @@ export async function listParked(transport: Transport, plan: ActorPlan, limit: n
 }
 
 /**
- * Put up to `limit` parked messages of a consumer back into the queue each was parked from, with their
- * ids and without their parking headers. Returns how many it put back.
+ * Put up to `limit` parked messages of a consumer back into the queue each was parked from: the bytes
+ * and properties that arrived, without the parking headers. Returns how many it put back.
  */
 export async function replayIntoQueues(
   transport: Transport,
@@ -73,14 +73,8 @@ export async function replayIntoQueues(
           {
             exchange: '',
             routingKey: queue ?? plan.deadQueue,
-            body: d.content.toString(),
-            properties: {
-              messageId: d.properties.messageId ?? '',
-              type: d.properties.type ?? '',
-              contentType: d.properties.contentType ?? '',
-              persistent: durable,
-              headers: replayHeaders(d.properties.headers ?? {}),
-            },
+            content: d.content,
+            properties: unparked(d, durable),
           },
           { mandatory: true },
         );
@@ -173,19 +167,6 @@ export function purgeParked(
   if (ids === undefined) return transport.purge(plan.deadQueue);
   const wanted = new Set(ids);
   return transport.purge(plan.deadQueue, (d) => wanted.has(d.properties.messageId ?? ''));
-}
-
-/** A replayed message starts over: no parking headers, no attempt count, no broker death records. */
-function replayHeaders(
-  headers: Readonly<Record<string, unknown>>,
-): Record<string, string | number | boolean> {
-  const out: Record<string, string | number | boolean> = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (name.startsWith('x-') || name === Headers.attempt || name === Headers.retryDelay) continue;
-    if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean')
-      out[name] = value;
-  }
-  return out;
 }
 
 /** The headers an emitter set itself (`emit({ headers })`): none of warren's, none of tracing's. */

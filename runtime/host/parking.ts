@@ -101,6 +101,36 @@ export function parkedDelivery(
   };
 }
 
+/** Headers a parking, a retry or the broker's dead-lettering added, which a replay leaves behind. */
+function isParkingHeader(name: string): boolean {
+  return (
+    name.startsWith('x-warren-') ||
+    name === 'x-death' ||
+    name.startsWith('x-first-death-') ||
+    name.startsWith('x-last-death-') ||
+    name === Headers.attempt ||
+    name === Headers.retryDelay
+  );
+}
+
+/**
+ * A parked delivery's properties for its replay: as it arrived before it was parked, its own headers
+ * kept (an `x-` header of the publisher's included), the parking's and the broker's death records
+ * dropped, so it starts over with no attempt count. `userId` and `expiration` are dropped as in
+ * `republished`.
+ *
+ * @example
+ * ```ts
+ * transport.publish({ exchange: '', routingKey: queue, content: d.content, properties: unparked(d, true) });
+ * ```
+ */
+export function unparked(delivery: Delivery, durable: boolean): ForwardedMessage['properties'] {
+  const { expiration: _expiration, userId: _userId, headers, ...kept } = delivery.properties;
+  const own: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(headers ?? {})) if (!isParkingHeader(name)) own[name] = value;
+  return { ...kept, persistent: durable, headers: own };
+}
+
 /** A message that was never published (a source's record that failed its schema), parked instead. */
 export function parkedOutput(
   output: OutgoingMessage,

@@ -7,7 +7,7 @@ import amqplib, {
 } from 'amqplib';
 import rascal from 'rascal';
 import type { Delivery, DeliveryProperties, Publication } from '../envelope.ts';
-import { describeError, WarrenError } from '../errors.ts';
+import { ConfigError, describeError, WarrenError } from '../errors.ts';
 import type { Logger } from '../host/stats.ts';
 import type { RascalConfig } from '../topology/rascal.ts';
 import { untilReachable } from '../until-reachable.ts';
@@ -111,6 +111,8 @@ export class AmqpTransport implements Transport {
       try {
         return await module.BrokerAsPromised.create(module.withDefaultConfig({ vhosts }));
       } catch (err) {
+        const conflict = topologyConflict(err, prefixOf(config));
+        if (conflict) throw conflict;
         throw new WarrenError(
           'WARREN_SERVICE_UNAVAILABLE',
           `RabbitMQ unreachable at ${maskUrl(url)} (${endpointOf(url)}): ${describeError(err).replaceAll(url, maskUrl(url))}`,
@@ -122,7 +124,9 @@ export class AmqpTransport implements Transport {
       timeoutMs: this.#options.startTimeoutMs ?? 0,
       logger,
       ...(this.#options.signal ? { signal: this.#options.signal } : {}),
-      mayRecover: (err) => !FINAL.test(describeError(err instanceof Error ? (err.cause ?? err) : err)),
+      mayRecover: (err) =>
+        !(err instanceof ConfigError) &&
+        !FINAL.test(describeError(err instanceof Error ? (err.cause ?? err) : err)),
     });
     this.#broker.on('error', (err) =>
       logger.warn('broker connection error; Rascal reconnects', { error: describeError(err) }),
@@ -256,6 +260,40 @@ export class AmqpTransport implements Transport {
     this.#admin = admin;
     return admin;
   }
+}
+
+/**
+ * A declaration the broker refused because a queue or exchange of that name exists with other
+ * arguments (`406 PRECONDITION_FAILED`: left by an older warren, or by another program): waiting cannot
+ * mend it, so it fails the start at once, naming what to delete.
+ */
+function topologyConflict(err: unknown, prefix: string | undefined): ConfigError | undefined {
+  const text = describeError(err, 2_000);
+  if (!/PRECONDITION[-_]FAILED|\b406\b/.test(text)) return undefined;
+  const named = /\b(queue|exchange) '([^']*)'/.exec(text);
+  const kind = named?.[1] ?? 'queue or exchange';
+  const name = named?.[2];
+  const what = name === undefined ? `a ${kind}` : `${kind} '${name}'`;
+  const deleteIt =
+    kind === 'queue'
+      ? `rabbitmqctl delete_queue ${name ?? '<name>'}`
+      : `rabbitmqadmin delete exchange name=${name ?? '<name>'}`;
+  const detail = /PRECONDITION_FAILED - ([^"]*)/.exec(text)?.[1] ?? text;
+  const now = prefix === undefined ? '' : `, now '${prefix}'`;
+  return new ConfigError(
+    name === undefined ? 'topology' : `topology.${kind === 'queue' ? 'queues' : 'exchanges'}.${name}`,
+    `RabbitMQ already has ${what} with other arguments than this pipeline declares ` +
+      `(406 PRECONDITION_FAILED: ${detail.trim()}). Delete it (\`${deleteIt}\`; the messages in it go too) ` +
+      `and start again, or give the pipeline a new prefix (WARREN_PREFIX or --prefix${now}).`,
+    { cause: err },
+  );
+}
+
+/** The topology's name prefix: its unroutable queue is `<prefix>.unroutable` (topology/names.ts). */
+function prefixOf(config: RascalConfig): string | undefined {
+  const vhost = Object.values(config.vhosts)[0];
+  const unroutable = Object.keys(vhost?.queues ?? {}).find((q) => q.endsWith('.unroutable'));
+  return unroutable?.slice(0, -'.unroutable'.length);
 }
 
 function toDelivery(queue: string, message: Message): Delivery {

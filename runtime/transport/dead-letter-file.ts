@@ -84,7 +84,7 @@ export class DeadLetterFile implements QueueJournal {
       if (!this.#dirReady) mkdirSync(dirname(this.path), { recursive: true });
       this.#dirReady = true;
       // By path, not through a kept descriptor: a rewrite by a removal renames a new file in place.
-      appendFileSync(this.path, `${JSON.stringify(line)}\n`);
+      appendFileSync(this.path, `${JSON.stringify(line, keepBytes)}\n`);
     });
     return entry;
   }
@@ -140,10 +140,28 @@ export class DeadLetterFile implements QueueJournal {
   }
 }
 
+/**
+ * A header value that is a byte array (AMQP `x`, a Buffer) is written as `{ '!': 'bytes', value: <base64> }`
+ * and read back as a Buffer, where JSON would make it a table of numbers. amqplib cannot send a table
+ * of that shape (it reads `'!'` as a type tag), so no header of a real message is mistaken for one.
+ */
+function keepBytes(this: unknown, key: string, value: unknown): unknown {
+  const raw = (this as Record<string, unknown>)[key];
+  return Buffer.isBuffer(raw) ? { '!': 'bytes', value: raw.toString('base64') } : value;
+}
+
+function restoreBytes(_key: string, value: unknown): unknown {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return value;
+  const tagged = value as Record<string, unknown>;
+  return tagged['!'] === 'bytes' && typeof tagged.value === 'string' && Object.keys(tagged).length === 2
+    ? Buffer.from(tagged.value, 'base64')
+    : value;
+}
+
 function parseLine(line: string): JournaledMessage | undefined {
   if (line.trim() === '') return undefined;
   try {
-    const value = JSON.parse(line) as Partial<DeadLetterLine>;
+    const value = JSON.parse(line, restoreBytes) as Partial<DeadLetterLine>;
     if (
       value.v !== 1 ||
       typeof value.entry !== 'string' ||
