@@ -6,8 +6,10 @@ import {
   tlsOptions,
 } from '../config/runtime-config.ts';
 import { unwrapAmqplibInstrumentation } from '../observability/amqplib.ts';
+import { otelObserver } from '../observability/host-observer.ts';
 import { Metrics } from '../observability/metrics.ts';
 import { tracingEnabled } from '../observability/tracing.ts';
+import { systemClock } from './core/clock.ts';
 import { guardLogger, jsonLogger, type Logger } from './core/logger.ts';
 import {
   listParked,
@@ -224,6 +226,8 @@ export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOpti
         stats,
         metrics,
         tracing,
+        observer: otelObserver(metrics, tracing),
+        clock: systemClock,
         logger,
         settleTimeoutMs: config.settleTimeoutMs,
         cacheSize: config.cacheSize,

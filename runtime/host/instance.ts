@@ -1,4 +1,3 @@
-import type { SpanContext } from '@opentelemetry/api';
 import {
   type AnyActor,
   type AnyMachineSnapshot,
@@ -7,6 +6,7 @@ import {
   type EventObject,
   type InspectionEvent,
 } from 'xstate';
+import type { TraceLink } from '../core/observer.ts';
 import type { TimerRecord } from '../state/store.ts';
 
 /**
@@ -31,7 +31,7 @@ export interface Instance {
   /** Where each booked timer was armed (flow, hops, trace context), by scheduler entry. */
   readonly armedBy: WeakMap<object, TimerOrigin>;
   /** Inputs absorbed since the last emission, linked from the next one's spans (tracing on only). */
-  links: SpanContext[];
+  links: TraceLink[];
 }
 
 /**

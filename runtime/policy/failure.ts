@@ -150,10 +150,23 @@ export function decideFailure(error: unknown, state: FailureState, policy: Retry
   };
 }
 
+/**
+ * Whether a commit refused for a stale version, after `conflicts` such re-runs already, is run again
+ * at once from the store (someone moved the key on between our load and our commit).
+ *
+ * @example
+ * ```ts
+ * rerunsConflict(0); // true
+ * rerunsConflict(CONFLICT_BUDGET); // false: it counts as a failure in the lane now
+ * ```
+ */
+export function rerunsConflict(conflicts: number): boolean {
+  return conflicts < CONFLICT_BUDGET;
+}
+
 function inLane(error: unknown, lane: number, state: FailureState, policy: RetryPolicy): FailureDecision {
   const conflict = error instanceof WarrenError && error.code === 'WARREN_VERSION_CONFLICT';
-  // Someone moved the key on between our load and our commit: load again at once, a few times.
-  if (conflict && state.conflicts !== undefined && state.conflicts < CONFLICT_BUDGET)
+  if (conflict && state.conflicts !== undefined && rerunsConflict(state.conflicts))
     return { kind: 'retry-in-lane', delayMs: 0, attempt: lane, nextAttempt: lane, failure: false };
   if (lane >= policy.maxAttempts)
     return { kind: 'park', reason: 'failed', attempts: lane, error, failure: true };

@@ -15,8 +15,8 @@ import { storedTimer } from './store.ts';
 export type { Clock };
 
 export interface MemoryStoreOptions {
-  /** Defaults to `Date.now`. */
-  readonly clock?: Clock;
+  /** Where the store reads the time (only `now` is used); defaults to `Date.now`. */
+  readonly clock?: Pick<Clock, 'now'>;
   /** How long a processed message id is remembered; 7 days by default, as in `RedisStore`. */
   readonly dedupeTtlSeconds?: number;
 }
@@ -52,7 +52,7 @@ export class MemoryStore implements StateStore {
   /** Always: it lives in this process. */
   async reachable(): Promise<void> {}
 
-  readonly #clock: Clock;
+  readonly #clock: Pick<Clock, 'now'>;
   readonly #dedupeTtlMs: number;
   readonly #records = new Map<string, ActorRecord>();
   /** Processed marker -> expiry (epoch ms); insertion order is expiry order, the TTL being fixed. */

@@ -1,0 +1,58 @@
+import type { Incoming, MessageMeta, MessageSchemas } from '../define.ts';
+import type { OutgoingMessage } from '../envelope.ts';
+import { InvalidMessageError } from '../errors.ts';
+import type { ActorPlan, TopologyPlan } from '../topology/plan.ts';
+import { type Instance, settle } from './instance.ts';
+import { type Lineage, toOutgoing } from './outputs.ts';
+import { validateOutputs } from './validate-outputs.ts';
+
+/**
+ * Send one event to a live instance, wait for it to settle, and collect what it emitted, checked
+ * against the actor's own `emits`. An event the current state cannot take is parked as `unhandled`
+ * (XState would drop it silently).
+ *
+ * @example
+ * ```ts
+ * const outputs = await applyEvent(instance, decoded.event, lineageOf(decoded.meta), plan, topology, 30_000);
+ * ```
+ */
+export async function applyEvent(
+  instance: Instance,
+  event: Incoming<MessageSchemas>,
+  lineage: Lineage,
+  plan: ActorPlan,
+  topology: TopologyPlan,
+  settleTimeoutMs: number,
+): Promise<OutgoingMessage[]> {
+  if (!instance.actor.getSnapshot().can(event)) {
+    throw new InvalidMessageError(
+      'unhandled',
+      `${plan.name} cannot handle ${event.type} in state ${JSON.stringify(instance.actor.getSnapshot().value)}`,
+    );
+  }
+  instance.emitted = [];
+  instance.actor.send(event);
+  await settle(instance, settleTimeoutMs);
+  const outputs = toOutgoing(topology, plan, instance.emitted, lineage);
+  instance.emitted = [];
+  if (outputs.length > 0) await validateOutputs(plan, outputs);
+  return outputs;
+}
+
+/**
+ * What the outputs of handling a message carry on: its id (their ids derive from it), its flow, one hop more.
+ *
+ * @example
+ * ```ts
+ * lineageOf(decoded.meta); // { inputId: meta.id, flowId: meta.flowId, hops: meta.hops + 1, ... }
+ * ```
+ */
+export function lineageOf(meta: MessageMeta): Lineage {
+  return {
+    inputId: meta.id,
+    flowId: meta.flowId,
+    hops: meta.hops + 1,
+    generation: meta.generation,
+    createdAt: meta.createdAt,
+  };
+}

@@ -1,0 +1,287 @@
+import { sleep } from '../core/clock.ts';
+import type { TraceLink } from '../core/observer.ts';
+import type { ConsumerDefinition, Incoming, MessageMeta, MessageSchemas } from '../define.ts';
+import { type Delivery, encodeOutgoing, Headers, numericHeader, type OutgoingMessage } from '../envelope.ts';
+import { InvalidMessageError, WarrenError } from '../errors.ts';
+import { decideFailure, rerunsConflict, retriesInLane } from '../policy/failure.ts';
+import type { LoadResult, TimerRecord } from '../state/store.ts';
+import type { ActorPlan } from '../topology/plan.ts';
+import type { Settlement } from '../transport/transport.ts';
+import { applyEvent, lineageOf } from './apply.ts';
+import type { Decoded } from './decode.ts';
+import type { HostDeps } from './host-deps.ts';
+import {
+  type Instance,
+  originOf,
+  pendingTimers,
+  startInstance,
+  type TimerOrigin,
+  takeTimer,
+} from './instance.ts';
+import { InstanceCache } from './instance-cache.ts';
+import { KeyedLanes } from './lanes.ts';
+import type { Outbox } from './outbox.ts';
+import type { FailureSettler } from './settle.ts';
+
+/** Inputs a keyed actor absorbed without emitting, linked from its next emission; at most this many. */
+const MAX_AGGREGATE_LINKS = 32;
+
+/**
+ * A keyed actor's run: one lane per key (one message at a time, in delivery order), the instance from
+ * the cache or the store, the event applied, then one atomic commit (snapshot, dedupe id, outbox,
+ * timers) and the outbox published. Infrastructure failures are retried in the lane as the failure
+ * policy says; a durable timer that came due is fired here too, in its key's lane.
+ *
+ * @example
+ * ```ts
+ * const keyed = new KeyedRun(plan, deps, outbox, failures);
+ * const settlement = await keyed.run(delivery, decoded, decoded.meta.key);
+ * ```
+ */
+export class KeyedRun {
+  readonly #plan: ActorPlan;
+  readonly #definition: ConsumerDefinition;
+  readonly #deps: HostDeps;
+  readonly #outbox: Outbox;
+  readonly #failures: FailureSettler;
+  readonly #lanes = new KeyedLanes();
+  readonly #cache: InstanceCache;
+
+  constructor(plan: ActorPlan, deps: HostDeps, outbox: Outbox, failures: FailureSettler) {
+    if (plan.definition.kind === 'source') throw new TypeError(`${plan.name} is a source`);
+    this.#plan = plan;
+    this.#definition = plan.definition;
+    this.#deps = deps;
+    this.#outbox = outbox;
+    this.#failures = failures;
+    this.#cache = new InstanceCache(deps.cacheSize, (key) => this.#lanes.busy(key));
+  }
+
+  run(delivery: Delivery, decoded: Decoded, key: string): Promise<Settlement> {
+    return this.#lanes.run(key, () =>
+      this.#inLane(delivery, (again) => this.#apply(decoded, key, again || delivery.redelivered)),
+    );
+  }
+
+  /**
+   * Retry a keyed message's infrastructure failure (Redis away longer than the store rides out, a
+   * version conflict that keeps coming) in its lane, as the failure policy says: a retry through the
+   * delay queue would ack it and let the key's next messages overtake it, though nothing is wrong with
+   * the message. A handler's own error goes on to the settle step (delay queue, then parking).
+   */
+  async #inLane(delivery: Delivery, run: (again: boolean) => Promise<Settlement>): Promise<Settlement> {
+    const first = numericHeader(delivery.properties.headers ?? {}, Headers.attempt, 1) ?? 1;
+    for (let attempt = first; ; ) {
+      try {
+        return await run(attempt > first);
+      } catch (err) {
+        if (!retriesInLane(err)) throw err;
+        const decision = decideFailure(err, { attempt, lane: attempt }, this.#plan.retry);
+        if (decision.kind !== 'retry-in-lane') return this.#failures.apply(delivery, decision, err);
+        this.#failures.counted(decision);
+        this.#failures.retrying('retrying in its lane', delivery, attempt, decision.delayMs, err);
+        await sleep(this.#deps.clock, decision.delayMs);
+        attempt = decision.nextAttempt;
+      }
+    }
+  }
+
+  /** The instance for `key` (cached, or restored from the store unless `fresh`), then apply and commit. */
+  async #apply(decoded: Decoded, key: string, fresh: boolean, preloaded?: Instance): Promise<Settlement> {
+    for (let conflicts = 0; ; conflicts++) {
+      const settlement = await this.#applyOnce(decoded, key, fresh, preloaded);
+      if (settlement !== 'conflict') return settlement;
+      // Someone moved this key on under us: run again at once from the store, a few times.
+      if (!rerunsConflict(conflicts))
+        throw new WarrenError(
+          'WARREN_VERSION_CONFLICT',
+          `${this.#plan.name}[${key}] kept changing under us`,
+          {
+            retryable: true,
+          },
+        );
+      fresh = true;
+      preloaded = undefined;
+    }
+  }
+
+  async #applyOnce(
+    decoded: Decoded,
+    key: string,
+    fresh: boolean,
+    preloaded: Instance | undefined,
+  ): Promise<Settlement | 'conflict'> {
+    const { store, observer } = this.#deps;
+    const id = decoded.meta.id;
+    let instance = preloaded ?? (fresh ? undefined : this.#cache.get(key));
+    if (!instance) {
+      this.#cache.evict(key);
+      const loaded = await store.load(this.#plan.name, key, id);
+      if (loaded.processed) return this.#outbox.replay(id, loaded.outbox);
+      instance = this.#start(
+        loaded.record?.snapshot,
+        loaded.record?.timers ?? [],
+        loaded.record?.version ?? 0,
+      );
+    }
+    let outputs: OutgoingMessage[];
+    try {
+      const { topology, settleTimeoutMs } = this.#deps;
+      outputs = await applyEvent(
+        instance,
+        decoded.event,
+        lineageOf(decoded.meta),
+        this.#plan,
+        topology,
+        settleTimeoutMs,
+      );
+    } catch (err) {
+      this.#cache.drop(key, instance);
+      // A duplicate of a message the cached instance already applied is a replay, not an unhandled event.
+      if (err instanceof InvalidMessageError && err.reason === 'unhandled' && !preloaded) {
+        const loaded = await store.load(this.#plan.name, key, id);
+        if (loaded.processed) return this.#outbox.replay(id, loaded.outbox);
+      }
+      throw err;
+    }
+    const committing = observer.committing(this.#plan.name, key);
+    const live = instance;
+    const result = await store
+      .commit({
+        actor: this.#plan.name,
+        key,
+        messageId: id,
+        expectedVersion: instance.version,
+        snapshot: JSON.stringify(instance.actor.getPersistedSnapshot()),
+        timers: pendingTimers(instance, this.#originOf(decoded.meta)),
+        outbox: outputs.map(encodeOutgoing),
+      })
+      .catch((err: unknown) => {
+        committing?.failed(err);
+        this.#cache.drop(key, live);
+        throw err;
+      });
+    committing?.done(result.status);
+    if (result.status !== 'committed') {
+      // Someone else applied this message, or moved this key on: our in-memory result is void.
+      this.#cache.drop(key, instance);
+      if (result.status !== 'duplicate') return 'conflict';
+      const loaded = await store.load(this.#plan.name, key, id);
+      return this.#outbox.replay(id, loaded.outbox);
+    }
+    instance.version = result.version;
+    this.#cache.remember(key, instance);
+    const links = observer.traces ? this.#aggregate(instance, outputs.length) : undefined;
+    observer.outboxPending(this.#plan.name, outputs.length);
+    const settlement = await this.#outbox.publishCommitted(id, outputs, links);
+    observer.outboxPending(this.#plan.name, -outputs.length);
+    if (settlement === 'ack') {
+      this.#deps.stats.add(this.#plan.name, 'processed');
+      if (this.#definition.kind === 'sink') observer.reachedSink(this.#plan.name, decoded.meta.createdAt);
+    }
+    return settlement;
+  }
+
+  /**
+   * The inputs a keyed actor absorbed without emitting (clicks gathered into a session) are linked from
+   * the spans of its next emission, so the trace of a session points at every click in it.
+   */
+  #aggregate(instance: Instance, emitted: number): readonly TraceLink[] {
+    const current = this.#deps.observer.currentLink();
+    if (emitted === 0) {
+      if (current && instance.links.length < MAX_AGGREGATE_LINKS) instance.links.push(current);
+      return [];
+    }
+    const links = instance.links;
+    instance.links = [];
+    return links;
+  }
+
+  /** What a timer armed while handling this message continues when it fires. */
+  #originOf(meta: MessageMeta): TimerOrigin {
+    const origin = { flowId: meta.flowId, generation: meta.generation, hops: meta.hops };
+    const traceparent = this.#deps.observer.traceparent();
+    return traceparent === undefined ? origin : { ...origin, traceparent };
+  }
+
+  #start(snapshot: string | undefined, timers: readonly TimerRecord[], version: number): Instance {
+    return startInstance(
+      this.#definition.machine,
+      snapshot,
+      timers,
+      version,
+      this.#deps.observer.inspector(),
+    );
+  }
+
+  /** A durable timer came due: deliver its event if the instance still has it booked, else it is stale. */
+  fireTimer(delivery: Delivery): Promise<Settlement> {
+    const headers = delivery.properties.headers ?? {};
+    const key = headers[Headers.timerKey];
+    const timerId = headers[Headers.timer];
+    const dueAt = numericHeader(headers, Headers.timerDue, -1);
+    const id = delivery.properties.messageId;
+    if (
+      typeof key !== 'string' ||
+      typeof timerId !== 'string' ||
+      dueAt === undefined ||
+      dueAt < 0 ||
+      typeof id !== 'string'
+    )
+      return Promise.reject(new InvalidMessageError('bad-header', 'malformed timer message'));
+    return this.#lanes.run(key, () =>
+      this.#inLane(delivery, async () => {
+        const loaded = await this.#deps.store.load(this.#plan.name, key, id);
+        // The firing continues the flow, and the trace, of the message that armed the timer.
+        const armed = loaded.record?.timers.find((t) => t.id === timerId && t.dueAt === dueAt);
+        const origin = (armed && originOf(armed)) ?? { flowId: id, generation: 0, hops: 0 };
+        const fire = () => this.#fireLoaded(loaded, key, timerId, dueAt, id, origin);
+        // A stale timer (its state was left, its booking gone) is dropped without a span: it would
+        // start a trace of its own, a root in Jaeger that belongs to no flow.
+        if (armed === undefined) return fire();
+        return this.#deps.observer.timer(
+          this.#plan.name,
+          delivery,
+          { key, ...origin, traceparent: armed.traceparent },
+          fire,
+        );
+      }),
+    );
+  }
+
+  async #fireLoaded(
+    loaded: LoadResult,
+    key: string,
+    timerId: string,
+    dueAt: number,
+    id: string,
+    origin: TimerOrigin,
+  ): Promise<Settlement> {
+    if (loaded.processed) return this.#outbox.replay(id, loaded.outbox);
+    if (!loaded.record) return 'ack';
+    // Restored from the store, which has the timer exactly as committed.
+    const instance = this.#start(loaded.record.snapshot, loaded.record.timers, loaded.record.version);
+    const event = takeTimer(instance, timerId, dueAt);
+    if (!event || !instance.actor.getSnapshot().can(event)) {
+      instance.actor.stop();
+      return 'ack'; // re-armed or cancelled since: nothing to do, and the cached instance stays
+    }
+    // It replaces the cached instance, taking over the links that one gathered in memory.
+    instance.links = this.#cache.get(key)?.links ?? [];
+    this.#cache.evict(key);
+    const meta: MessageMeta = {
+      id,
+      key,
+      source: this.#plan.name,
+      flowId: origin.flowId,
+      hops: origin.hops,
+      generation: origin.generation,
+      createdAt: dueAt,
+    };
+    return this.#apply({ event: event as Incoming<MessageSchemas>, meta }, key, false, instance);
+  }
+
+  clear(): void {
+    this.#cache.clear();
+  }
+}

@@ -1,0 +1,91 @@
+import type { TraceLink } from '../core/observer.ts';
+import { decodeOutgoing, type OutgoingMessage } from '../envelope.ts';
+import { describeError } from '../errors.ts';
+import type { ActorPlan } from '../topology/plan.ts';
+import type { Settlement } from '../transport/transport.ts';
+import type { HostDeps } from './host-deps.ts';
+
+/**
+ * Publishing what an actor emitted, with confirms: straight away for a stateless actor, and for a
+ * keyed one after its commit (the outbox), acked only once every output is confirmed.
+ *
+ * @example
+ * ```ts
+ * const outbox = new Outbox(plan, deps);
+ * const settlement = await outbox.publishCommitted(inputId, outputs); // 'ack', or 'requeue' to replay it
+ * ```
+ */
+export class Outbox {
+  readonly #plan: ActorPlan;
+  readonly #deps: HostDeps;
+
+  constructor(plan: ActorPlan, deps: HostDeps) {
+    this.#plan = plan;
+    this.#deps = deps;
+  }
+
+  /**
+   * Publish with confirms. An observer that traces gives each publication its producer span (injected
+   * into its headers at this moment, so a replayed outbox entry is traced under the replaying span).
+   */
+  async publishAll(outputs: readonly OutgoingMessage[], links?: readonly TraceLink[]): Promise<void> {
+    if (outputs.length === 0) return;
+    const { transport, observer } = this.#deps;
+    if (!observer.traces) await Promise.all(outputs.map((o) => transport.publish(o, { mandatory: true })));
+    else
+      await Promise.all(
+        outputs.map(async (output) => {
+          const sending = observer.sending(this.#plan.name, output, {
+            feedback: this.#plan.feedbackTo.has(output.properties.type),
+            links,
+          });
+          if (!sending) return transport.publish(output, { mandatory: true });
+          try {
+            await transport.publish(sending.message, { mandatory: true });
+            sending.confirmed();
+          } catch (err) {
+            sending.failed(err);
+            throw err;
+          }
+        }),
+      );
+    this.#deps.stats.add(this.#plan.name, 'emitted', outputs.length);
+  }
+
+  /** After a commit: publish the outbox, ack, clear it. If publishing fails, requeue: the redelivery replays it. */
+  async publishCommitted(
+    messageId: string,
+    outputs: readonly OutgoingMessage[],
+    links?: readonly TraceLink[],
+  ): Promise<Settlement> {
+    try {
+      await this.publishAll(outputs, links);
+      // Clearing is tidying, not a guarantee, so the ack does not wait for it: an outbox left behind is
+      // replayed only by a redelivery of its input, whose outputs keep their ids and are dropped
+      // downstream, and it expires with the processed marker (commit-5.lua).
+      if (outputs.length > 0)
+        this.#deps.store.clearOutbox(this.#plan.name, messageId).catch((err: unknown) =>
+          this.#deps.logger.warn('clearing a published outbox failed; it expires with its marker', {
+            actor: this.#plan.name,
+            messageId,
+            error: describeError(err),
+          }),
+        );
+    } catch (err) {
+      this.#deps.logger.warn('publishing a committed outbox failed; the input goes back to its queue', {
+        actor: this.#plan.name,
+        messageId,
+        error: describeError(err),
+      });
+      return 'requeue';
+    }
+    return 'ack';
+  }
+
+  /** A redelivery of an applied message: publish what its commit left, never apply it again. */
+  replay(messageId: string, outbox: readonly string[]): Promise<Settlement> {
+    this.#deps.stats.add(this.#plan.name, 'duplicates');
+    this.#deps.observer.duplicate();
+    return this.publishCommitted(messageId, outbox.map(decodeOutgoing));
+  }
+}
