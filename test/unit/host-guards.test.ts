@@ -35,13 +35,16 @@ const throwing = {
 
 const Item = z.object({ user: z.string() });
 const consumes = { item: Item };
+const emits = { counted: Item };
 const counter = defineProcessor({
   name: 'counter',
   consumes,
-  emits: { counted: Item },
+  emits,
   key: (m) => m.body.user,
   retry: { maxAttempts: 3, delays: [60_000] },
-  machine: setup({ types: { events: {} as Incoming<typeof consumes> } }).createMachine({
+  machine: setup({
+    types: { events: {} as Incoming<typeof consumes>, emitted: {} as Outgoing<typeof emits> },
+  }).createMachine({
     on: { item: { actions: emit(({ event }) => ({ type: 'counted', body: event.body })) } },
   }),
 });
