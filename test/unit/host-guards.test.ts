@@ -14,6 +14,7 @@ import {
   defineSink,
   defineSource,
   type Incoming,
+  type Outgoing,
 } from '../../runtime/index.ts';
 import { MemoryStore } from '../../runtime/state/memory-store.ts';
 import type { StateStore } from '../../runtime/state/store.ts';
