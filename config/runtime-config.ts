@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { ConfigError } from '../runtime/errors.ts';
+import { ConfigError } from '../runtime/core/errors.ts';
 
 const url = (protocols: readonly string[]) =>
   z.string().refine(

@@ -1,6 +1,6 @@
 import { type Span, trace } from '@opentelemetry/api';
+import type { Delivery } from '../runtime/core/envelope.ts';
 import type { ArmedTimer, HostObserver, Sending } from '../runtime/core/observer.ts';
-import type { Delivery } from '../runtime/envelope.ts';
 import { Attr } from './attributes.ts';
 import type { Metrics } from './metrics.ts';
 import {

@@ -15,7 +15,7 @@ import {
   trace,
 } from '@opentelemetry/api';
 import type { InspectionEvent } from 'xstate';
-import { type Delivery, Headers, type OutgoingMessage, type WireHeaders } from '../runtime/envelope.ts';
+import { type Delivery, Headers, type OutgoingMessage, type WireHeaders } from '../runtime/core/envelope.ts';
 import { Attr, RABBITMQ, TRANSITION_EVENT } from './attributes.ts';
 
 const tracer = trace.getTracer('warren', '0.1.0');

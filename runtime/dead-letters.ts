@@ -1,11 +1,11 @@
 import type { EventObject } from 'xstate';
-import type { MessageSchemas } from './define.ts';
-import { type Delivery, Headers, numericHeader } from './envelope.ts';
-import { describeError, InvalidMessageError, type ParkReason } from './errors.ts';
+import type { MessageSchemas } from './core/define.ts';
+import { type Delivery, Headers, numericHeader } from './core/envelope.ts';
+import { describeError, InvalidMessageError, type ParkReason } from './core/errors.ts';
+import { parseUntrusted } from './core/json.ts';
 import type { HostDeps } from './host/consumer-host.ts';
 import { parkedDelivery, unparked } from './host/parking.ts';
 import { SourcePublisher } from './host/source-publisher.ts';
-import { parseUntrusted } from './json.ts';
 import type { ActorPlan } from './topology/plan.ts';
 import type { Transport } from './transport/transport.ts';
 

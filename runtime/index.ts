@@ -6,7 +6,6 @@
 
 export type { RuntimeConfig } from '../config/runtime-config.ts';
 export type { Clock } from './core/clock.ts';
-export type { Logger } from './core/logger.ts';
 export type {
   ActorDefinition,
   ConsumerDefinition,
@@ -24,17 +23,18 @@ export type {
   SourceOutcome,
   SourceReader,
   SourceRestart,
-} from './define.ts';
+} from './core/define.ts';
 export {
   definePipeline,
   defineProcessor,
   defineSink,
   defineSource,
-} from './define.ts';
-export type { Delivery, OutgoingMessage, WireProperties } from './envelope.ts';
-export { Headers } from './envelope.ts';
-export type { ErrorCode, ParkReason } from './errors.ts';
-export { ConfigError, InvalidMessageError, UnrecoverableError, WarrenError } from './errors.ts';
+} from './core/define.ts';
+export type { Delivery, OutgoingMessage, WireProperties } from './core/envelope.ts';
+export { Headers } from './core/envelope.ts';
+export type { ErrorCode, ParkReason } from './core/errors.ts';
+export { ConfigError, InvalidMessageError, UnrecoverableError, WarrenError } from './core/errors.ts';
+export type { Logger } from './core/logger.ts';
 export type { ActorCounters } from './host/stats.ts';
 export type { Publication, RouteResult, Router } from './routing/index.ts';
 export { createRouter, route } from './routing/index.ts';

@@ -9,8 +9,11 @@ import { unwrapAmqplibInstrumentation } from '../observability/amqplib.ts';
 import { otelObserver } from '../observability/host-observer.ts';
 import { Metrics } from '../observability/metrics.ts';
 import { tracingEnabled } from '../observability/tracing.ts';
-import { systemClock } from './core/clock.ts';
+import { type Clock, systemClock } from './core/clock.ts';
+import type { PipelineDefinition } from './core/define.ts';
+import { ConfigError, describeError, WarrenError } from './core/errors.ts';
 import { guardLogger, jsonLogger, type Logger } from './core/logger.ts';
+import { untilReachable } from './core/until-reachable.ts';
 import {
   listParked,
   type ParkedMessage,
@@ -18,8 +21,6 @@ import {
   replayIntoQueues,
   replaySource,
 } from './dead-letters.ts';
-import type { PipelineDefinition } from './define.ts';
-import { ConfigError, describeError, WarrenError } from './errors.ts';
 import { ConsumerHost, type HostDeps } from './host/consumer-host.ts';
 import { SourceHost } from './host/source-host.ts';
 import { type ActorCounters, Stats } from './host/stats.ts';
@@ -33,7 +34,6 @@ import { AmqpTransport } from './transport/amqp-transport.ts';
 import { DeadLetterFile } from './transport/dead-letter-file.ts';
 import { MemoryBus } from './transport/memory-bus.ts';
 import type { Transport } from './transport/transport.ts';
-import { untilReachable } from './until-reachable.ts';
 
 export type { ParkedMessage } from './dead-letters.ts';
 
@@ -46,6 +46,11 @@ export interface RuntimeOptions extends RuntimeConfigInput {
   readonly transport?: Transport;
   /** A state store to use instead of the one `state` names. The runtime closes it on stop. */
   readonly store?: StateStore;
+  /**
+   * Where the runtime reads the time and waits (the hosts' backoffs, the timer pump, the start wait,
+   * the stores it creates); default the system clock. For tests on simulated time.
+   */
+  readonly clock?: Clock;
 }
 
 export interface Runtime {
@@ -117,6 +122,7 @@ export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOpti
     env = process.env,
     transport: givenTransport,
     store: givenStore,
+    clock = systemClock,
     ...overrides
   } = options;
   const config = loadRuntimeConfig(env, overrides);
@@ -195,8 +201,9 @@ export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOpti
               prefix: topology.names.prefix,
               tls,
               onError: redisErrors(logger),
+              clock,
             })
-          : new MemoryStore());
+          : new MemoryStore({ clock }));
       const tracing = tracingEnabled();
       if (tracing && transport.kind === 'amqp') {
         const unwrapped = unwrapAmqplibInstrumentation();
@@ -213,6 +220,7 @@ export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOpti
         timeoutMs: config.startTimeoutMs,
         logger,
         signal: stopped.signal,
+        clock,
       });
       await transport.start(toRascal(topology));
       if (stopped.signal.aborted) throw new WarrenError('WARREN_STOPPED', 'stopped while starting');
@@ -227,7 +235,7 @@ export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOpti
         metrics,
         tracing,
         observer: otelObserver(metrics, tracing),
-        clock: systemClock,
+        clock,
         logger,
         settleTimeoutMs: config.settleTimeoutMs,
         cacheSize: config.cacheSize,
@@ -245,7 +253,7 @@ export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOpti
         for (const queue of plan.queues) await transport.consume(queue, plan.prefetch, host.handle);
       }
       if (hosted.some((name) => topology.actors.get(name)?.keyed)) {
-        pump = new TimerPump(topology, store, transport, logger);
+        pump = new TimerPump(topology, store, transport, logger, deps.clock);
         pump.start();
       }
       for (const source of sources)

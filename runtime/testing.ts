@@ -5,8 +5,8 @@
  */
 import fc from 'fast-check';
 import type { EventObject } from 'xstate';
-import type { PipelineDefinition } from './define.ts';
-import { ConfigError } from './errors.ts';
+import type { PipelineDefinition } from './core/define.ts';
+import { ConfigError } from './core/errors.ts';
 import { toOutgoing } from './host/outputs.ts';
 import { createRouter, type RascalVhostTopology, type Router } from './routing/index.ts';
 import { planTopology, type TopologyPlan } from './topology/plan.ts';

@@ -1,6 +1,6 @@
 import type { InspectionEvent } from 'xstate';
-import type { Delivery, OutgoingMessage } from '../envelope.ts';
-import type { ParkReason } from '../errors.ts';
+import type { Delivery, OutgoingMessage } from './envelope.ts';
+import type { ParkReason } from './errors.ts';
 
 /** How a delivery ends, as the observer sees it (the transport's `Settlement`). */
 type Outcome = 'ack' | 'reject' | 'requeue';

@@ -1,6 +1,6 @@
-import type { Incoming, MessageMeta, MessageSchemas } from '../define.ts';
-import type { OutgoingMessage } from '../envelope.ts';
-import { InvalidMessageError } from '../errors.ts';
+import type { Incoming, MessageMeta, MessageSchemas } from '../core/define.ts';
+import type { OutgoingMessage } from '../core/envelope.ts';
+import { InvalidMessageError } from '../core/errors.ts';
 import type { ActorPlan, TopologyPlan } from '../topology/plan.ts';
 import { type Instance, settle } from './instance.ts';
 import { type Lineage, toOutgoing } from './outputs.ts';

@@ -1,5 +1,5 @@
+import { type Delivery, TIMER_TYPE } from '../core/envelope.ts';
 import { guardLogger } from '../core/logger.ts';
-import { type Delivery, TIMER_TYPE } from '../envelope.ts';
 import type { ActorPlan } from '../topology/plan.ts';
 import type { Settlement } from '../transport/transport.ts';
 import { decodeDelivery } from './decode.ts';

@@ -1,9 +1,9 @@
 import { gunzipSync, inflateSync } from 'node:zlib';
-import type { ConsumerDefinition, Incoming, MessageMeta, MessageSchemas } from '../define.ts';
-import { type Delivery, JSON_CONTENT_TYPE, readMeta } from '../envelope.ts';
-import { describeError, InvalidMessageError } from '../errors.ts';
-import { parseUntrusted } from '../json.ts';
-import { renderIssues } from '../schema-issues.ts';
+import type { ConsumerDefinition, Incoming, MessageMeta, MessageSchemas } from '../core/define.ts';
+import { type Delivery, JSON_CONTENT_TYPE, readMeta } from '../core/envelope.ts';
+import { describeError, InvalidMessageError } from '../core/errors.ts';
+import { parseUntrusted } from '../core/json.ts';
+import { renderIssues } from '../core/schema-issues.ts';
 import type { ActorPlan, TopologyPlan } from '../topology/plan.ts';
 
 /** A delivery as its actor's machine receives it. */

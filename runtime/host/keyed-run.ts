@@ -1,8 +1,14 @@
 import { sleep } from '../core/clock.ts';
+import type { ConsumerDefinition, Incoming, MessageMeta, MessageSchemas } from '../core/define.ts';
+import {
+  type Delivery,
+  encodeOutgoing,
+  Headers,
+  numericHeader,
+  type OutgoingMessage,
+} from '../core/envelope.ts';
+import { InvalidMessageError, WarrenError } from '../core/errors.ts';
 import type { TraceLink } from '../core/observer.ts';
-import type { ConsumerDefinition, Incoming, MessageMeta, MessageSchemas } from '../define.ts';
-import { type Delivery, encodeOutgoing, Headers, numericHeader, type OutgoingMessage } from '../envelope.ts';
-import { InvalidMessageError, WarrenError } from '../errors.ts';
 import { decideFailure, rerunsConflict, retriesInLane } from '../policy/failure.ts';
 import type { LoadResult, TimerRecord } from '../state/store.ts';
 import type { ActorPlan } from '../topology/plan.ts';

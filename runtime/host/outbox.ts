@@ -1,6 +1,6 @@
+import { decodeOutgoing, type OutgoingMessage } from '../core/envelope.ts';
+import { describeError } from '../core/errors.ts';
 import type { TraceLink } from '../core/observer.ts';
-import { decodeOutgoing, type OutgoingMessage } from '../envelope.ts';
-import { describeError } from '../errors.ts';
 import type { ActorPlan } from '../topology/plan.ts';
 import type { Settlement } from '../transport/transport.ts';
 import type { HostDeps } from './host-deps.ts';

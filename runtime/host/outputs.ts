@@ -1,5 +1,5 @@
 import type { EventObject } from 'xstate';
-import type { ConsumerDefinition, Incoming, MessageMeta, MessageSchemas } from '../define.ts';
+import type { ConsumerDefinition, Incoming, MessageMeta, MessageSchemas } from '../core/define.ts';
 import {
   deriveId,
   envelopeHeaders,
@@ -7,8 +7,8 @@ import {
   JSON_CONTENT_TYPE,
   type OutgoingMessage,
   type WireHeaders,
-} from '../envelope.ts';
-import { UnrecoverableError } from '../errors.ts';
+} from '../core/envelope.ts';
+import { UnrecoverableError } from '../core/errors.ts';
 import { shardOf } from '../topology/names.ts';
 import type { ActorPlan, TopologyPlan } from '../topology/plan.ts';
 import { matchesWhere } from '../topology/where.ts';

@@ -1,4 +1,4 @@
-import { type Delivery, type ForwardedMessage, Headers, type OutgoingMessage } from '../envelope.ts';
+import { type Delivery, type ForwardedMessage, Headers, type OutgoingMessage } from '../core/envelope.ts';
 
 /**
  * Why and from where a message is parked: what every dead letter carries in its headers, whoever parks

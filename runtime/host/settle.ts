@@ -1,6 +1,6 @@
-import type { Delivery } from '../envelope.ts';
-import { Headers, numericHeader } from '../envelope.ts';
-import { describeError, type ParkReason } from '../errors.ts';
+import type { Delivery } from '../core/envelope.ts';
+import { Headers, numericHeader } from '../core/envelope.ts';
+import { describeError, type ParkReason } from '../core/errors.ts';
 import { decideFailure, type FailureDecision } from '../policy/failure.ts';
 import type { ActorPlan } from '../topology/plan.ts';
 import type { Settlement } from '../transport/transport.ts';

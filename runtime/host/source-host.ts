@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { EventObject } from 'xstate';
-import type { MessageSchemas, SourceDefinition, SourceItem, SourceOutcome } from '../define.ts';
-import { describeError, WarrenError } from '../errors.ts';
+import type { MessageSchemas, SourceDefinition, SourceItem, SourceOutcome } from '../core/define.ts';
+import { describeError, WarrenError } from '../core/errors.ts';
 import { afterFailure } from '../policy/restart.ts';
 import type { ActorPlan } from '../topology/plan.ts';
 import type { HostDeps } from './consumer-host.ts';

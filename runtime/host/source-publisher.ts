@@ -1,9 +1,9 @@
 import type { EventObject } from 'xstate';
 import { publishTraced, spanContextOf } from '../../observability/tracing.ts';
-import type { MessageSchemas } from '../define.ts';
-import { Headers, type OutgoingMessage } from '../envelope.ts';
-import type { ParkReason } from '../errors.ts';
-import { renderIssues, schemaIssues } from '../schema-issues.ts';
+import type { MessageSchemas } from '../core/define.ts';
+import { Headers, type OutgoingMessage } from '../core/envelope.ts';
+import type { ParkReason } from '../core/errors.ts';
+import { renderIssues, schemaIssues } from '../core/schema-issues.ts';
 import type { ActorPlan } from '../topology/plan.ts';
 import type { HostDeps } from './consumer-host.ts';
 import { toOutgoing } from './outputs.ts';

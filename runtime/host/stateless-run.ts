@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { AnyMachineSnapshot } from 'xstate';
-import type { ConsumerDefinition, Incoming, MessageSchemas } from '../define.ts';
-import type { OutgoingMessage } from '../envelope.ts';
-import { WarrenError } from '../errors.ts';
+import type { ConsumerDefinition, Incoming, MessageSchemas } from '../core/define.ts';
+import type { OutgoingMessage } from '../core/envelope.ts';
+import { WarrenError } from '../core/errors.ts';
 import type { ActorPlan } from '../topology/plan.ts';
 import type { Settlement } from '../transport/transport.ts';
 import { applyEvent, lineageOf } from './apply.ts';

@@ -74,7 +74,3 @@ export class Stats {
     );
   }
 }
-
-// The logger moved to the bottom layer; these re-exports keep the transport's imports working until
-// they name core/logger.ts themselves.
-export { guardLogger, jsonLogger, type Logger } from '../core/logger.ts';

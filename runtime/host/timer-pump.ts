@@ -1,10 +1,11 @@
-import { Headers, TIMER_TYPE } from '../envelope.ts';
-import { describeError } from '../errors.ts';
+import { type Clock, systemClock } from '../core/clock.ts';
+import { Headers, TIMER_TYPE } from '../core/envelope.ts';
+import { describeError } from '../core/errors.ts';
+import type { Logger } from '../core/logger.ts';
 import type { DueTimer, StateStore } from '../state/store.ts';
 import { shardOf } from '../topology/names.ts';
 import type { TopologyPlan } from '../topology/plan.ts';
 import type { Transport } from '../transport/transport.ts';
-import type { Logger } from './stats.ts';
 
 const LEASE_MS = 30_000;
 const MAX_SLEEP_MS = 250;
@@ -23,18 +24,32 @@ function leaseMs(): number {
  * Delivers durable timers: claims due timers from the store (leased, so a crashed worker's claims come
  * due again), publishes each as a `warren.timer` message straight into the shard queue that owns its key
  * (so it is serialised with that key's messages), then releases it. Its deterministic message id lets the
- * keyed actor drop a timer delivered twice.
+ * keyed actor drop a timer delivered twice. It reads the time and sleeps on `clock`.
+ *
+ * @example
+ * ```ts
+ * const pump = new TimerPump(topology, store, transport, logger);
+ * pump.start(); // ... await pump.stop();
+ * ```
  */
 export class TimerPump {
   readonly #topology: TopologyPlan;
   readonly #store: StateStore;
   readonly #transport: Transport;
   readonly #logger: Logger;
+  readonly #clock: Clock;
   #running = false;
   #loop: Promise<void> | undefined;
   #wake: (() => void) | undefined;
 
-  constructor(topology: TopologyPlan, store: StateStore, transport: Transport, logger: Logger) {
+  constructor(
+    topology: TopologyPlan,
+    store: StateStore,
+    transport: Transport,
+    logger: Logger,
+    clock: Clock = systemClock,
+  ) {
+    this.#clock = clock;
     this.#topology = topology;
     this.#store = store;
     this.#transport = transport;
@@ -56,18 +71,18 @@ export class TimerPump {
     while (this.#running) {
       let sleepMs = MAX_SLEEP_MS;
       try {
-        const due = await this.#store.claimDueTimers(Date.now(), 200, leaseMs());
+        const due = await this.#store.claimDueTimers(this.#clock.now(), 200, leaseMs());
         await Promise.all(due.map((timer) => this.#deliver(timer)));
         if (due.length === 200) continue;
         const next = await this.#store.nextDueAt();
-        if (next !== null) sleepMs = Math.max(0, Math.min(MAX_SLEEP_MS, next - Date.now()));
+        if (next !== null) sleepMs = Math.max(0, Math.min(MAX_SLEEP_MS, next - this.#clock.now()));
       } catch (err) {
         this.#logger.warn('timer pump failed; trying again', { error: describeError(err) });
       }
       await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, sleepMs);
+        const t = this.#clock.setTimeout(resolve, sleepMs);
         this.#wake = () => {
-          clearTimeout(t);
+          this.#clock.clearTimeout(t);
           resolve();
         };
       });

@@ -1,7 +1,7 @@
-import type { MessageSchemas } from '../define.ts';
-import type { OutgoingMessage } from '../envelope.ts';
-import { InvalidMessageError } from '../errors.ts';
-import { renderIssues, schemaIssues } from '../schema-issues.ts';
+import type { MessageSchemas } from '../core/define.ts';
+import type { OutgoingMessage } from '../core/envelope.ts';
+import { InvalidMessageError } from '../core/errors.ts';
+import { renderIssues, schemaIssues } from '../core/schema-issues.ts';
 import type { ActorPlan } from '../topology/plan.ts';
 
 /**

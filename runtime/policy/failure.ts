@@ -1,6 +1,6 @@
-import type { RetryPolicy } from '../define.ts';
-import { Headers } from '../envelope.ts';
-import { InvalidMessageError, isRetryable, type ParkReason, WarrenError } from '../errors.ts';
+import type { RetryPolicy } from '../core/define.ts';
+import { Headers } from '../core/envelope.ts';
+import { InvalidMessageError, isRetryable, type ParkReason, WarrenError } from '../core/errors.ts';
 
 /**
  * How a consumer's failure ends. Pure: the host applies the decision (its settle step), so what is

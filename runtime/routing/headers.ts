@@ -4,7 +4,7 @@
  * compares the decoded AMQP field values that amqplib produces from JavaScript values
  * (see amqp-values.ts).
  */
-import { ConfigError } from '../errors.ts';
+import { ConfigError } from '../core/errors.ts';
 import { type Term, termsEqual, toField, wireString } from './amqp-values.ts';
 
 /**

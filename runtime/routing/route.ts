@@ -4,7 +4,7 @@
  * an exchange) hands the message to its alternate exchange, which is routed like any other; a queue
  * receives the message once however many paths lead to it.
  */
-import { WarrenError } from '../errors.ts';
+import { WarrenError } from '../core/errors.ts';
 import { wireString } from './amqp-values.ts';
 import { compileHeadersMatcher, type MessageHeaders } from './headers.ts';
 import { TopicTrie } from './topic.ts';

@@ -4,7 +4,7 @@
  * Rascal passes a binding's `options` to amqplib as the binding's argument table, and an exchange's
  * `options.alternateExchange` wins over `options.arguments['alternate-exchange']`, as amqplib does.
  */
-import { ConfigError } from '../errors.ts';
+import { ConfigError } from '../core/errors.ts';
 
 /**
  * The exchange types the broker routes natively; plugin types are refused when the model is built.

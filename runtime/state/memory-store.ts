@@ -1,5 +1,5 @@
 import type { Clock } from '../core/clock.ts';
-import { ConfigError, WarrenError } from '../errors.ts';
+import { ConfigError, WarrenError } from '../core/errors.ts';
 import type {
   ActorRecord,
   Commit,

@@ -23,10 +23,12 @@
  * Redis Cluster is not supported: the scripts touch an instance's keys and the shared timers zset
  * together, which a cluster only allows within one hash slot.
  */
+
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
-import { ConfigError, describeError, WarrenError } from '../errors.ts';
+import { type Clock, systemClock } from '../core/clock.ts';
+import { ConfigError, describeError, WarrenError } from '../core/errors.ts';
 import type {
   Commit,
   CommitResult,
@@ -49,6 +51,8 @@ export type RedisStoreOptions = {
    * restart here keeps a keyed actor's later messages from overtaking the one that was in flight.
    */
   readonly retryWindowMs?: number;
+  /** Where the store reads the time (effect-claim leases, the retry window); default `Date.now`. */
+  readonly clock?: Pick<Clock, 'now'>;
 } & (
   | {
       /** A client the caller owns: `close()` leaves it open. */
@@ -119,6 +123,7 @@ export class RedisStore implements StateStore {
   readonly #timers: string;
   readonly #timersDue: string;
   readonly #retryWindowMs: number;
+  readonly #clock: Pick<Clock, 'now'>;
   #closing = false;
   /** The client's last connection error, for `reachable()` to say why. */
   #lastError: Error | undefined;
@@ -172,6 +177,7 @@ export class RedisStore implements StateStore {
     this.#timers = `${options.prefix}:timers`;
     this.#timersDue = `${options.prefix}:timers:due`;
     this.#retryWindowMs = retryWindowMs;
+    this.#clock = options.clock ?? systemClock;
   }
 
   async load(actor: string, key: string, messageId: string): Promise<LoadResult> {
@@ -244,7 +250,7 @@ export class RedisStore implements StateStore {
         this.#key('done', actor, messageId),
         this.#key('claim', actor, messageId),
         token,
-        String(Date.now()),
+        String(this.#clock.now()),
         String(Math.max(1, Math.ceil(leaseMs))),
         this.#ttl,
       ),
@@ -374,13 +380,13 @@ export class RedisStore implements StateStore {
   }
 
   async #attempt<T>(operation: string, call: () => Promise<T>): Promise<T> {
-    const deadline = Date.now() + this.#retryWindowMs;
+    const deadline = this.#clock.now() + this.#retryWindowMs;
     for (let attempt = 1; ; attempt++) {
       try {
         return await call();
       } catch (err) {
         if (err instanceof WarrenError) throw err;
-        if (!this.#closing && connectionLost(err) && Date.now() < deadline) {
+        if (!this.#closing && connectionLost(err) && this.#clock.now() < deadline) {
           // The client is reconnecting and queues the call meanwhile; the pause only guards against a
           // client that fails calls at once (its offline queue disabled, say).
           await new Promise((resolve) => setTimeout(resolve, Math.min(1_000, 10 * 2 ** attempt)));

@@ -4,9 +4,9 @@ import type {
   PipelineDefinition,
   RetryPolicy,
   SourceDefinition,
-} from '../define.ts';
-import { Headers } from '../envelope.ts';
-import { ConfigError } from '../errors.ts';
+} from '../core/define.ts';
+import { Headers } from '../core/envelope.ts';
+import { ConfigError } from '../core/errors.ts';
 import { RESTART_DEFAULTS, type RestartPolicy } from '../policy/restart.ts';
 import { type Names, names } from './names.ts';
 

@@ -1,5 +1,5 @@
-import type { PipelineDefinition } from '../define.ts';
-import { Headers } from '../envelope.ts';
+import type { PipelineDefinition } from '../core/define.ts';
+import { Headers } from '../core/envelope.ts';
 import { planTopology, type TopologyOptions, type TopologyPlan } from './plan.ts';
 
 /** The subset of Rascal's configuration warren writes (plain JSON, printable by `warren topology`). */

@@ -1,4 +1,4 @@
-import type { FieldCondition } from '../define.ts';
+import type { FieldCondition } from '../core/define.ts';
 
 /** The value at a dotted path of a body, or undefined; own properties only. */
 function fieldAt(body: unknown, path: string): unknown {

@@ -1,5 +1,5 @@
 import { type ChannelModel, connect, type RecoveringChannelModel, type SocketOptions } from 'amqplib';
-import { WarrenError } from '../errors.ts';
+import { WarrenError } from '../core/errors.ts';
 import { connectionName, endpointOf, maskUrl, scrubPassword, withQuery } from './amqp-url.ts';
 
 /** What the consumer and the publisher connection have in common. */

@@ -10,7 +10,7 @@
  * (queue deleted) consumes again after a pause, a lost connection is recovered with backoff.
  */
 import type { Channel, ChannelModel, ConsumeMessage, RecoveringChannelModel, SocketOptions } from 'amqplib';
-import { WarrenError } from '../errors.ts';
+import { WarrenError } from '../core/errors.ts';
 import { AckLedger } from './ack-ledger.ts';
 import { connectRecovering } from './amqp-connect.ts';
 import { scrubPassword } from './amqp-url.ts';

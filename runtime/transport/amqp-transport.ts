@@ -6,11 +6,11 @@ import amqplib, {
   type Options,
 } from 'amqplib';
 import rascal from 'rascal';
-import type { Delivery, DeliveryProperties, Publication } from '../envelope.ts';
-import { ConfigError, describeError, WarrenError } from '../errors.ts';
-import type { Logger } from '../host/stats.ts';
+import type { Delivery, DeliveryProperties, Publication } from '../core/envelope.ts';
+import { ConfigError, describeError, WarrenError } from '../core/errors.ts';
+import type { Logger } from '../core/logger.ts';
+import { untilReachable } from '../core/until-reachable.ts';
 import type { RascalConfig } from '../topology/rascal.ts';
-import { untilReachable } from '../until-reachable.ts';
 import { AmqpConsumer } from './amqp-consumer.ts';
 import { connectionName, endpointOf, maskUrl } from './amqp-url.ts';
 import { ConfirmPublisher } from './confirm-publisher.ts';

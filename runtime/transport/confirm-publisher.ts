@@ -21,7 +21,7 @@ import type {
   RecoveringChannelModel,
   SocketOptions,
 } from 'amqplib';
-import { WarrenError } from '../errors.ts';
+import { WarrenError } from '../core/errors.ts';
 import { connectRecovering } from './amqp-connect.ts';
 import { scrubPassword } from './amqp-url.ts';
 import { coalesceWrites } from './coalesce-writes.ts';

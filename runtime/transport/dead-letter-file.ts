@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { appendFileSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { Delivery } from '../envelope.ts';
-import { describeError } from '../errors.ts';
-import type { Logger } from '../host/stats.ts';
+import type { Delivery } from '../core/envelope.ts';
+import { describeError } from '../core/errors.ts';
+import type { Logger } from '../core/logger.ts';
 import type { JournaledMessage, QueueJournal } from './memory-bus.ts';
 
 /**

@@ -1,5 +1,5 @@
-import type { Delivery, Publication } from '../envelope.ts';
-import { WarrenError } from '../errors.ts';
+import type { Delivery, Publication } from '../core/envelope.ts';
+import { WarrenError } from '../core/errors.ts';
 import { createRouter, type RascalVhostTopology, type Router } from '../routing/index.ts';
 import type { RascalConfig } from '../topology/rascal.ts';
 import type { DeliveryHandler, Settlement, Transport } from './transport.ts';

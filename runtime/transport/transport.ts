@@ -1,4 +1,4 @@
-import type { Delivery, Publication } from '../envelope.ts';
+import type { Delivery, Publication } from '../core/envelope.ts';
 import type { RascalConfig } from '../topology/rascal.ts';
 
 /**

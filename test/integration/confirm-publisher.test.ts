@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import amqp, { type Channel, type ChannelModel } from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WarrenError } from '../../runtime/errors.ts';
+import { WarrenError } from '../../runtime/core/errors.ts';
 import { ConfirmPublisher, type ConfirmPublisherOptions } from '../../runtime/transport/confirm-publisher.ts';
 
 const url = process.env.RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';

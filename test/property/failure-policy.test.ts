@@ -1,12 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { RetryPolicy } from '../../runtime/define.ts';
+import type { RetryPolicy } from '../../runtime/core/define.ts';
 import {
   InvalidMessageError,
   type ParkReason,
   UnrecoverableError,
   WarrenError,
-} from '../../runtime/errors.ts';
+} from '../../runtime/core/errors.ts';
 import {
   backoff,
   CONFLICT_BUDGET,

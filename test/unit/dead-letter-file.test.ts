@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { compileTopology, createRuntime } from 'warren';
-import type { Delivery } from '../../runtime/envelope.ts';
+import type { Delivery } from '../../runtime/core/envelope.ts';
 import { DeadLetterFile } from '../../runtime/transport/dead-letter-file.ts';
 import { MemoryBus } from '../../runtime/transport/memory-bus.ts';
 import { type RejectsFixture, rejectsPipeline } from '../helpers/source-rejects-pipeline.ts';

@@ -2,11 +2,11 @@ import { isUtf8 } from 'node:buffer';
 import { deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { Delivery } from '../../runtime/envelope.ts';
-import { InvalidMessageError } from '../../runtime/errors.ts';
+import type { Delivery } from '../../runtime/core/envelope.ts';
+import { InvalidMessageError } from '../../runtime/core/errors.ts';
+import { parseUntrusted } from '../../runtime/core/json.ts';
+import { firstInvalidUtf8 } from '../../runtime/core/utf8.ts';
 import { decodeContent } from '../../runtime/host/decode.ts';
-import { parseUntrusted } from '../../runtime/json.ts';
-import { firstInvalidUtf8 } from '../../runtime/utf8.ts';
 
 const delivery = (content: Buffer, contentEncoding?: string): Delivery => ({
   content,

@@ -3,9 +3,9 @@ import { emit, setup } from 'xstate';
 import { z } from 'zod';
 import { Metrics } from '../../observability/metrics.ts';
 import type { Clock } from '../../runtime/core/clock.ts';
+import type { Delivery, OutgoingMessage } from '../../runtime/core/envelope.ts';
+import { WarrenError } from '../../runtime/core/errors.ts';
 import { NO_OBSERVER } from '../../runtime/core/observer.ts';
-import type { Delivery, OutgoingMessage } from '../../runtime/envelope.ts';
-import { WarrenError } from '../../runtime/errors.ts';
 import { ConsumerHost } from '../../runtime/host/consumer-host.ts';
 import { Stats } from '../../runtime/host/stats.ts';
 import {

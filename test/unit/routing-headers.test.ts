@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../runtime/errors.ts';
+import { ConfigError } from '../../runtime/core/errors.ts';
 import { compileHeadersMatcher, headersMatch } from '../../runtime/routing/index.ts';
 
 // Rows checked against RabbitMQ 3.10 with amqplib encoding both the binding arguments and the headers.

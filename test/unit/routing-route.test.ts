@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../runtime/errors.ts';
+import { ConfigError } from '../../runtime/core/errors.ts';
 import {
   buildTopologyModel,
   createRouter,

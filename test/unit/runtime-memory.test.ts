@@ -10,7 +10,7 @@ import { Score, Session } from '../../actors/example/schemas.ts';
 import { scorer } from '../../actors/example/scorer.ts';
 import { sessionizer } from '../../actors/example/sessionizer.ts';
 import { closeJsonlFiles, jsonlSink } from '../../actors/jsonl-sink.ts';
-import type { Delivery } from '../../runtime/envelope.ts';
+import type { Delivery } from '../../runtime/core/envelope.ts';
 import {
   createRuntime,
   definePipeline,

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { createRuntime, definePipeline, defineSink, defineSource } from 'warren';
 import { setup } from 'xstate';
 import { z } from 'zod';
-import type { OutgoingMessage } from '../../runtime/envelope.ts';
+import type { OutgoingMessage } from '../../runtime/core/envelope.ts';
 import { MemoryBus } from '../../runtime/transport/memory-bus.ts';
 
 const Tick = { tick: z.object({ n: z.number() }) };

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { FieldCondition } from '../../runtime/define.ts';
+import type { FieldCondition } from '../../runtime/core/define.ts';
 import { matchesWhere } from '../../runtime/topology/where.ts';
 
 const at = (value: unknown, condition: FieldCondition) => matchesWhere({ v: value }, { v: condition });

@@ -1,6 +1,6 @@
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import type { AnyStateMachine, EmittedFrom, EventFromLogic, EventObject } from 'xstate';
-import type { Logger } from './core/logger.ts';
+import type { Logger } from './logger.ts';
 
 /** A map from message type to the schema of its body (zod, valibot, arktype: any Standard Schema). */
 export type MessageSchemas = Readonly<Record<string, StandardSchemaV1>>;

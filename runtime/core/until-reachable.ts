@@ -1,6 +1,6 @@
-import { setTimeout as sleep } from 'node:timers/promises';
-import type { Logger } from './core/logger.ts';
+import { type Clock, sleep, systemClock } from './clock.ts';
 import { describeError, WarrenError } from './errors.ts';
+import type { Logger } from './logger.ts';
 
 export interface UntilReachableOptions {
   /** Give up this long after the first failed attempt; 0 makes one attempt only. */
@@ -12,6 +12,8 @@ export interface UntilReachableOptions {
   readonly firstDelayMs?: number;
   /** Stops the waiting (the runtime was stopped meanwhile): rejects `WARREN_STOPPED`. */
   readonly signal?: AbortSignal;
+  /** Where the wait reads the time and sleeps; default the system clock. */
+  readonly clock?: Clock;
 }
 
 const MAX_DELAY_MS = 2_000;
@@ -36,7 +38,7 @@ export async function untilReachable<T>(
   attempt: () => Promise<T>,
   options: UntilReachableOptions,
 ): Promise<T> {
-  const { timeoutMs, logger, mayRecover = () => true } = options;
+  const { timeoutMs, logger, mayRecover = () => true, clock = systemClock } = options;
   let delay = options.firstDelayMs ?? 200;
   let since: number | undefined;
   let reminded = 0;
@@ -47,12 +49,12 @@ export async function untilReachable<T>(
       if (since !== undefined)
         logger.info(`${service} answered`, {
           endpoint,
-          waitedMs: Date.now() - since,
+          waitedMs: clock.now() - since,
           attempts: tries,
         });
       return result;
     } catch (err) {
-      const now = Date.now();
+      const now = clock.now();
       since ??= now;
       const waited = now - since;
       if (!mayRecover(err) || waited >= timeoutMs) {
@@ -77,9 +79,7 @@ export async function untilReachable<T>(
         });
       }
       const pause = Math.min(delay, timeoutMs - waited);
-      await sleep(pause / 2 + Math.random() * (pause / 2), undefined, { signal: options.signal }).catch(
-        () => undefined,
-      );
+      await sleep(clock, pause / 2 + Math.random() * (pause / 2), options.signal);
       delay = Math.min(delay * 2, MAX_DELAY_MS);
     }
   }
