@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError } from '../runtime/core/errors.ts';
+import { deepFreeze } from '../runtime/core/freeze.ts';
 
 const url = (protocols: readonly string[]) =>
   z.string().refine(
@@ -114,7 +115,7 @@ export function loadRuntimeConfig(
     const field = String(issue?.path[0] ?? 'config');
     throw new ConfigError(configFieldName(field, overrides), issue?.message ?? 'invalid');
   }
-  return Object.freeze(parsed.data);
+  return deepFreeze(parsed.data);
 }
 
 /** How an error names a configuration field: as the option it came from, or as its env var. */
