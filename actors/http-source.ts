@@ -10,6 +10,15 @@ import {
   type SourceOutcome,
 } from 'warren';
 
+/**
+ * What {@link httpSource} takes: the port and path it listens on, the types it emits, and how much it
+ * queues before answering 503.
+ *
+ * @example
+ * ```ts
+ * httpSource({ name: 'events', emits: { click: Click }, type: 'click', port: 8080, path: '/events' });
+ * ```
+ */
 export interface HttpSourceOptions<TName extends string, TEmits extends MessageSchemas> {
   readonly name: TName;
   readonly emits: TEmits;

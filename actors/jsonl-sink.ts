@@ -17,7 +17,14 @@ function appendLine(path: string, line: string): Promise<void> {
   return new Promise((resolve, reject) => target.write(line, (err) => (err ? reject(err) : resolve())));
 }
 
-/** What {@link jsonlSink} takes: which messages it consumes and the file it appends them to. */
+/**
+ * What {@link jsonlSink} takes: which messages it consumes and the file it appends them to.
+ *
+ * @example
+ * ```ts
+ * jsonlSink({ name: 'scores', consumes: { score: Score }, path: 'out/scores.jsonl' });
+ * ```
+ */
 export interface JsonlSinkOptions<TName extends string, TConsumes extends MessageSchemas> {
   readonly name: TName;
   readonly consumes: TConsumes;
@@ -55,7 +62,15 @@ export async function hasLineFor(path: string, id: string, chunkBytes = 1 << 20)
   return false;
 }
 
-/** Close every JSONL file this process opened (the CLI calls it after the runtime stopped). */
+/**
+ * Close every JSONL file this process opened (the CLI calls it after the runtime stopped).
+ *
+ * @example
+ * ```ts
+ * await runtime.stop();
+ * await closeJsonlFiles();
+ * ```
+ */
 export async function closeJsonlFiles(): Promise<void> {
   const all = [...streams.values()];
   streams.clear();

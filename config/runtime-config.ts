@@ -60,6 +60,15 @@ export const RuntimeConfigSchema = z.object({
   tlsKeyFile: z.string().min(1).optional(),
 });
 
+/**
+ * The runtime's configuration as validated and frozen: `runtime.config`.
+ *
+ * @example
+ * ```ts
+ * const runtime = createRuntime(pipeline);
+ * runtime.config.bus; // 'memory' or 'amqp', from --bus, WARREN_BUS or RABBITMQ_URL
+ * ```
+ */
 export type RuntimeConfig = Readonly<z.infer<typeof RuntimeConfigSchema>>;
 export type RuntimeConfigInput = Partial<z.input<typeof RuntimeConfigSchema>>;
 

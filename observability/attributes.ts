@@ -2,6 +2,11 @@
  * Span, event and metric attribute names, in one place. Messaging attributes follow the OpenTelemetry
  * messaging conventions for RabbitMQ; `warren.*` ones are ours. No attribute ever carries a payload,
  * an actor's context or a credential.
+ *
+ * @example
+ * ```ts
+ * span.setAttribute(Attr.actor, 'scorer'); // 'warren.actor'
+ * ```
  */
 export const Attr = {
   messagingSystem: 'messaging.system',
@@ -32,5 +37,12 @@ export const Attr = {
 
 export const RABBITMQ = 'rabbitmq';
 
-/** The name of the span event recording one XState transition. */
+/**
+ * The name of the span event recording one XState transition.
+ *
+ * @example
+ * ```ts
+ * const transitions = span.events.filter((e) => e.name === TRANSITION_EVENT);
+ * ```
+ */
 export const TRANSITION_EVENT = 'xstate.transition';

@@ -1,4 +1,12 @@
-/** A started OpenTelemetry SDK; `shutdown()` flushes what is buffered (spans, metrics) and stops. */
+/**
+ * A started OpenTelemetry SDK; `shutdown()` flushes what is buffered (spans, metrics) and stops.
+ *
+ * @example
+ * ```ts
+ * const telemetry: Telemetry = await startTelemetry();
+ * process.once('SIGTERM', () => telemetry.shutdown());
+ * ```
+ */
 export interface Telemetry {
   readonly enabled: boolean;
   shutdown(): Promise<void>;
@@ -54,6 +62,13 @@ function sdkWarnings() {
  *
  * Embedding warren in a process that starts its own SDK? Skip this: the runtime uses whatever tracer
  * and meter providers are registered globally.
+ *
+ * @example
+ * ```ts
+ * const telemetry = await startTelemetry(); // exports only when OTEL_* says where
+ * const runtime = createRuntime(pipeline);
+ * await runtime.start();
+ * ```
  */
 export async function startTelemetry(
   env: Readonly<Record<string, string | undefined>> = process.env,

@@ -9,7 +9,14 @@ import { SourcePublisher } from './host/source-publisher.ts';
 import type { ActorPlan } from './topology/plan.ts';
 import type { Transport } from './transport/transport.ts';
 
-/** A message in an actor's dead-letter queue, and why it is there. */
+/**
+ * A message in an actor's dead-letter queue, and why it is there.
+ *
+ * @example
+ * ```ts
+ * for (const m of await runtime.parked('scores')) console.log(m.id, m.reason, m.error);
+ * ```
+ */
 export interface ParkedMessage {
   readonly id: string | undefined;
   readonly type: string | undefined;

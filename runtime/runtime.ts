@@ -37,6 +37,15 @@ import type { Transport } from './transport/transport.ts';
 
 export type { ParkedMessage } from './dead-letters.ts';
 
+/**
+ * How `createRuntime` runs a pipeline: the runtime configuration's fields (overriding the environment),
+ * and the logger, environment, transport, store and clock to use.
+ *
+ * @example
+ * ```ts
+ * createRuntime(pipeline, { bus: 'memory', state: 'memory', logger, clock: systemClock });
+ * ```
+ */
 export interface RuntimeOptions extends RuntimeConfigInput {
   /** Where the runtime logs; default JSON lines on stderr. */
   readonly logger?: Logger;
@@ -53,6 +62,18 @@ export interface RuntimeOptions extends RuntimeConfigInput {
   readonly clock?: Clock;
 }
 
+/**
+ * A running pipeline (or the part of it this process hosts): start, stop, wait for it, count what it
+ * did, and list, replay or purge what it parked.
+ *
+ * @example
+ * ```ts
+ * const runtime = createRuntime(pipeline);
+ * await runtime.start();
+ * await runtime.sourcesDone();
+ * await runtime.stop();
+ * ```
+ */
 export interface Runtime {
   readonly config: RuntimeConfig;
   readonly topology: TopologyPlan;

@@ -15,7 +15,14 @@ import { toRascal } from './topology/rascal.ts';
 export { MemoryStore, type MemoryStoreOptions } from './state/memory-store.ts';
 export { MemoryBus, type MemoryBusOptions } from './transport/memory-bus.ts';
 
-/** A message as an actor would emit it. `from` defaults to the first actor that emits `type`. */
+/**
+ * A message as an actor would emit it. `from` defaults to the first actor that emits `type`.
+ *
+ * @example
+ * ```ts
+ * routesOf(pipeline, { type: 'score', from: 'scorer', body: { score: 0.9 } } satisfies TestMessage);
+ * ```
+ */
 export interface TestMessage {
   readonly type: string;
   readonly body: unknown;
@@ -23,6 +30,14 @@ export interface TestMessage {
   readonly headers?: Readonly<Record<string, string | number | boolean>>;
 }
 
+/**
+ * Where `routesOf` says a message goes.
+ *
+ * @example
+ * ```ts
+ * const { actors, unroutable }: RouteAnswer = routesOf(pipeline, { type: 'click', body });
+ * ```
+ */
 export interface RouteAnswer {
   /** The actors whose mailbox (or shard queue) receives the message, sorted. */
   readonly actors: readonly string[];

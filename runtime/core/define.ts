@@ -2,10 +2,24 @@ import type { StandardSchemaV1 } from '@standard-schema/spec';
 import type { AnyStateMachine, EmittedFrom, EventFromLogic, EventObject } from 'xstate';
 import type { Logger } from './logger.ts';
 
-/** A map from message type to the schema of its body (zod, valibot, arktype: any Standard Schema). */
+/**
+ * A map from message type to the schema of its body (zod, valibot, arktype: any Standard Schema).
+ *
+ * @example
+ * ```ts
+ * const consumes = { click: Click, outcome: Outcome } satisfies MessageSchemas;
+ * ```
+ */
 export type MessageSchemas = Readonly<Record<string, StandardSchemaV1>>;
 
-/** What every delivered message carries besides its body. */
+/**
+ * What every delivered message carries besides its body.
+ *
+ * @example
+ * ```ts
+ * on: { click: { actions: ({ event }) => console.log(event.meta.id, event.meta.flowId, event.meta.hops) } }
+ * ```
+ */
 export interface MessageMeta {
   /** The message id; outputs get ids derived from it, so a redelivery produces the same ids. */
   readonly id: string;
@@ -66,6 +80,11 @@ export type Outgoing<S extends MessageSchemas> = {
 /**
  * A condition on one body field, by dotted path. All given comparisons must hold. Evaluated where the
  * message is published; its result travels as a header that RabbitMQ routes on.
+ *
+ * @example
+ * ```ts
+ * defineSink({ name: 'high-value', consumes: { score: Score }, where: { score: { gte: 0.8 }, device: { in: ['mobile'] } }, machine });
+ * ```
  */
 export interface FieldCondition {
   readonly eq?: string | number | boolean;
@@ -77,7 +96,14 @@ export interface FieldCondition {
   readonly exists?: boolean;
 }
 
-/** What a source's `read()` yields when the source has no machine of its own: already-shaped messages. */
+/**
+ * What a source's `read()` yields when the source has no machine of its own: already-shaped messages.
+ *
+ * @example
+ * ```ts
+ * yield { type: 'order', id: `order-${row.id}`, body: row } satisfies SourceItem;
+ * ```
+ */
 export interface SourceItem<S extends MessageSchemas = MessageSchemas> {
   readonly type: keyof S & string;
   readonly body: unknown;
@@ -96,19 +122,40 @@ export interface SourceItem<S extends MessageSchemas = MessageSchemas> {
   readonly traceparent?: string;
 }
 
-/** What became of one source item: see {@link SourceItem.receipt}. */
+/**
+ * What became of one source item: see {@link SourceItem.receipt}.
+ *
+ * @example
+ * ```ts
+ * yield { type: 'event', body, receipt: (outcome: SourceOutcome) => answer(outcome.status === 'published' ? 202 : 500) };
+ * ```
+ */
 export type SourceOutcome =
   | { readonly status: 'published'; readonly id: string }
   | { readonly status: 'parked'; readonly id: string; readonly reason: string }
   | { readonly status: 'failed'; readonly error: unknown };
 
-/** The event a source machine receives for each item its `read()` yields. */
+/**
+ * The event a source machine receives for each item its `read()` yields.
+ *
+ * @example
+ * ```ts
+ * on: { 'warren.input': { actions: emit(({ event }) => ({ type: 'row', body: event.input })) } }
+ * ```
+ */
 export interface SourceInput<TItem> {
   readonly type: 'warren.input';
   readonly input: TItem;
 }
 
-/** Retry policy of one actor: attempts in all (the first included), and the backoff between them. */
+/**
+ * Retry policy of one actor: attempts in all (the first included), and the backoff between them.
+ *
+ * @example
+ * ```ts
+ * defineProcessor({ name: 'scorer', consumes, emits, machine, retry: { maxAttempts: 3, delays: [1_000, 10_000] } });
+ * ```
+ */
 export interface RetryPolicy {
   readonly maxAttempts: number;
   /** Delays in ms before each retry; the last one repeats. Each distinct value becomes a delay queue. */
@@ -122,13 +169,29 @@ interface Common<TName extends string, TEmits extends MessageSchemas> {
   readonly description?: string;
 }
 
-/** A source's outside input, pulled by the host as fast as the broker confirms allow. */
+/**
+ * A source's outside input, pulled by the host as fast as the broker confirms allow.
+ *
+ * @example
+ * ```ts
+ * const read: SourceReader<Row> = async function* ({ signal }) { for await (const row of rows(signal)) yield row; };
+ * ```
+ */
 export type SourceReader<TItem> = (context: {
   readonly signal: AbortSignal;
   /** The runtime's logger, for what an operator should see (where a server listens, a retried poll). */
   readonly logger: Pick<Logger, 'info' | 'warn'>;
 }) => AsyncIterable<TItem> | Iterable<TItem>;
 
+/**
+ * A source as `defineSource` returns it: what it emits, and its `read()` (or a machine that shapes
+ * what `read()` yields).
+ *
+ * @example
+ * ```ts
+ * const feed: SourceDefinition = defineSource({ name: 'feed', emits: { item: Item }, read: async function* () { yield { type: 'item', body: { sku: 'a1' } }; } });
+ * ```
+ */
 export interface SourceDefinition<
   TName extends string = string,
   TEmits extends MessageSchemas = MessageSchemas,
@@ -155,7 +218,14 @@ export interface SourceDefinition<
   readonly restart?: boolean | SourceRestart;
 }
 
-/** How a failing source is restarted: see {@link SourceDefinition.restart}. */
+/**
+ * How a failing source is restarted: see {@link SourceDefinition.restart}.
+ *
+ * @example
+ * ```ts
+ * defineSource({ name: 'orders', emits, read, restart: { maxRestarts: 5, backoffMs: { initial: 1_000, max: 30_000 } } });
+ * ```
+ */
 export interface SourceRestart {
   /**
    * Restarts in a row before the source counts as failed; default unlimited. A run that lasted at least
@@ -166,6 +236,15 @@ export interface SourceRestart {
   readonly backoffMs?: { readonly initial?: number; readonly max?: number };
 }
 
+/**
+ * A processor or a sink as `defineProcessor` and `defineSink` return it: what it consumes, from whom
+ * and where (`from`, `where`, `headers`), its machine, and for a keyed actor its `key`.
+ *
+ * @example
+ * ```ts
+ * const sink: ConsumerDefinition = defineSink({ name: 'scores', consumes: { score: Score }, machine });
+ * ```
+ */
 export interface ConsumerDefinition<
   TKind extends 'processor' | 'sink' = 'processor' | 'sink',
   TName extends string = string,
@@ -197,6 +276,14 @@ export interface ConsumerDefinition<
   readonly machine: AnyStateMachine;
 }
 
+/**
+ * Any actor: a source, or a consumer (processor or sink). What `definePipeline` takes a list of.
+ *
+ * @example
+ * ```ts
+ * const actors: ActorDefinition[] = [clickstream, sessionizer, scores];
+ * ```
+ */
 export type ActorDefinition = SourceDefinition | ConsumerDefinition;
 
 type EmittedOf<M> = M extends AnyStateMachine ? EmittedFrom<M> : never;
@@ -321,13 +408,29 @@ export function defineSource<
   return { machine: undefined, ...definition, kind: 'source' } as SourceDefinition<TName, TEmits, TItem>;
 }
 
-/** A route that leads back to an earlier actor: allowed only when marked, and bounded by the hop limit. */
+/**
+ * A route that leads back to an earlier actor: allowed only when marked, and bounded by the hop limit.
+ *
+ * @example
+ * ```ts
+ * definePipeline({ name: 'shop', actors, feedback: [{ from: 'outcomes', type: 'outcome', to: 'scorer' }] });
+ * ```
+ */
 export interface FeedbackEdge {
   readonly from: string;
   readonly type: string;
   readonly to: string;
 }
 
+/**
+ * Actors put together, with the feedback edges they may form; what `createRuntime` and
+ * `compileTopology` take.
+ *
+ * @example
+ * ```ts
+ * const pipeline: PipelineDefinition = definePipeline({ name: 'shop', actors: [clickstream, sessionizer, scores] });
+ * ```
+ */
 export interface PipelineDefinition<TActors extends readonly ActorDefinition[] = readonly ActorDefinition[]> {
   readonly name: string;
   readonly actors: TActors;

@@ -1,7 +1,14 @@
 import { hash } from 'node:crypto';
 import type { MessageMeta } from './define.ts';
 
-/** Header names on the wire, in one place. */
+/**
+ * Header names on the wire, in one place.
+ *
+ * @example
+ * ```ts
+ * const reason = delivery.properties.headers?.[Headers.reason]; // 'schema', 'failed', ...
+ * ```
+ */
 export const Headers = {
   source: 'warren-source',
   flow: 'warren-flow',
@@ -36,7 +43,14 @@ export const TIMER_TYPE = 'warren.timer';
 export type HeaderValue = string | number | boolean;
 export type WireHeaders = Record<string, HeaderValue | undefined>;
 
-/** The AMQP properties warren sets and reads; a subset of amqplib's, so both transports share it. */
+/**
+ * The AMQP properties warren sets and reads; a subset of amqplib's, so both transports share it.
+ *
+ * @example
+ * ```ts
+ * const properties: WireProperties = { messageId: 'm1', type: 'item', contentType: 'application/json', persistent: true, headers: {} };
+ * ```
+ */
 export interface WireProperties {
   readonly messageId: string;
   readonly type: string;
@@ -46,7 +60,14 @@ export interface WireProperties {
   readonly headers: WireHeaders;
 }
 
-/** One message to publish: where, and what. `body` is the JSON text, kept as text to never re-serialise. */
+/**
+ * One message to publish: where, and what. `body` is the JSON text, kept as text to never re-serialise.
+ *
+ * @example
+ * ```ts
+ * await transport.publish({ exchange: 'shop', routingKey: 'feed.item', body: '{"sku":"a1"}', properties: { messageId: 'm1', type: 'item', contentType: 'application/json', persistent: true, headers: {} } } satisfies OutgoingMessage);
+ * ```
+ */
 export interface OutgoingMessage {
   readonly exchange: string;
   readonly routingKey: string;
@@ -75,7 +96,14 @@ export interface DeliveryProperties {
   readonly headers?: Readonly<Record<string, unknown>> | undefined;
 }
 
-/** A message as a transport delivers it to the host. */
+/**
+ * A message as a transport delivers it to the host.
+ *
+ * @example
+ * ```ts
+ * const settle = async (delivery: Delivery): Promise<Settlement> => (delivery.properties.type === 'click' ? 'ack' : 'reject');
+ * ```
+ */
 export interface Delivery {
   readonly content: Buffer;
   readonly queue: string;

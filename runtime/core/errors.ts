@@ -34,7 +34,14 @@ export interface WarrenErrorOptions {
   data?: Record<string, string | number | boolean>;
 }
 
-/** Base class: `code` says what happened, `retryable` says whether trying again can help. */
+/**
+ * Base class: `code` says what happened, `retryable` says whether trying again can help.
+ *
+ * @example
+ * ```ts
+ * throw new WarrenError('WARREN_HANDLER_FAILED', 'scoring service down', { retryable: true, data: { status: 503 } });
+ * ```
+ */
 export class WarrenError extends Error {
   readonly code: ErrorCode;
   readonly retryable: boolean;
@@ -49,7 +56,14 @@ export class WarrenError extends Error {
   }
 }
 
-/** A pipeline definition or a runtime configuration is wrong. `path` names the exact field. */
+/**
+ * A pipeline definition or a runtime configuration is wrong. `path` names the exact field.
+ *
+ * @example
+ * ```ts
+ * try { createRuntime(pipeline, { env: { WARREN_BUS: 'kafka' } }); } catch (err) { if (err instanceof ConfigError) console.error(err.path); }
+ * ```
+ */
 export class ConfigError extends WarrenError {
   readonly path: string;
   constructor(path: string, message: string, options: WarrenErrorOptions = {}) {
@@ -68,6 +82,11 @@ export class ConfigError extends WarrenError {
 /**
  * Poison input: a message that can never succeed (not JSON, fails its schema, too large, unknown type).
  * Never retried; parked at once with `reason`.
+ *
+ * @example
+ * ```ts
+ * throw new InvalidMessageError('schema', 'click fails its schema: price: expected number'); // parked at once, never retried
+ * ```
  */
 export class InvalidMessageError extends WarrenError {
   readonly reason: ParkReason;
@@ -95,7 +114,14 @@ export class UnrecoverableError extends WarrenError {
   }
 }
 
-/** Why a message was parked in an actor's dead-letter queue; travels as the `x-warren-reason` header. */
+/**
+ * Why a message was parked in an actor's dead-letter queue; travels as the `x-warren-reason` header.
+ *
+ * @example
+ * ```ts
+ * const counts = runtime.stats().get('scores')?.parkedByReason; // { schema: 2, failed: 1 } by ParkReason
+ * ```
+ */
 export type ParkReason =
   | 'not-json'
   /** The body (after its content encoding) is not valid UTF-8; the error gives the offset of the first bad byte. */

@@ -1,6 +1,13 @@
 import type { Metrics } from '../../observability/metrics.ts';
 
-/** Per-actor counters of one runtime process; what `npm start` summarises and the metrics mirror. */
+/**
+ * Per-actor counters of one runtime process; what `npm start` summarises and the metrics mirror.
+ *
+ * @example
+ * ```ts
+ * const { processed, parked, parkedByReason } = runtime.stats().get('scores') ?? {};
+ * ```
+ */
 export interface ActorCounters {
   received: number;
   processed: number;

@@ -14,6 +14,14 @@ import { storedTimer } from './store.ts';
 
 export type { Clock };
 
+/**
+ * Options of the embedded store.
+ *
+ * @example
+ * ```ts
+ * new MemoryStore({ dedupeTtlSeconds: 3_600, clock: { now: () => simulatedNow } });
+ * ```
+ */
 export interface MemoryStoreOptions {
   /** Where the store reads the time (only `now` is used); defaults to `Date.now`. */
   readonly clock?: Pick<Clock, 'now'>;

@@ -14,7 +14,14 @@
  * the host, which would retry the message later and let the key's next messages overtake it.
  */
 
-/** A durable timer of one keyed actor instance: an XState delayed event due at `dueAt` (epoch ms). */
+/**
+ * A durable timer of one keyed actor instance: an XState delayed event due at `dueAt` (epoch ms).
+ *
+ * @example
+ * ```ts
+ * const { record } = await store.load('sessionizer', 'u1', 'm1'); record?.timers.map((t) => t.dueAt);
+ * ```
+ */
 export interface TimerRecord {
   /** The XState scheduled event id (for `after`, the delayed event type). */
   readonly id: string;
@@ -44,6 +51,14 @@ export function storedTimer(timer: TimerRecord): TimerRecord {
   };
 }
 
+/**
+ * A keyed instance as stored: its persisted snapshot, its version and its durable timers.
+ *
+ * @example
+ * ```ts
+ * const { record } = await store.load('scorer', 'device-1', 'm1'); record?.version;
+ * ```
+ */
 export interface ActorRecord {
   readonly version: number;
   /** The XState persisted snapshot, serialized JSON. */
@@ -51,6 +66,16 @@ export interface ActorRecord {
   readonly timers: readonly TimerRecord[];
 }
 
+/**
+ * What loading a keyed instance for a message finds: the stored record, and whether that message was
+ * processed already (with the outbox its commit left).
+ *
+ * @example
+ * ```ts
+ * const { record, processed, outbox } = await store.load('scorer', 'device-1', 'm1');
+ * if (processed) republish(outbox);
+ * ```
+ */
 export interface LoadResult {
   /** null when the instance has never committed. */
   readonly record: ActorRecord | null;
@@ -60,6 +85,15 @@ export interface LoadResult {
   readonly outbox: readonly string[];
 }
 
+/**
+ * One atomic commit of a keyed actor's step: the new snapshot (against the version it was loaded at),
+ * the processed message id, the outbox and the pending timers.
+ *
+ * @example
+ * ```ts
+ * await store.commit({ actor: 'scorer', key: 'device-1', messageId: 'm1', expectedVersion: 3, snapshot, timers: [], outbox: [] } satisfies Commit);
+ * ```
+ */
 export interface Commit {
   readonly actor: string;
   readonly key: string;
@@ -75,15 +109,37 @@ export interface Commit {
 /**
  * `in-doubt`: the caller took over a claim whose lease ran out; its claimer died before or after the
  * effect, so the effect must check whether it already happened (an idempotent write needs no check).
+ *
+ * @example
+ * ```ts
+ * const claim: EffectClaim = await store.claimEffect('sink', 'm1', token, 35_000); // 'claimed' | 'done' | 'busy' | 'in-doubt'
+ * ```
  */
 export type EffectClaim = 'claimed' | 'done' | 'busy' | 'in-doubt';
 
+/**
+ * How a commit ended: committed (with the new version), a duplicate of an applied message, or refused
+ * for a stale version (a conflict).
+ *
+ * @example
+ * ```ts
+ * const result: CommitResult = await store.commit(commit);
+ * if (result.status === 'conflict') reload();
+ * ```
+ */
 export type CommitResult =
   | { readonly status: 'committed'; readonly version: number }
   | { readonly status: 'duplicate' }
   | { readonly status: 'conflict'; readonly version: number };
 
-/** A timer handed out by `claimDueTimers`, leased until `leaseUntil`; `releaseTimer` after its delivery. */
+/**
+ * A timer handed out by `claimDueTimers`, leased until `leaseUntil`; `releaseTimer` after its delivery.
+ *
+ * @example
+ * ```ts
+ * for (const timer of await store.claimDueTimers(Date.now(), 100, 30_000)) deliver(timer);
+ * ```
+ */
 export interface DueTimer {
   readonly actor: string;
   readonly key: string;
@@ -92,6 +148,16 @@ export interface DueTimer {
   readonly leaseUntil: number;
 }
 
+/**
+ * Where keyed actors' state lives: snapshots, processed ids, outboxes, durable timers and sinks' effect
+ * claims. `RedisStore` (Lua scripts) and `MemoryStore` (embedded) implement it.
+ *
+ * @example
+ * ```ts
+ * const store: StateStore = process.env.REDIS_URL ? new RedisStore({ url: process.env.REDIS_URL, prefix: 'shop' }) : new MemoryStore();
+ * createRuntime(pipeline, { store });
+ * ```
+ */
 export interface StateStore {
   /** Read an instance's record, and whether `messageId` was already processed (with its pending outbox). */
   load(actor: string, key: string, messageId: string): Promise<LoadResult>;

@@ -10,6 +10,14 @@ import { ConfigError } from '../core/errors.ts';
 import { RESTART_DEFAULTS, type RestartPolicy } from '../policy/restart.ts';
 import { type Names, names } from './names.ts';
 
+/**
+ * Where a pipeline's topology is declared: the name prefix, the vhost, and whether it is durable.
+ *
+ * @example
+ * ```ts
+ * compileTopology(pipeline, { prefix: 'shop-test', vhost: 'ci', durable: false });
+ * ```
+ */
 export interface TopologyOptions {
   /** Prefix of every exchange and queue name; default: the pipeline's name. */
   readonly prefix?: string;
@@ -43,6 +51,16 @@ export interface ActorPlan {
   readonly restart?: RestartPolicy | undefined;
 }
 
+/**
+ * A pipeline checked and resolved: every actor with its queues, dead-letter queue, prefetch and retry,
+ * the names of the pipeline's exchanges, its hop limit and its retry delays.
+ *
+ * @example
+ * ```ts
+ * const plan: TopologyPlan = planTopology(pipeline);
+ * plan.actors.get('scorer')?.queues; // ['shop.scorer.0', 'shop.scorer.1', ...]
+ * ```
+ */
 export interface TopologyPlan {
   readonly pipeline: string;
   readonly vhost: string;

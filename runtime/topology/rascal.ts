@@ -2,7 +2,15 @@ import type { PipelineDefinition } from '../core/define.ts';
 import { Headers } from '../core/envelope.ts';
 import { planTopology, type TopologyOptions, type TopologyPlan } from './plan.ts';
 
-/** The subset of Rascal's configuration warren writes (plain JSON, printable by `warren topology`). */
+/**
+ * The subset of Rascal's configuration warren writes (plain JSON, printable by `warren topology`).
+ *
+ * @example
+ * ```ts
+ * const config: RascalConfig = compileTopology(pipeline, { prefix: 'shop' });
+ * Object.keys(config.vhosts['/']?.queues ?? {});
+ * ```
+ */
 export interface RascalConfig {
   readonly vhosts: Record<string, RascalVhost>;
 }

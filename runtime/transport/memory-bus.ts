@@ -44,6 +44,14 @@ export interface QueueJournal {
   flush(): void;
 }
 
+/**
+ * Options of the embedded bus.
+ *
+ * @example
+ * ```ts
+ * new MemoryBus({ journal });
+ * ```
+ */
 export interface MemoryBusOptions {
   /** Journal the messages no one in this process will consume, and load what earlier processes left. */
   readonly journal?: QueueJournal;

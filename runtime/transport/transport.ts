@@ -5,14 +5,33 @@ import type { RascalConfig } from '../topology/rascal.ts';
  * How a delivery ends, decided by the host and applied by the transport: `ack` (done, or parked/retried
  * by a publish the host already confirmed), `reject` (dead-letter through the queue's DLX, never
  * lost), `requeue` (put back: the host could not finish and nothing was applied).
+ *
+ * @example
+ * ```ts
+ * const handler: DeliveryHandler = async (d) => (d.redelivered ? 'requeue' : 'ack');
+ * ```
  */
 export type Settlement = 'ack' | 'reject' | 'requeue';
 
+/**
+ * What a transport calls with each delivery; the settlement it resolves to ends the delivery.
+ *
+ * @example
+ * ```ts
+ * await transport.consume('shop.scores', 32, async (delivery) => 'ack');
+ * ```
+ */
 export type DeliveryHandler = (delivery: Delivery) => Promise<Settlement>;
 
 /**
  * The bus as the runtime sees it. `memory` (the embedded in-process bus) and `amqp` (Rascal for
  * topology and subscriptions, a pipelined confirm publisher for publishing) implement it.
+ *
+ * @example
+ * ```ts
+ * const transport: Transport = new MemoryBus();
+ * createRuntime(pipeline, { transport });
+ * ```
  */
 export interface Transport {
   readonly kind: 'memory' | 'amqp';
