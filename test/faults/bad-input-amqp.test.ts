@@ -1,5 +1,5 @@
 import amqplib, { type GetMessage } from 'amqplib';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import {
   compileTopology,
   createRuntime,
@@ -198,7 +198,9 @@ async function harness(label: string) {
       const t = counters('totals');
       return t.processed + t.duplicates + t.parked >= sent && counters('ledger').received >= t.emitted;
     };
-    while (!accounted() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    await vi
+      .waitFor(() => expect(accounted()).toBe(true), { timeout: deadline - Date.now(), interval: 25 })
+      .catch(() => undefined);
     await runtime.whenIdle({ settleMs: 50, signal: AbortSignal.timeout(10_000) });
   };
   const parkedById = async (actor: string) => {

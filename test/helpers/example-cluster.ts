@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { expect } from 'vitest';
+import { expect, vi } from 'vitest';
 import { compileTopology } from '../../runtime/index.ts';
 import { byId, clicksInSessions, type ExampleOutput, readExampleOutput } from './example-output.ts';
 import { deleteRedisPrefix, deleteTopology, RABBITMQ_URL, REDIS_URL, uniquePrefix } from './services.ts';
@@ -112,7 +112,12 @@ export function exampleCluster(
     },
     /** Wait until sessions are being written: the flow is under way. */
     async flowing(sessions = 40): Promise<number> {
-      for (let i = 0; i < 1_200 && readExampleOutput(outDir).sessions.length < sessions; i++) await sleep(25);
+      await vi
+        .waitFor(() => expect(readExampleOutput(outDir).sessions.length).toBeGreaterThanOrEqual(sessions), {
+          timeout: 30_000,
+          interval: 25,
+        })
+        .catch(() => undefined); // the caller judges the count
       return readExampleOutput(outDir).sessions.length;
     },
     /**

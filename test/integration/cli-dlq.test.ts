@@ -2,7 +2,7 @@ import { type SpawnSyncReturns, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { compileTopology } from '../../runtime/index.ts';
 import { deleteTopology, RABBITMQ_URL, uniquePrefix } from '../helpers/services.ts';
 
@@ -177,7 +177,10 @@ describe('warren run and warren dlq on the embedded default', () => {
         if (stderr.includes('"message":"source item parked"')) resolve();
       }),
     );
-    while (w.ledger().length < 2) await new Promise((resolve) => setTimeout(resolve, 50));
+    await vi.waitFor(() => expect(w.ledger().length).toBeGreaterThanOrEqual(2), {
+      timeout: 25_000,
+      interval: 50,
+    });
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
     expect(stdout).toMatch(/^stopped: 2 events, 2 ledger, parked 1 \(schema 1\) in /m);

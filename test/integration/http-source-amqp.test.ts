@@ -1,4 +1,4 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { compileTopology, createRuntime } from 'warren';
 import { beacon, httpPipeline, post } from '../helpers/http-pipeline.ts';
 import {
@@ -40,7 +40,9 @@ describe('the HTTP source on RabbitMQ', () => {
     // Posted again (a sender that lost the answers): the same ids, so nothing happens twice.
     expect((await post(url, batches[0])).status).toBe(202);
 
-    for (let i = 0; i < 400 && seen.length < 200; i++) await new Promise((r) => setTimeout(r, 25));
+    await vi
+      .waitFor(() => expect(seen.length).toBeGreaterThanOrEqual(200), { timeout: 10_000, interval: 25 })
+      .catch(() => undefined); // the assertions below name what is missing
     for (let streak = 0; streak < 3; ) {
       await new Promise((resolve) => setTimeout(resolve, 100));
       streak = (await runtime.isIdle()) ? streak + 1 : 0;

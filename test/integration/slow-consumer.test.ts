@@ -1,5 +1,5 @@
 import amqplib from 'amqplib';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import {
   compileTopology,
   createRuntime,
@@ -78,7 +78,9 @@ describe('a slow consumer on RabbitMQ', () => {
     const mailbox = runtime.topology.actors.get('slowpoke')?.queues[0] as string;
     // Every item is confirmed; the sink holds its prefetch, the rest waits in the broker.
     let ready = ITEMS;
-    for (let i = 0; i < 100 && running.now < CONCURRENCY; i++) await new Promise((r) => setTimeout(r, 20));
+    await vi
+      .waitFor(() => expect(running.now).toBe(CONCURRENCY), { timeout: 2_000, interval: 20 })
+      .catch(() => undefined); // the assertion below says what was running
     ready = (await ch.checkQueue(mailbox)).messageCount;
     await conn.close();
     expect(running.now).toBe(CONCURRENCY);

@@ -1,5 +1,5 @@
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { CONSUMERS, exampleCluster, expectEveryClickOnce, sleep } from '../helpers/example-cluster.ts';
 import { freePort } from '../helpers/ports.ts';
 import { RABBITMQ_URL, REDIS_URL } from '../helpers/services.ts';
@@ -55,8 +55,10 @@ describe('a worker started before RabbitMQ and Redis answer', () => {
     const worker = cluster.warren(['--actors', CONSUMERS], late);
     // Each service comes up only once the worker is seen waiting for it, however slow the machine.
     const saying = async (message: string) => {
-      for (let i = 0; i < 600 && !worker.stderr.includes(`"message":"${message}"`); i++) await sleep(50);
-      expect(worker.stderr, `the worker never said "${message}"`).toContain(`"message":"${message}"`);
+      await vi.waitFor(
+        () => expect(worker.stderr, `the worker never said "${message}"`).toContain(`"message":"${message}"`),
+        { timeout: 30_000, interval: 50 },
+      );
     };
     await saying('waiting for Redis');
     await sleep(500);
@@ -130,8 +132,10 @@ describe('a worker started before RabbitMQ and Redis answer', () => {
     });
     clusters.push(cluster);
     const worker = cluster.warren(['--actors', CONSUMERS]);
-    for (let i = 0; i < 200 && !worker.stderr.includes('waiting for Redis'); i++) await sleep(50);
-    expect(worker.stderr).toContain('waiting for Redis');
+    await vi.waitFor(() => expect(worker.stderr).toContain('waiting for Redis'), {
+      timeout: 10_000,
+      interval: 50,
+    });
     const signalled = Date.now();
     worker.child.kill('SIGTERM');
     expect(await worker.exited, worker.stderr.slice(-1_000)).toBe(0);
