@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { BASELINE } from '../runtime/core/baseline.ts';
 import { ConfigError } from '../runtime/core/errors.ts';
 import { deepFreeze } from '../runtime/core/freeze.ts';
 
@@ -24,8 +25,8 @@ export const RuntimeConfigSchema = z.object({
   bus: z.enum(['memory', 'amqp']),
   /** `memory`: in-process state; `redis`: Redis. Default: redis when REDIS_URL is set. */
   state: z.enum(['memory', 'redis']),
-  rabbitmqUrl: url(['amqp:', 'amqps:']).default('amqp://guest:guest@127.0.0.1:5672'),
-  redisUrl: url(['redis:', 'rediss:']).default('redis://127.0.0.1:6379'),
+  rabbitmqUrl: url(['amqp:', 'amqps:']).default(BASELINE.runtime.rabbitmqUrl),
+  redisUrl: url(['redis:', 'rediss:']).default(BASELINE.runtime.redisUrl),
   /** Prefix of every queue, exchange and Redis key; default the pipeline name. */
   prefix: z
     .string()
@@ -33,27 +34,27 @@ export const RuntimeConfigSchema = z.object({
     .optional(),
   /** Host only these actors (a comma-separated list in WARREN_ACTORS); default all. */
   actors: z.array(z.string().min(1)).optional(),
-  durable: z.boolean().default(true),
-  settleTimeoutMs: z.number().int().positive().default(30_000),
-  cacheSize: z.number().int().nonnegative().default(10_000),
+  durable: z.boolean().default(BASELINE.runtime.durable),
+  settleTimeoutMs: z.number().int().positive().default(BASELINE.runtime.settleTimeoutMs),
+  cacheSize: z.number().int().nonnegative().default(BASELINE.runtime.cacheSize),
   /** Unconfirmed publishes in flight per process (the publisher's confirm window). */
-  publishWindow: z.number().int().positive().max(10_000).default(500),
+  publishWindow: z.number().int().positive().max(10_000).default(BASELINE.runtime.publishWindow),
   /**
    * Unconfirmed publishes a source may have outstanding before it stops reading its input: its
    * backpressure when confirms lag (it also pauses while the broker blocks publishers).
    */
-  sourceWindow: z.number().int().positive().max(100_000).default(512),
-  logLevel: z.enum(['info', 'warn']).default('info'),
+  sourceWindow: z.number().int().positive().max(100_000).default(BASELINE.runtime.sourceWindow),
+  logLevel: z.enum(['info', 'warn']).default(BASELINE.runtime.logLevel),
   /**
    * How long a start waits for RabbitMQ and Redis to answer (a worker started before them, or while
    * they restart) before it fails naming the one it waited for; 0 fails at the first refusal.
    */
-  startTimeoutMs: z.number().int().nonnegative().default(60_000),
+  startTimeoutMs: z.number().int().nonnegative().default(BASELINE.runtime.startTimeoutMs),
   /**
    * Where the embedded default keeps what must outlive a process: its dead letters, in
    * `<dataDir>/<prefix>/dead-letters.jsonl`. Relative to the working directory.
    */
-  dataDir: z.string().min(1).default('.warren'),
+  dataDir: z.string().min(1).default(BASELINE.runtime.dataDir),
   /** PEM files for `amqps://` and `rediss://`: a private CA, and a client certificate and key (mutual TLS). */
   tlsCaFile: z.string().min(1).optional(),
   tlsCertFile: z.string().min(1).optional(),

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { AnyMachineSnapshot } from 'xstate';
+import { BASELINE } from '../core/baseline.ts';
 import type { ConsumerDefinition, Incoming, MessageSchemas } from '../core/define.ts';
 import type { OutgoingMessage } from '../core/envelope.ts';
 import { WarrenError } from '../core/errors.ts';
@@ -18,10 +19,10 @@ const effectBusy = (actor: string, id: string) =>
  * Most idle actors a stateless host keeps for reuse. It keeps as many as it can have messages in hand at
  * once (its prefetch), so that a burst of concurrent messages never starts fresh actors, up to this.
  */
-const MAX_IDLE_ACTORS = 256;
+const MAX_IDLE_ACTORS = BASELINE.host.maxIdleActors;
 
 /** How much longer than the settle timeout a sink's effect claim lasts (then a dead claimer's expires). */
-const CLAIM_MARGIN_MS = 5_000;
+const CLAIM_MARGIN_MS = BASELINE.host.claimMarginMs;
 
 /**
  * A stateless actor's run: each message from the machine's initial state. A sink's effect (a row, a

@@ -1,3 +1,4 @@
+import { BASELINE } from '../core/baseline.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
 import { Headers, TIMER_TYPE } from '../core/envelope.ts';
 import { describeError } from '../core/errors.ts';
@@ -7,8 +8,8 @@ import { shardOf } from '../topology/names.ts';
 import type { TopologyPlan } from '../topology/plan.ts';
 import type { Transport } from '../transport/transport.ts';
 
-const LEASE_MS = 30_000;
-const MAX_SLEEP_MS = 250;
+const LEASE_MS = BASELINE.timers.leaseMs;
+const MAX_SLEEP_MS: number = BASELINE.timers.maxSleepMs;
 
 /**
  * The lease of one claim, made unique to it. A claim run again after its reply was lost recognises its

@@ -1,3 +1,5 @@
+import { BASELINE } from '../core/baseline.ts';
+
 /**
  * When a source whose `read()` failed is started again. Pure: the source host applies it, the pipeline
  * plan resolves it from the definition's `restart`, and tests can check it without waiting.
@@ -10,11 +12,7 @@ export interface RestartPolicy {
   readonly maxMs: number;
 }
 
-export const RESTART_DEFAULTS: RestartPolicy = Object.freeze({
-  maxRestarts: Number.POSITIVE_INFINITY,
-  initialMs: 1_000,
-  maxMs: 30_000,
-});
+export const RESTART_DEFAULTS: RestartPolicy = BASELINE.restart;
 
 /**
  * What to do after a source failed for the `failures`-th time in a row (1 for the first): restart it

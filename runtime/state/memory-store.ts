@@ -1,3 +1,4 @@
+import { BASELINE } from '../core/baseline.ts';
 import type { Clock } from '../core/clock.ts';
 import { ConfigError, WarrenError } from '../core/errors.ts';
 import type {
@@ -29,7 +30,7 @@ export interface MemoryStoreOptions {
   readonly dedupeTtlSeconds?: number;
 }
 
-const DEFAULT_DEDUPE_TTL_SECONDS = 7 * 24 * 60 * 60;
+const DEFAULT_DEDUPE_TTL_SECONDS = BASELINE.state.dedupeTtlSeconds;
 
 /** A timer as the sorted index holds it; `score` is its due time, or its lease end while claimed. */
 interface TimerEntry {

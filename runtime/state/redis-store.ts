@@ -27,6 +27,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
+import { BASELINE } from '../core/baseline.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
 import { ConfigError, describeError, WarrenError } from '../core/errors.ts';
 import type {
@@ -68,8 +69,8 @@ export type RedisStoreOptions = {
     }
 );
 
-const DEFAULT_DEDUPE_TTL_SECONDS = 7 * 24 * 60 * 60;
-const DEFAULT_RETRY_WINDOW_MS = 30_000;
+const DEFAULT_DEDUPE_TTL_SECONDS = BASELINE.state.dedupeTtlSeconds;
+const DEFAULT_RETRY_WINDOW_MS = BASELINE.state.retryWindowMs;
 
 /** How long `close()` waits for the calls in flight before it quits anyway. */
 const CLOSE_GRACE_MS = 5_000;

@@ -1,3 +1,4 @@
+import { BASELINE } from '../core/baseline.ts';
 import type {
   ActorDefinition,
   ConsumerDefinition,
@@ -75,13 +76,8 @@ export interface TopologyPlan {
   readonly delays: readonly number[];
 }
 
-export const DEFAULTS = {
-  shards: 4,
-  concurrency: 32,
-  hopLimit: 32,
-  maxMessageBytes: 256 * 1024,
-  retry: { maxAttempts: 5, delays: [1_000, 5_000, 30_000] } satisfies RetryPolicy,
-} as const;
+/** A pipeline's defaults: see `core/baseline.ts`. */
+export const DEFAULTS = BASELINE.pipeline;
 
 const NAME = /^[a-zA-Z][a-zA-Z0-9_-]{0,62}$/;
 /** Actor names that would give an actor the name of one of the pipeline's own queues or exchanges. */
