@@ -8,7 +8,7 @@ import type { EventObject } from 'xstate';
 import type { PipelineDefinition } from './core/define.ts';
 import { ConfigError } from './core/errors.ts';
 import { toOutgoing } from './host/outputs.ts';
-import { createRouter, type RascalVhostTopology, type Router } from './routing/index.ts';
+import { createRouter, type Router } from './routing/index.ts';
 import { planTopology, type TopologyPlan } from './topology/plan.ts';
 import { toRascal } from './topology/rascal.ts';
 
@@ -61,7 +61,7 @@ function compile(pipeline: PipelineDefinition): Compiled {
     const vhost = Object.values(toRascal(plan).vhosts)[0];
     const actorOfQueue = new Map<string, string>();
     for (const actor of plan.actors.values()) for (const q of actor.queues) actorOfQueue.set(q, actor.name);
-    c = { plan, router: createRouter({ ...vhost } as RascalVhostTopology), actorOfQueue };
+    c = { plan, router: createRouter({ ...vhost }), actorOfQueue };
     compiled.set(pipeline, c);
   }
   return c;

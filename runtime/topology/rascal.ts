@@ -1,5 +1,11 @@
 import type { PipelineDefinition } from '../core/define.ts';
 import { Headers } from '../core/envelope.ts';
+import type {
+  RascalBindingConfig,
+  RascalExchangeConfig,
+  RascalQueueConfig,
+  RascalVhostTopology,
+} from '../routing/topology-model.ts';
 import { planTopology, type TopologyOptions, type TopologyPlan } from './plan.ts';
 
 /**
@@ -15,13 +21,24 @@ export interface RascalConfig {
   readonly vhosts: Record<string, RascalVhost>;
 }
 
-export interface RascalVhost {
+/**
+ * One vhost of the Rascal configuration warren writes: the router's `RascalVhostTopology` (what
+ * Rascal accepts, and what `route()` reads) with every field warren sets made required, so the one
+ * type the compiler emits is, by construction, one the router takes.
+ */
+export interface RascalVhost extends RascalVhostTopology {
   readonly connection?: unknown;
-  readonly exchanges: Record<string, { type: string; options: Record<string, unknown> }>;
-  readonly queues: Record<string, { options: { durable: boolean; arguments: Record<string, unknown> } }>;
+  readonly exchanges: Record<
+    string,
+    RascalExchangeConfig & { type: string; options: Record<string, unknown> }
+  >;
+  readonly queues: Record<
+    string,
+    RascalQueueConfig & { options: { durable: boolean; arguments: Record<string, unknown> } }
+  >;
   readonly bindings: Record<
     string,
-    {
+    RascalBindingConfig & {
       source: string;
       destination: string;
       destinationType: 'queue' | 'exchange';

@@ -1,7 +1,8 @@
 import type { Delivery, Publication } from '../core/envelope.ts';
 import { WarrenError } from '../core/errors.ts';
-import { createRouter, type RascalVhostTopology, type Router } from '../routing/index.ts';
+import { createRouter, type Router } from '../routing/index.ts';
 import type { RascalConfig } from '../topology/rascal.ts';
+import { brokerAck } from './broker-ack.ts';
 import type { DeliveryHandler, Settlement, Transport } from './transport.ts';
 
 interface Stored {
@@ -99,7 +100,7 @@ export class MemoryBus implements Transport {
   async start(config: RascalConfig): Promise<void> {
     const vhost = Object.values(config.vhosts)[0];
     if (!vhost) throw new WarrenError('WARREN_CONFIG_INVALID', 'the topology declares no vhost');
-    this.#router = createRouter(vhost as unknown as RascalVhostTopology);
+    this.#router = createRouter(vhost);
     for (const [name, q] of Object.entries(vhost.queues)) {
       const args = q.options.arguments;
       this.#queues.set(name, {
@@ -299,12 +300,13 @@ export class MemoryBus implements Transport {
 
   #settle(q: MemoryQueue, stored: Stored, settlement: Settlement): void {
     if (q.consumer) q.consumer.unsettled--;
-    if (settlement === 'requeue') {
+    const answer = brokerAck(settlement);
+    if (answer.kind === 'nack' && answer.requeue) {
       q.messages.splice(q.head, 0, { ...stored, redelivered: true });
       this.#markReady(q);
       return;
     }
-    if (settlement === 'reject') this.#deadLetter(q, stored);
+    if (answer.kind === 'nack') this.#deadLetter(q, stored);
     if (stored.entry !== undefined) this.#forget([stored]);
     this.#markReady(q);
   }
