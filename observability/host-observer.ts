@@ -9,6 +9,7 @@ import {
   contextOf,
   endWithError,
   recordError,
+  spanContextOf,
   startCommitSpan,
   startProcessSpan,
   startSendSpan,
@@ -69,6 +70,7 @@ export function otelObserver(metrics: Metrics, tracing: boolean): HostObserver {
       sending: () => undefined,
       traceparent: () => undefined,
       currentLink: () => undefined,
+      linkTo: () => undefined,
       inspector: () => undefined,
       traces: false,
     };
@@ -115,6 +117,7 @@ export function otelObserver(metrics: Metrics, tracing: boolean): HostObserver {
     },
     traceparent: activeTraceparent,
     currentLink: activeSpanContext,
+    linkTo: spanContextOf,
     inspector: transitionRecorder,
     traces: true,
   };

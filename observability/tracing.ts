@@ -166,23 +166,6 @@ export function startSendSpan(
   return { span, message: { ...message, properties: { ...message.properties, headers: traced } } };
 }
 
-/** Publish `message` through `publish` under its producer span (see `startSendSpan`), ended when confirmed. */
-export async function publishTraced(
-  actor: string,
-  message: OutgoingMessage,
-  publish: (message: OutgoingMessage) => Promise<void>,
-  options: { readonly feedback?: boolean; readonly links?: readonly SpanContext[] } = {},
-): Promise<void> {
-  const { span, message: traced } = startSendSpan(actor, message, options);
-  try {
-    await publish(traced);
-    span.end();
-  } catch (err) {
-    endWithError(span, err);
-    throw err;
-  }
-}
-
 /** Run `fn` with `span` active, so the spans it starts (sends, the commit, user code) are its children. */
 export function withSpan<T>(span: Span, fn: () => T): T {
   return context.with(trace.setSpan(context.active(), span), fn);

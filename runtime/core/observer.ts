@@ -73,6 +73,8 @@ export interface HostObserver {
   traceparent(): string | undefined;
   /** The current delivery's span, to link to from a later emission; undefined when not traced. */
   currentLink(): TraceLink | undefined;
+  /** The span a W3C `traceparent` names, to link to (a source item's origin); undefined when malformed. */
+  linkTo(traceparent: string): TraceLink | undefined;
   /** An XState inspector for a live actor (its transitions as span events), if any. */
   inspector(): ((event: InspectionEvent) => void) | undefined;
   /** Whether it traces: follows sends and commits, gathers links. When false the host skips those steps. */
@@ -101,6 +103,7 @@ export const NO_OBSERVER: HostObserver = Object.freeze({
   sending: () => undefined,
   traceparent: () => undefined,
   currentLink: () => undefined,
+  linkTo: () => undefined,
   inspector: () => undefined,
   traces: false,
   processed: () => undefined,

@@ -6,6 +6,32 @@ import type { Settlement } from '../transport/transport.ts';
 import type { HostDeps } from './host-deps.ts';
 
 /**
+ * Publish one message with confirms, telling the observer: it may give the message trace headers
+ * (its producer span), and hears whether the broker confirmed it. The observer never publishes.
+ *
+ * @example
+ * ```ts
+ * await publishObserved(deps, 'clickstream', output, { feedback: false });
+ * ```
+ */
+export async function publishObserved(
+  deps: Pick<HostDeps, 'transport' | 'observer'>,
+  actor: string,
+  message: OutgoingMessage,
+  options: { readonly feedback: boolean; readonly links?: readonly TraceLink[] | undefined },
+): Promise<void> {
+  const sending = deps.observer.sending(actor, message, options);
+  if (!sending) return deps.transport.publish(message, { mandatory: true });
+  try {
+    await deps.transport.publish(sending.message, { mandatory: true });
+    sending.confirmed();
+  } catch (err) {
+    sending.failed(err);
+    throw err;
+  }
+}
+
+/**
  * Publishing what an actor emitted, with confirms: straight away for a stateless actor, and for a
  * keyed one after its commit (the outbox), acked only once every output is confirmed.
  *
@@ -34,20 +60,12 @@ export class Outbox {
     if (!observer.traces) await Promise.all(outputs.map((o) => transport.publish(o, { mandatory: true })));
     else
       await Promise.all(
-        outputs.map(async (output) => {
-          const sending = observer.sending(this.#plan.name, output, {
+        outputs.map((output) =>
+          publishObserved(this.#deps, this.#plan.name, output, {
             feedback: this.#plan.feedbackTo.has(output.properties.type),
             links,
-          });
-          if (!sending) return transport.publish(output, { mandatory: true });
-          try {
-            await transport.publish(sending.message, { mandatory: true });
-            sending.confirmed();
-          } catch (err) {
-            sending.failed(err);
-            throw err;
-          }
-        }),
+          }),
+        ),
       );
     this.#deps.stats.add(this.#plan.name, 'emitted', outputs.length);
   }

@@ -1,11 +1,11 @@
 import type { EventObject } from 'xstate';
-import { publishTraced, spanContextOf } from '../../observability/tracing.ts';
 import type { MessageSchemas } from '../core/define.ts';
 import { Headers, type OutgoingMessage } from '../core/envelope.ts';
 import type { ParkReason } from '../core/errors.ts';
 import { renderIssues, schemaIssues } from '../core/schema-issues.ts';
 import type { ActorPlan } from '../topology/plan.ts';
-import type { HostDeps } from './consumer-host.ts';
+import type { HostDeps } from './host-deps.ts';
+import { publishObserved } from './outbox.ts';
 import { toOutgoing } from './outputs.ts';
 import { parkedOutput } from './parking.ts';
 
@@ -67,11 +67,14 @@ export class SourcePublisher {
    * where the item came from when it says (`traceparent`).
    */
   async publish(output: OutgoingMessage, from?: string): Promise<void> {
-    const publish = (message: OutgoingMessage) => this.#deps.transport.publish(message, { mandatory: true });
-    if (!this.#deps.tracing) await publish(output);
+    const { observer } = this.#deps;
+    if (!observer.traces) await this.#deps.transport.publish(output, { mandatory: true });
     else {
-      const link = from === undefined ? undefined : spanContextOf(from);
-      await publishTraced(this.#plan.name, output, publish, link ? { links: [link] } : {});
+      const link = from === undefined ? undefined : observer.linkTo(from);
+      await publishObserved(this.#deps, this.#plan.name, output, {
+        feedback: false,
+        links: link ? [link] : undefined,
+      });
     }
     this.#deps.stats.add(this.#plan.name, 'emitted');
   }
