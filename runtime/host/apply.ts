@@ -1,3 +1,4 @@
+import type { Clock } from '../core/clock.ts';
 import type { Incoming, MessageMeta, MessageSchemas } from '../core/define.ts';
 import type { OutgoingMessage } from '../core/envelope.ts';
 import { InvalidMessageError } from '../core/errors.ts';
@@ -13,7 +14,7 @@ import { validateOutputs } from './validate-outputs.ts';
  *
  * @example
  * ```ts
- * const outputs = await applyEvent(instance, decoded.event, lineageOf(decoded.meta), plan, topology, 30_000);
+ * const outputs = await applyEvent(instance, event, lineageOf(meta), plan, topology, 30_000, systemClock);
  * ```
  */
 export async function applyEvent(
@@ -23,6 +24,7 @@ export async function applyEvent(
   plan: ActorPlan,
   topology: TopologyPlan,
   settleTimeoutMs: number,
+  clock: Clock,
 ): Promise<OutgoingMessage[]> {
   if (!instance.actor.getSnapshot().can(event)) {
     throw new InvalidMessageError(
@@ -32,7 +34,7 @@ export async function applyEvent(
   }
   instance.emitted = [];
   instance.actor.send(event);
-  await settle(instance, settleTimeoutMs);
+  await settle(instance, settleTimeoutMs, clock);
   const outputs = toOutgoing(topology, plan, instance.emitted, lineage);
   instance.emitted = [];
   if (outputs.length > 0) await validateOutputs(plan, outputs);

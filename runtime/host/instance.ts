@@ -6,6 +6,7 @@ import {
   type EventObject,
   type InspectionEvent,
 } from 'xstate';
+import { type Clock, systemClock } from '../core/clock.ts';
 import type { TraceLink } from '../core/observer.ts';
 import type { TimerRecord } from '../state/store.ts';
 
@@ -64,6 +65,7 @@ export function startInstance(
   timers: readonly TimerRecord[],
   version: number,
   onInspect?: (event: InspectionEvent) => void,
+  clock: Clock = systemClock,
 ): Instance {
   const actor = createActor(machine, {
     clock: durableClock,
@@ -88,7 +90,7 @@ export function startInstance(
       actor,
       actor,
       JSON.parse(timer.event) as EventObject,
-      timer.dueAt - Date.now(),
+      timer.dueAt - clock.now(),
       timer.id,
     );
     const entry = scheduledOf(actor).find((e) => e.id === timer.id);
@@ -154,7 +156,7 @@ export function takeTimer(instance: Instance, timerId: string, dueAt: number): E
  * Resolve once the machine has settled: it is no longer active, or none of its invoked children (a
  * promise calling a scorer, a sink's write) is still running. Rejects on the actor's error or timeout.
  */
-export function settle(instance: Instance, timeoutMs: number): Promise<void> {
+export function settle(instance: Instance, timeoutMs: number, clock: Clock = systemClock): Promise<void> {
   const isSettled = (): boolean => {
     const snapshot = instance.actor.getSnapshot();
     if (snapshot.status !== 'active') return true;
@@ -166,19 +168,19 @@ export function settle(instance: Instance, timeoutMs: number): Promise<void> {
   if (instance.error !== undefined) return Promise.reject(instance.error);
   if (isSettled()) return Promise.resolve();
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
+    const timer = clock.setTimeout(() => {
       subscription.unsubscribe();
       reject(new Error(`the machine did not settle within ${timeoutMs} ms`));
     }, timeoutMs);
     const subscription = instance.actor.subscribe({
       next: () => {
         if (!isSettled()) return;
-        clearTimeout(timer);
+        clock.clearTimeout(timer);
         subscription.unsubscribe();
         resolve();
       },
       error: (err: unknown) => {
-        clearTimeout(timer);
+        clock.clearTimeout(timer);
         reject(err);
       },
     });

@@ -132,7 +132,7 @@ export class KeyedRun {
     }
     let outputs: OutgoingMessage[];
     try {
-      const { topology, settleTimeoutMs } = this.#deps;
+      const { topology, settleTimeoutMs, clock } = this.#deps;
       outputs = await applyEvent(
         instance,
         decoded.event,
@@ -140,6 +140,7 @@ export class KeyedRun {
         this.#plan,
         topology,
         settleTimeoutMs,
+        clock,
       );
     } catch (err) {
       this.#cache.drop(key, instance);
@@ -217,6 +218,7 @@ export class KeyedRun {
       timers,
       version,
       this.#deps.observer.inspector(),
+      this.#deps.clock,
     );
   }
 

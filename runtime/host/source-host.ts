@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { EventObject } from 'xstate';
+import { sleep } from '../core/clock.ts';
 import type { MessageSchemas, SourceDefinition, SourceItem, SourceOutcome } from '../core/define.ts';
 import { describeError, WarrenError } from '../core/errors.ts';
 import { afterFailure } from '../policy/restart.ts';
@@ -63,7 +64,7 @@ export class SourceHost {
     const name = this.#plan.name;
     let failures = 0;
     for (;;) {
-      const began = Date.now();
+      const began = this.#deps.clock.now();
       try {
         await this.#run();
         return;
@@ -72,7 +73,7 @@ export class SourceHost {
         if (this.#stopped.signal.aborted) return;
         const policy = this.#plan.restart;
         // A run that lasted as long as the longest backoff had recovered: its failure starts a new row.
-        if (policy && Date.now() - began >= policy.maxMs) failures = 0;
+        if (policy && this.#deps.clock.now() - began >= policy.maxMs) failures = 0;
         failures++;
         const next = afterFailure(policy, failures);
         if (!next.restart) {
@@ -91,7 +92,7 @@ export class SourceHost {
           restart: failures,
           delayMs: next.delayMs,
         });
-        await sleep(next.delayMs, this.#stopped.signal);
+        await sleep(this.#deps.clock, next.delayMs, this.#stopped.signal);
         if (this.#stopped.signal.aborted) return;
       }
     }
@@ -124,7 +125,7 @@ export class SourceHost {
         }
         const inputId = `${this.#plan.name}:${runId}:${seq++}`;
         const emitted = await this.#emit(instance, item);
-        const outputs = this.#publisher.shape(emitted, inputId, shaped?.id, Date.now());
+        const outputs = this.#publisher.shape(emitted, inputId, shaped?.id, this.#deps.clock.now());
         for (const output of outputs) {
           const rejected = await this.#publisher.check(output);
           const id = output.properties.messageId;
@@ -150,7 +151,7 @@ export class SourceHost {
             !signal.aborted &&
             (pending.size >= this.#deps.sourceWindow || this.#deps.transport.isBlocked())
           ) {
-            await Promise.race(pending.size > 0 ? pending : [sleep(100)]);
+            await Promise.race(pending.size > 0 ? pending : [sleep(this.#deps.clock, 100)]);
           }
         }
       }
@@ -191,18 +192,4 @@ export class SourceHost {
     instance.emitted = [];
     return emitted;
   }
-}
-
-/** Wait `ms`, or less if `signal` aborts first. */
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
 }

@@ -93,7 +93,7 @@ export class SourcePublisher {
         ...rejection,
         attempts,
         parkedFrom: output.exchange,
-        parkedAt: Date.now(),
+        parkedAt: this.#deps.clock.now(),
       }),
       { mandatory: true },
     );

@@ -109,7 +109,7 @@ export class StatelessRun {
     const instance = this.#idle.pop() ?? this.#start();
     let outputs: OutgoingMessage[];
     try {
-      const { topology, settleTimeoutMs } = this.#deps;
+      const { topology, settleTimeoutMs, clock } = this.#deps;
       outputs = await applyEvent(
         instance,
         event,
@@ -117,6 +117,7 @@ export class StatelessRun {
         this.#plan,
         topology,
         settleTimeoutMs,
+        clock,
       );
     } catch (err) {
       instance.actor.stop();
@@ -140,6 +141,7 @@ export class StatelessRun {
       [],
       0,
       this.#deps.observer.inspector(),
+      this.#deps.clock,
     );
     // Reuse is only safe when starting does nothing observable: no entry action on the way in.
     this.#reusable ??= reusableStart(instance);
