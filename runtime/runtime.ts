@@ -253,8 +253,6 @@ export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOpti
         transport,
         store,
         stats,
-        metrics,
-        tracing,
         observer: otelObserver(metrics, tracing),
         clock,
         logger,

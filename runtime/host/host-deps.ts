@@ -1,4 +1,3 @@
-import type { Metrics } from '../../observability/metrics.ts';
 import type { Clock } from '../core/clock.ts';
 import type { Logger } from '../core/logger.ts';
 import type { HostObserver } from '../core/observer.ts';
@@ -13,7 +12,7 @@ import type { Stats } from './stats.ts';
  *
  * @example
  * ```ts
- * const deps: HostDeps = { topology, transport, store, stats, metrics, tracing: false, observer: NO_OBSERVER,
+ * const deps: HostDeps = { topology, transport, store, stats, observer: NO_OBSERVER,
  *   clock: systemClock, logger, settleTimeoutMs: 30_000, cacheSize: 10_000, sourceWindow: 1_000 };
  * ```
  */
@@ -22,10 +21,10 @@ export interface HostDeps {
   readonly transport: Transport;
   readonly store: StateStore;
   readonly stats: Stats;
-  readonly metrics: Metrics;
-  /** Whether an OpenTelemetry SDK is registered; when false no tracing code runs at all. */
-  readonly tracing: boolean;
-  /** What a consumer host tells about each delivery (spans, metrics). */
+  /**
+   * What a host tells about each delivery and publication (spans, metrics): with no SDK registered,
+   * one that runs no tracing code at all.
+   */
   readonly observer: HostObserver;
   readonly clock: Clock;
   readonly logger: Logger;

@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { emit, setup } from 'xstate';
 import { z } from 'zod';
-import { Metrics } from '../../observability/metrics.ts';
 import type { Clock } from '../../runtime/core/clock.ts';
 import type { Delivery, OutgoingMessage } from '../../runtime/core/envelope.ts';
 import { WarrenError } from '../../runtime/core/errors.ts';
@@ -81,8 +80,6 @@ function host(transport: Transport, store: StateStore, clock?: Clock) {
     transport,
     store,
     stats: new Stats(),
-    metrics: new Metrics(),
-    tracing: false,
     observer: NO_OBSERVER,
     clock: clock ?? {
       now: Date.now,
