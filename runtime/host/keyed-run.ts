@@ -76,7 +76,7 @@ export class KeyedRun {
    * the message. A handler's own error goes on to the settle step (delay queue, then parking).
    */
   async #inLane(delivery: Delivery, run: (again: boolean) => Promise<Settlement>): Promise<Settlement> {
-    const first = numericHeader(delivery.properties.headers ?? {}, Headers.attempt, 1) ?? 1;
+    const first = Math.max(1, numericHeader(delivery.properties.headers ?? {}, Headers.attempt, 1) ?? 1);
     for (let attempt = first; ; ) {
       try {
         return await run(attempt > first);

@@ -7,9 +7,13 @@ import type { Settlement } from '../transport/transport.ts';
 import type { HostDeps } from './host-deps.ts';
 import { originalRoutingHeaders, parkedDelivery, republished } from './parking.ts';
 
-/** The attempt a delivery is, from its header: 1 without one, undefined when the header is malformed. */
+/**
+ * The attempt a delivery is, from its header: 1 without one, undefined when the header is malformed
+ * (attempts count from 1: a 0, which only a stranger sends, would find no retry delay).
+ */
 export function attemptOf(delivery: Delivery): number | undefined {
-  return numericHeader(delivery.properties.headers ?? {}, Headers.attempt, 1);
+  const attempt = numericHeader(delivery.properties.headers ?? {}, Headers.attempt, 1);
+  return attempt !== undefined && attempt >= 1 ? attempt : undefined;
 }
 
 /**
