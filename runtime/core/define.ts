@@ -229,7 +229,7 @@ export interface SourceDefinition<
 export interface SourceRestart {
   /**
    * Restarts in a row before the source counts as failed; default unlimited. A run that lasted at least
-   * the maximum backoff before failing starts a new row.
+   * the maximum backoff (and at least 10 s) before failing starts a new row.
    */
   readonly maxRestarts?: number;
   /** The backoff before each restart in a row: `initial` ms, doubling up to `max` ms (default 1000 and 30000). */

@@ -3,7 +3,7 @@ import type { EventObject } from 'xstate';
 import { sleep } from '../core/clock.ts';
 import type { MessageSchemas, SourceDefinition, SourceItem, SourceOutcome } from '../core/define.ts';
 import { describeError, WarrenError } from '../core/errors.ts';
-import { afterFailure } from '../policy/restart.ts';
+import { afterFailure, hasRecovered } from '../policy/restart.ts';
 import type { ActorPlan } from '../topology/plan.ts';
 import type { HostDeps } from './consumer-host.ts';
 import { type Instance, settle, startInstance } from './instance.ts';
@@ -72,8 +72,8 @@ export class SourceHost {
         // A read that fails because it is being stopped is not a failure of the source.
         if (this.#stopped.signal.aborted) return;
         const policy = this.#plan.restart;
-        // A run that lasted as long as the longest backoff had recovered: its failure starts a new row.
-        if (policy && this.#deps.clock.now() - began >= policy.maxMs) failures = 0;
+        // A run that had recovered before it failed starts a new row of restarts.
+        if (policy && hasRecovered(policy, this.#deps.clock.now() - began)) failures = 0;
         failures++;
         const next = afterFailure(policy, failures);
         if (!next.restart) {

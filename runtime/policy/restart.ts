@@ -14,10 +14,29 @@ export interface RestartPolicy {
 
 export const RESTART_DEFAULTS: RestartPolicy = BASELINE.restart;
 
+/** However short the backoff, a run shorter than this before failing has not recovered. */
+export const RECOVERY_FLOOR_MS = 10_000;
+
+/**
+ * Whether a run that lasted `ranMs` before failing had recovered, so that its failure starts a new row
+ * of restarts: it lasted at least as long as the longest backoff, and never less than
+ * {@link RECOVERY_FLOOR_MS} (with a backoff of a few milliseconds, a slow machine's failing start
+ * would otherwise count as recovered and the source would never give up).
+ *
+ * @example
+ * ```ts
+ * hasRecovered(RESTART_DEFAULTS, 45_000); // true: longer than the 30 s backoff
+ * hasRecovered({ ...RESTART_DEFAULTS, maxMs: 5 }, 50); // false: under the 10 s floor
+ * ```
+ */
+export function hasRecovered(policy: RestartPolicy, ranMs: number): boolean {
+  return ranMs >= Math.max(policy.maxMs, RECOVERY_FLOOR_MS);
+}
+
 /**
  * What to do after a source failed for the `failures`-th time in a row (1 for the first): restart it
- * after a delay, or give up. A run that lasted at least `maxMs` before failing counts as recovered,
- * so its failure is the first of a new row (the caller resets `failures`).
+ * after a delay, or give up. A run that had recovered ({@link hasRecovered}) before failing starts a
+ * new row (the caller resets `failures`).
  *
  * @example
  * ```ts

@@ -10,7 +10,12 @@ import {
 } from 'warren';
 import { setup } from 'xstate';
 import { z } from 'zod';
-import { afterFailure, RESTART_DEFAULTS } from '../../runtime/policy/restart.ts';
+import {
+  afterFailure,
+  hasRecovered,
+  RECOVERY_FLOOR_MS,
+  RESTART_DEFAULTS,
+} from '../../runtime/policy/restart.ts';
 import { MemoryBus } from '../../runtime/transport/memory-bus.ts';
 
 const Row = { row: z.object({ n: z.number() }) };
@@ -169,5 +174,15 @@ describe('the restart policy', () => {
     expect([1, 2, 3].map((n) => afterFailure(twice, n).restart)).toEqual([true, true, false]);
     expect(afterFailure(undefined, 1)).toEqual({ restart: false });
     expect(afterFailure({ ...RESTART_DEFAULTS, maxRestarts: 0 }, 1)).toEqual({ restart: false });
+  });
+});
+
+describe('when a source has recovered', () => {
+  it('takes a run at least as long as the longest backoff and never under 10 s', () => {
+    expect(hasRecovered(RESTART_DEFAULTS, 29_999)).toBe(false);
+    expect(hasRecovered(RESTART_DEFAULTS, 30_000)).toBe(true);
+    // With a backoff of milliseconds, a failing start that a busy machine slows is not a recovery.
+    expect(hasRecovered({ ...RESTART_DEFAULTS, maxMs: 5 }, 50)).toBe(false);
+    expect(hasRecovered({ ...RESTART_DEFAULTS, maxMs: 5 }, RECOVERY_FLOOR_MS)).toBe(true);
   });
 });
