@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { expect, vi } from 'vitest';
 import { expectOnce, type Language, ns, startProcessRun } from './process-pipeline.ts';
 
@@ -6,6 +9,20 @@ import { expectOnce, type Language, ns, startProcessRun } from './process-pipeli
  * ends with every message processed exactly once or parked with its reason.
  */
 type Target = 'memory' | 'amqp';
+
+/**
+ * A file a `hold` record waits for: user code holds its batch until the test says `release()`, so a
+ * kill or a stop lands while the batch is in hand however slow the machine (never released: it hangs).
+ */
+function gate() {
+  const dir = mkdtempSync(join(tmpdir(), 'warren-hold-'));
+  const path = join(dir, 'release');
+  return {
+    path,
+    release: () => writeFileSync(path, ''),
+    remove: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
 
 const hasN = (n: number) => (l: { message: string; data: Record<string, unknown> }) =>
   l.message === 'worker output' && String(l.data.line).includes(`holding record ${n}`);
@@ -55,8 +72,9 @@ export async function mixedCase(language: Language, target: Target, prefix: stri
   }
 }
 
-/** A sleep in user code: the worker is stopped at the deadline and replaced, the message retried, then parked. */
+/** User code that hangs: the worker is stopped at the deadline and replaced, the message retried, then parked. */
 export async function timeoutCase(language: Language, target: Target, prefix: string): Promise<void> {
+  const never = gate();
   const run = await startProcessRun({
     language,
     target,
@@ -64,7 +82,7 @@ export async function timeoutCase(language: Language, target: Target, prefix: st
     timeoutMs: 1_000,
     items: [
       { n: 1, action: 'ok' },
-      { n: 2, action: 'sleep' },
+      { n: 2, action: 'hold', release: never.path },
       { n: 3, action: 'ok' },
     ],
   });
@@ -79,6 +97,7 @@ export async function timeoutCase(language: Language, target: Target, prefix: st
   } finally {
     await run.stop();
     await run.cleanup();
+    never.remove();
   }
 }
 
@@ -109,19 +128,22 @@ export async function poisonCase(language: Language, target: Target, prefix: str
 
 /** `kill -9` of a worker in the middle of a batch: its items run again elsewhere, none lost or doubled. */
 export async function killCase(language: Language, target: Target, prefix: string): Promise<void> {
+  const held = gate();
   const run = await startProcessRun({
     language,
     target,
     prefix,
     batch: 4,
     maxWaitMs: 200,
-    items: [1, 2, 3, 4, 5, 6, 7, 8].map((n) => ({ n, action: 'hold', seconds: 0.3 })),
+    items: [1, 2, 3, 4, 5, 6, 7, 8].map((n) => ({ n, action: 'hold', release: held.path })),
   });
   try {
     const line = await run.logger.waitFor(
       (l) => l.message === 'worker output' && String(l.data.line).includes('holding'),
     );
     process.kill(line.data.worker as number, 'SIGKILL');
+    // Every batch is held until now, so the killed worker had one in hand.
+    held.release();
     const parked = await run.settle();
     expect(parked).toEqual([]);
     expect(ns(run)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
@@ -129,13 +151,16 @@ export async function killCase(language: Language, target: Target, prefix: strin
     expect(run.scorer.pool.stats().crashes).toBe(1);
     expect(run.scorer.pool.pids()).not.toContain(line.data.worker);
   } finally {
+    held.release();
     await run.stop();
     await run.cleanup();
+    held.remove();
   }
 }
 
 /** A stop while a batch runs: the batch in hand finishes and is acked; nothing is lost. */
 export async function stopCase(language: Language, target: Target, prefix: string): Promise<void> {
+  const held = gate();
   const run = await startProcessRun({
     language,
     target,
@@ -143,16 +168,20 @@ export async function stopCase(language: Language, target: Target, prefix: strin
     workers: 1,
     batch: 3,
     maxWaitMs: 200,
-    items: [1, 2, 3].map((n) => ({ n, action: 'hold', seconds: 0.3 })),
+    items: [1, 2, 3].map((n) => ({ n, action: 'hold', release: held.path })),
   });
   await run.logger.waitFor(hasN(1));
-  await run.stop();
+  // The stop begins while the batch is held, then the batch is let go: the stop waits for it.
+  const stopping = run.stop();
+  held.release();
+  await stopping;
   try {
     const stats = run.runtime.stats().get('scorer');
     expect(stats).toMatchObject({ received: 3, processed: 3, parked: 0, failed: 0 });
     expect(run.scorer.pool.pids()).toEqual([]);
   } finally {
     await run.cleanup();
+    held.remove();
   }
 }
 

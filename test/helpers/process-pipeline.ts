@@ -27,7 +27,8 @@ export const scriptOf = (language: Language) =>
 export const Item = z.object({
   n: z.number(),
   action: z.string().optional(),
-  seconds: z.number().optional(),
+  /** For `hold`: the file whose creation lets the record go on. */
+  release: z.string().optional(),
   user: z.string().optional(),
 });
 export type Item = z.infer<typeof Item>;
