@@ -38,7 +38,7 @@ const EXIT_CODES = `Exit codes:
   ${EXIT.error}  an error: RabbitMQ or Redis unreachable past WARREN_START_TIMEOUT_MS, a crash
   ${EXIT.usage}  a wrong command line, configuration or pipeline
   ${EXIT.parked}  the run finished (its sources ended) and parked messages: see \`warren dlq list\`
-  ${EXIT.sourceFailed}  a source failed for good: the worker drained what it held and stopped`;
+  ${EXIT.actorFailed}  an actor failed for good (a source out of restarts, a worker pool that gave up): the worker drained what it held and stopped`;
 
 const ENV = `Environment: RABBITMQ_URL, REDIS_URL, WARREN_BUS, WARREN_STATE, WARREN_PREFIX, WARREN_ACTORS, WARREN_DATA_DIR, WARREN_LOG_LEVEL, WARREN_START_TIMEOUT_MS and OTEL_* (see the README).`;
 

@@ -11,6 +11,6 @@ export const EXIT = {
   usage: 2,
   /** A finite run (its sources ended) finished and parked messages: see `warren dlq list`. */
   parked: 3,
-  /** A source failed for good: the worker drained what it held and stopped. */
-  sourceFailed: 4,
+  /** An actor failed for good (a source out of restarts, a worker pool that gave up): the worker drained what it held and stopped. */
+  actorFailed: 4,
 } as const;

@@ -11,7 +11,7 @@ import { describeTally, duration, showProgress, tally } from './run-report.ts';
 type Ending =
   | { readonly kind: 'finished' }
   | { readonly kind: 'stopped' }
-  | { readonly kind: 'source-failed'; readonly error: WarrenError };
+  | { readonly kind: 'actor-failed'; readonly error: WarrenError };
 
 /**
  * `warren run`: host the pipeline (or `--actors`) until it has drained, its sources are done, or it is
@@ -64,12 +64,12 @@ export async function runCommand({ arguments: args, options, path }: RunParsed):
           (err: unknown) => {
             // A failed source also rejects sourcesDone() and whenIdle(): the same ending as `failed`.
             if (err instanceof WarrenError && err.code === 'WARREN_SOURCE_FAILED')
-              return { kind: 'source-failed', error: err } as const;
+              return { kind: 'actor-failed', error: err } as const;
             throw err;
           },
         ),
         interrupted,
-        runtime.failed.then((error) => ({ kind: 'source-failed', error }) as const),
+        runtime.failed.then((error) => ({ kind: 'actor-failed', error }) as const),
       ]));
   } finally {
     giveUp.abort();
@@ -94,9 +94,9 @@ export async function runCommand({ arguments: args, options, path }: RunParsed):
       return EXIT.parked;
     case 'stopped':
       return EXIT.ok;
-    case 'source-failed':
+    case 'actor-failed':
       process.stderr.write(`warren: ${ending.error.code}: ${ending.error.message}\n`);
-      return EXIT.sourceFailed;
+      return EXIT.actorFailed;
   }
 }
 

@@ -8,6 +8,8 @@ export type { RuntimeConfig } from '../config/runtime-config.ts';
 export type { Clock } from './core/clock.ts';
 export type {
   ActorDefinition,
+  ActorLifecycle,
+  ActorLifecycleContext,
   ConsumerDefinition,
   FeedbackEdge,
   FieldCondition,

@@ -87,9 +87,11 @@ export interface Runtime {
    */
   sourcesDone(): Promise<void>;
   /**
-   * Resolves (never rejects) with a `WARREN_SOURCE_FAILED` error naming the source and its error when a
-   * hosted source failed for good: its `read()` threw and it is not restartable, or it ran out of
-   * restarts. A worker should then stop (draining what it holds) and exit non-zero. Pending otherwise.
+   * Resolves (never rejects) when a hosted actor failed for good: with a `WARREN_SOURCE_FAILED` error
+   * naming the source when its `read()` threw and it is not restartable, or it ran out of restarts; with
+   * a `WARREN_ACTOR_FAILED` error naming the actor when it said it cannot go on (its `lifecycle.start`'s
+   * `fail`: a worker pool in a crash loop, say). A worker should then stop (draining what it holds) and
+   * exit non-zero. Pending otherwise.
    *
    * @example
    * ```ts
@@ -177,6 +179,8 @@ export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOpti
   });
   /** Aborted by `stop()`: a start still waiting for its services gives up. */
   const stopped = new AbortController();
+  /** The `lifecycle.stop` of each hosted actor whose `lifecycle.start` ran, in start order. */
+  const lifecycleStops: { readonly actor: string; readonly stop: () => Promise<void> | void }[] = [];
 
   const pipelineQueues = (): string[] => [
     ...[...topology.actors.values()].flatMap((a) => a.queues),
@@ -195,6 +199,35 @@ export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOpti
     const plan = topology.actors.get(actor);
     if (!plan) throw new ConfigError('actor', `unknown actor "${actor}"`);
     return plan;
+  };
+
+  /** Each hosted actor's `lifecycle.start`, before any of them takes a message; the first failure fails the start. */
+  const startLifecycles = async (): Promise<void> => {
+    for (const name of hosted) {
+      const lifecycle = topology.actors.get(name)?.definition.lifecycle;
+      if (!lifecycle?.start && !lifecycle?.stop) continue;
+      let failedOnce = false;
+      const fail = (error: unknown): void => {
+        if (failedOnce) return;
+        failedOnce = true;
+        logger.error('an actor cannot go on', { actor: name, error: describeError(error) });
+        reportFailure(
+          new WarrenError('WARREN_ACTOR_FAILED', `actor "${name}" failed: ${describeError(error)}`, {
+            cause: error,
+          }),
+        );
+      };
+      try {
+        await lifecycle.start?.({ logger, signal: stopped.signal, fail });
+      } catch (err) {
+        throw new WarrenError(
+          'WARREN_ACTOR_FAILED',
+          `actor "${name}" failed to start: ${describeError(err)}`,
+          { cause: err },
+        );
+      }
+      if (lifecycle.stop) lifecycleStops.push({ actor: name, stop: lifecycle.stop });
+    }
   };
 
   const runtime: Runtime = {
@@ -260,6 +293,7 @@ export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOpti
         cacheSize: config.cacheSize,
         sourceWindow: config.sourceWindow,
       };
+      await startLifecycles();
       for (const name of hosted) {
         const plan = topology.actors.get(name);
         if (!plan) continue;
@@ -333,6 +367,13 @@ export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOpti
         }
         await pump?.stop();
         for (const c of consumers) c.clear();
+        for (const { actor, stop } of lifecycleStops.splice(0).reverse()) {
+          await Promise.resolve()
+            .then(stop)
+            .catch((err: unknown) =>
+              logger.warn('an actor failed to stop', { actor, error: describeError(err) }),
+            );
+        }
         await transport
           ?.close()
           .catch((err: unknown) => logger.warn('closing the bus failed', { error: describeError(err) }));

@@ -167,6 +167,46 @@ interface Common<TName extends string, TEmits extends MessageSchemas> {
   readonly emits: TEmits;
   /** Free text for `warren topology` and the docs. */
   readonly description?: string;
+  /** What the actor needs running beside it (a worker pool, a connection pool), started and stopped with the runtime. */
+  readonly lifecycle?: ActorLifecycle;
+}
+
+/**
+ * What an actor needs running while the runtime hosts it: `start` runs in `runtime.start()` before the
+ * actor takes its first message or reads its first item (a rejection fails the start, naming the
+ * actor); `stop` runs in `runtime.stop()` after the actor settled the last message it held. Each is
+ * called at most once per start; a runtime that never hosts the actor never calls them.
+ *
+ * @example
+ * ```ts
+ * const pool = createPool();
+ * defineSink({ name: 'rows', consumes, machine, lifecycle: { start: ({ fail }) => pool.open({ onLost: fail }), stop: () => pool.close() } });
+ * ```
+ */
+export interface ActorLifecycle {
+  start?(context: ActorLifecycleContext): Promise<void> | void;
+  stop?(): Promise<void> | void;
+}
+
+/**
+ * What an actor's `lifecycle.start` is given.
+ *
+ * @example
+ * ```ts
+ * start: ({ logger, fail }) => { pool.on('given-up', (err) => fail(err)); logger.info('pool ready'); }
+ * ```
+ */
+export interface ActorLifecycleContext {
+  /** The runtime's logger. */
+  readonly logger: Pick<Logger, 'info' | 'warn' | 'error'>;
+  /** Aborted when the runtime stops. */
+  readonly signal: AbortSignal;
+  /**
+   * The actor cannot go on (its worker pool gave up, say): `runtime.failed` resolves with a
+   * `WARREN_ACTOR_FAILED` error naming the actor and `error`, and `warren run` then drains and exits
+   * non-zero. Later calls are ignored.
+   */
+  fail(error: unknown): void;
 }
 
 /**

@@ -26,6 +26,8 @@ export type ErrorCode =
   | 'WARREN_EFFECT_BUSY'
   /** A hosted source failed for good (not restartable, or out of restarts): see `runtime.failed`. */
   | 'WARREN_SOURCE_FAILED'
+  /** A hosted actor said it cannot go on (`lifecycle.start`'s `fail`), or its `lifecycle.start` failed. */
+  | 'WARREN_ACTOR_FAILED'
   | 'WARREN_STOPPED';
 
 export interface WarrenErrorOptions {
