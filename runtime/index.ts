@@ -14,6 +14,7 @@ export type {
   FeedbackEdge,
   FieldCondition,
   Incoming,
+  ItemClaim,
   MessageMeta,
   MessageSchemas,
   Outgoing,
@@ -22,7 +23,9 @@ export type {
   SourceDefinition,
   SourceInput,
   SourceItem,
+  SourceLedger,
   SourceOutcome,
+  SourceParkReason,
   SourceReader,
   SourceRestart,
 } from './core/define.ts';

@@ -120,7 +120,25 @@ export interface SourceItem<S extends MessageSchemas = MessageSchemas> {
    * on, the span that starts the item's flow links to it. A malformed value is ignored.
    */
   readonly traceparent?: string;
+  /**
+   * Park the item instead of publishing it: the source found it bad itself (a malformed CSV row, a line
+   * that is not JSON, a record failing its schema). It lands in the source's dead-letter queue with this
+   * reason and error, its body as given (what was wrong and where); its receipt hears `parked`.
+   */
+  readonly park?: { readonly reason: SourceParkReason; readonly error: string };
 }
+
+/**
+ * Why a source parks an item itself (see {@link SourceItem.park}): `schema` (it fails its schema),
+ * `not-json` (a line or document that does not parse), `malformed` (a CSV row that does not parse),
+ * `unreadable` (a whole input that cannot be read: binary, wrong encoding).
+ *
+ * @example
+ * ```ts
+ * yield { type: 'row', body: { file, record: 17, raw }, park: { reason: 'malformed' satisfies SourceParkReason, error: 'row 17: unclosed quote' } };
+ * ```
+ */
+export type SourceParkReason = 'schema' | 'not-json' | 'malformed' | 'unreadable';
 
 /**
  * What became of one source item: see {@link SourceItem.receipt}.
@@ -221,7 +239,51 @@ export type SourceReader<TItem> = (context: {
   readonly signal: AbortSignal;
   /** The runtime's logger, for what an operator should see (where a server listens, a retried poll). */
   readonly logger: Pick<Logger, 'info' | 'warn'>;
+  /** Leases on the source's own items (files, batches) in the state store, shared by every worker. */
+  readonly ledger: SourceLedger;
 }) => AsyncIterable<TItem> | Iterable<TItem>;
+
+/**
+ * What claiming an item of the ledger found: `claimed` (the caller holds its lease now; `checkpoint` is
+ * what the last holder saved, or null), `busy` (another owner's lease runs), `done` (finished already).
+ *
+ * @example
+ * ```ts
+ * const claim: ItemClaim = await ledger.claim('file-1', worker, 30_000);
+ * if (claim.status === 'claimed') resumeAfter(Number(claim.checkpoint ?? 0));
+ * ```
+ */
+export type ItemClaim =
+  | { readonly status: 'claimed'; readonly checkpoint: string | null }
+  | { readonly status: 'busy' }
+  | { readonly status: 'done' };
+
+/**
+ * A lease ledger of a source's items (the files of a file source), kept in the state store under the
+ * source's name, so that workers sharing the store read each item once: one owner at a time holds an
+ * item's lease; an owner that dies loses it when the lease runs out and another takes it over from the
+ * last checkpoint; a finished item is remembered for `ttlMs`.
+ *
+ * @example
+ * ```ts
+ * read: async function* ({ ledger }) {
+ *   if ((await ledger.claim(fileId, worker, 30_000)).status !== 'claimed') return;
+ *   // ... read, then now and then: if (!(await ledger.renew(fileId, worker, 30_000, String(line)))) return;
+ *   await ledger.finish(fileId, worker, 7 * 86_400_000);
+ * }
+ * ```
+ */
+export interface SourceLedger {
+  /** Take the item's lease for `leaseMs`, unless another owner holds it or it is done; the same owner may claim again. */
+  claim(itemId: string, owner: string, leaseMs: number): Promise<ItemClaim>;
+  /**
+   * Extend the lease by `leaseMs` from now and save `checkpoint` when given. False when `owner` no longer
+   * holds it (another owner took it over, or it is done): the caller must stop working on it.
+   */
+  renew(itemId: string, owner: string, leaseMs: number, checkpoint?: string): Promise<boolean>;
+  /** Mark the item done, remembered for `ttlMs`; false when `owner` does not hold it. */
+  finish(itemId: string, owner: string, ttlMs: number): Promise<boolean>;
+}
 
 /**
  * A source as `defineSource` returns it: what it emits, and its `read()` (or a machine that shapes

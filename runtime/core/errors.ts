@@ -146,6 +146,10 @@ export type ParkReason =
   | 'rejected'
   /** The message crashed the worker process running user code, alone in its call, twice. */
   | 'worker-crash'
+  /** A source found a record it cannot parse (a malformed CSV row): see `SourceItem.park`. */
+  | 'malformed'
+  /** A source found a whole input it cannot read (a binary file, a wrong encoding): see `SourceItem.park`. */
+  | 'unreadable'
   | 'redeliveries';
 
 /** Is this error worth another attempt? Unknown errors are (a handler's network blip); poison is not. */

@@ -1,7 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import type { EventObject } from 'xstate';
 import { sleep } from '../core/clock.ts';
-import type { MessageSchemas, SourceDefinition, SourceItem, SourceOutcome } from '../core/define.ts';
+import type {
+  MessageSchemas,
+  SourceDefinition,
+  SourceItem,
+  SourceLedger,
+  SourceOutcome,
+} from '../core/define.ts';
 import { describeError, WarrenError } from '../core/errors.ts';
 import { afterFailure, hasRecovered } from '../policy/restart.ts';
 import type { ActorPlan } from '../topology/plan.ts';
@@ -26,6 +32,8 @@ export class SourceHost {
   readonly #stopped = new AbortController();
   #done: Promise<void> | undefined;
   #published = 0;
+  /** The state store's lease ledger, scoped to this source's name. */
+  readonly #ledger: SourceLedger;
 
   constructor(plan: ActorPlan, deps: HostDeps) {
     if (plan.definition.kind !== 'source') throw new TypeError(`${plan.name} is not a source`);
@@ -33,6 +41,14 @@ export class SourceHost {
     this.#definition = plan.definition;
     this.#deps = deps;
     this.#publisher = new SourcePublisher(plan, deps);
+    const { store } = deps;
+    const scope = plan.name;
+    this.#ledger = {
+      claim: (itemId, owner, leaseMs) => store.claimItem(scope, itemId, owner, leaseMs),
+      renew: (itemId, owner, leaseMs, checkpoint) =>
+        store.renewItem(scope, itemId, owner, leaseMs, checkpoint),
+      finish: (itemId, owner, ttlMs) => store.finishItem(scope, itemId, owner, ttlMs),
+    };
   }
 
   /** Messages published and confirmed so far. */
@@ -116,7 +132,7 @@ export class SourceHost {
         this.#deps.logger.warn(message, { actor: this.#plan.name, ...data }),
     };
     try {
-      for await (const item of this.#definition.read({ signal, logger })) {
+      for await (const item of this.#definition.read({ signal, logger, ledger: this.#ledger })) {
         // Without a machine, read() yields shaped items, which may carry an id, a receipt, a traceparent.
         const shaped = machine ? undefined : (item as SourceItem);
         if (signal.aborted) {
@@ -127,7 +143,7 @@ export class SourceHost {
         const emitted = await this.#emit(instance, item);
         const outputs = this.#publisher.shape(emitted, inputId, shaped?.id, this.#deps.clock.now());
         for (const output of outputs) {
-          const rejected = await this.#publisher.check(output);
+          const rejected = shaped?.park ?? (await this.#publisher.check(output));
           const id = output.properties.messageId;
           const p: Promise<void> = (
             rejected ? this.#publisher.park(output, rejected) : this.#publish(output, shaped?.traceparent)

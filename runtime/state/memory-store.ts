@@ -7,6 +7,7 @@ import type {
   CommitResult,
   DueTimer,
   EffectClaim,
+  ItemClaim,
   LoadResult,
   StateStore,
   TimerRecord,
@@ -31,6 +32,15 @@ export interface MemoryStoreOptions {
 }
 
 const DEFAULT_DEDUPE_TTL_SECONDS = BASELINE.state.dedupeTtlSeconds;
+
+/** A source's ledger item: its owner's lease, the checkpoint saved, whether it is done. */
+interface LedgerItem {
+  readonly owner: string;
+  readonly until: number;
+  readonly checkpoint: string | null;
+  readonly done: boolean;
+  readonly expiresAt: number;
+}
 
 /** A timer as the sorted index holds it; `score` is its due time, or its lease end while claimed. */
 interface TimerEntry {
@@ -75,6 +85,9 @@ export class MemoryStore implements StateStore {
   readonly #timers = new Map<string, TimerEntry>();
   /** Every timer, ordered by (score, member) as a Redis sorted set orders them. */
   readonly #queue: TimerEntry[] = [];
+  /** Sources' ledger items, until `expiresAt`; swept now and then. */
+  readonly #items = new Map<string, LedgerItem>();
+  #itemWrites = 0;
 
   constructor(options: MemoryStoreOptions = {}) {
     const ttl = options.dedupeTtlSeconds ?? DEFAULT_DEDUPE_TTL_SECONDS;
@@ -170,7 +183,75 @@ export class MemoryStore implements StateStore {
     return this.#queue[0]?.score ?? null;
   }
 
+  /** Same rules as claim-item-1.lua. */
+  async claimItem(scope: string, itemId: string, owner: string, leaseMs: number): Promise<ItemClaim> {
+    const now = this.#clock.now();
+    const id = messageKey(scope, itemId);
+    const item = this.#item(id, now);
+    if (item?.done) return { status: 'done' };
+    if (item && item.owner !== owner && item.until > now) return { status: 'busy' };
+    const checkpoint = item?.checkpoint ?? null;
+    this.#putItem(id, {
+      owner,
+      until: now + leaseMs,
+      checkpoint,
+      done: false,
+      expiresAt: now + this.#dedupeTtlMs,
+    });
+    return { status: 'claimed', checkpoint };
+  }
+
+  /** Same rules as renew-item-1.lua. */
+  async renewItem(
+    scope: string,
+    itemId: string,
+    owner: string,
+    leaseMs: number,
+    checkpoint?: string,
+  ): Promise<boolean> {
+    const now = this.#clock.now();
+    const id = messageKey(scope, itemId);
+    const item = this.#item(id, now);
+    if (!item || item.done || item.owner !== owner) return false;
+    this.#putItem(id, {
+      owner,
+      until: now + leaseMs,
+      checkpoint: checkpoint ?? item.checkpoint,
+      done: false,
+      expiresAt: now + this.#dedupeTtlMs,
+    });
+    return true;
+  }
+
+  /** Same rules as finish-item-1.lua. */
+  async finishItem(scope: string, itemId: string, owner: string, ttlMs: number): Promise<boolean> {
+    const now = this.#clock.now();
+    const id = messageKey(scope, itemId);
+    const item = this.#item(id, now);
+    if (!item || item.owner !== owner) return false;
+    if (item.done) return true;
+    this.#putItem(id, { ...item, done: true, expiresAt: now + ttlMs });
+    return true;
+  }
+
   async close(): Promise<void> {}
+
+  #item(id: string, now: number): LedgerItem | undefined {
+    const item = this.#items.get(id);
+    if (item && item.expiresAt <= now) {
+      this.#items.delete(id);
+      return undefined;
+    }
+    return item;
+  }
+
+  /** Writes sweep the expired items now and then, so a long-running source's ledger stays bounded. */
+  #putItem(id: string, item: LedgerItem): void {
+    this.#items.set(id, item);
+    if (++this.#itemWrites % 1_000 !== 0) return;
+    const now = this.#clock.now();
+    for (const [key, other] of this.#items) if (other.expiresAt <= now) this.#items.delete(key);
+  }
 
   #isProcessed(done: string): boolean {
     const expiresAt = this.#processed.get(done);

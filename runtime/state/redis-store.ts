@@ -10,6 +10,9 @@
  * | `{prefix}:claim:{actor}:{messageId}`| string | a sink effect's claimer token, for its lease               |
  * | `{prefix}:timers`                   | zset   | every durable timer; score = due time, or lease end        |
  * | `{prefix}:timers:due`               | hash   | timer member -> due time as committed                      |
+ * | `{prefix}:item:{scope}:{itemId}`    | hash   | a source's ledger item: `o` owner, `u` lease end, `c`      |
+ * |                                     |        | checkpoint, `d` done; `dedupeTtlSeconds` after its last    |
+ * |                                     |        | claim or renewal, the finish's TTL once done               |
  *
  * `%` and `:` in an actor name are percent-encoded, so `{actor}:{key}` cannot be read two ways. A timer
  * member is the JSON array `[actor, key, timerId]`, encoded by the Lua scripts (cjson) so that commit
@@ -35,6 +38,7 @@ import type {
   CommitResult,
   DueTimer,
   EffectClaim,
+  ItemClaim,
   LoadResult,
   StateStore,
   TimerRecord,
@@ -84,6 +88,9 @@ interface ScriptCommands {
   warrenClaimTimers(...keysAndArgs: string[]): Promise<unknown>;
   warrenReleaseTimer(...keysAndArgs: string[]): Promise<unknown>;
   warrenClaimEffect(...keysAndArgs: string[]): Promise<unknown>;
+  warrenClaimItem(...keysAndArgs: string[]): Promise<unknown>;
+  warrenRenewItem(...keysAndArgs: string[]): Promise<unknown>;
+  warrenFinishItem(...keysAndArgs: string[]): Promise<unknown>;
 }
 
 const lua = (file: string): string => readFileSync(new URL(`./lua/${file}`, import.meta.url), 'utf8');
@@ -94,6 +101,9 @@ const SCRIPTS = {
   warrenClaimTimers: { lua: lua('claim-timers-2.lua'), numberOfKeys: 2 },
   warrenReleaseTimer: { lua: lua('release-timer-2.lua'), numberOfKeys: 2 },
   warrenClaimEffect: { lua: lua('claim-effect-2.lua'), numberOfKeys: 2 },
+  warrenClaimItem: { lua: lua('claim-item-1.lua'), numberOfKeys: 1 },
+  warrenRenewItem: { lua: lua('renew-item-1.lua'), numberOfKeys: 1 },
+  warrenFinishItem: { lua: lua('finish-item-1.lua'), numberOfKeys: 1 },
 } as const;
 
 const scripted = new WeakSet<Redis>();
@@ -300,6 +310,61 @@ export class RedisStore implements StateStore {
     );
   }
 
+  async claimItem(scope: string, itemId: string, owner: string, leaseMs: number): Promise<ItemClaim> {
+    const reply = await this.#run('claimItem', () =>
+      this.#redis.warrenClaimItem(
+        this.#key('item', scope, itemId),
+        owner,
+        String(this.#clock.now()),
+        String(Math.max(1, Math.ceil(leaseMs))),
+        String(Number(this.#ttl) * 1000),
+      ),
+    );
+    if (Array.isArray(reply)) {
+      const [status, checkpoint] = reply as unknown[];
+      if (status === 'done' || status === 'busy') return { status };
+      if (status === 'claimed' && (checkpoint === undefined || checkpoint === null)) {
+        return { status, checkpoint: null };
+      }
+      if (status === 'claimed' && typeof checkpoint === 'string') return { status, checkpoint };
+    }
+    throw unexpected('claimItem', reply);
+  }
+
+  async renewItem(
+    scope: string,
+    itemId: string,
+    owner: string,
+    leaseMs: number,
+    checkpoint?: string,
+  ): Promise<boolean> {
+    const reply = await this.#run('renewItem', () =>
+      this.#redis.warrenRenewItem(
+        this.#key('item', scope, itemId),
+        owner,
+        String(this.#clock.now()),
+        String(Math.max(1, Math.ceil(leaseMs))),
+        String(Number(this.#ttl) * 1000),
+        checkpoint === undefined ? '0' : '1',
+        checkpoint ?? '',
+      ),
+    );
+    if (reply === 0 || reply === 1) return reply === 1;
+    throw unexpected('renewItem', reply);
+  }
+
+  async finishItem(scope: string, itemId: string, owner: string, ttlMs: number): Promise<boolean> {
+    const reply = await this.#run('finishItem', () =>
+      this.#redis.warrenFinishItem(
+        this.#key('item', scope, itemId),
+        owner,
+        String(Math.max(1, Math.ceil(ttlMs))),
+      ),
+    );
+    if (reply === 0 || reply === 1) return reply === 1;
+    throw unexpected('finishItem', reply);
+  }
+
   async nextDueAt(): Promise<number | null> {
     const reply = await this.#run('nextDueAt', () =>
       this.#redis.zrange(this.#timers, '0', '0', 'WITHSCORES'),
@@ -358,8 +423,8 @@ export class RedisStore implements StateStore {
     if (this.#owned && this.#redis.status !== 'end') await this.#redis.quit();
   }
 
-  /** `kind` is `a` (instance, by key), `done` or `ob` (by message id). */
-  #key(kind: 'a' | 'done' | 'ob' | 'claim', actor: string, last: string): string {
+  /** `kind` is `a` (instance, by key), `done` or `ob` (by message id), `item` (a source's, by item id). */
+  #key(kind: 'a' | 'done' | 'ob' | 'claim' | 'item', actor: string, last: string): string {
     return `${this.#prefix}:${kind}:${actorSegment(actor)}:${last}`;
   }
 

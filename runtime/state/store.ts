@@ -14,6 +14,10 @@
  * the host, which would retry the message later and let the key's next messages overtake it.
  */
 
+import type { ItemClaim } from '../core/define.ts';
+
+export type { ItemClaim };
+
 /**
  * A durable timer of one keyed actor instance: an XState delayed event due at `dueAt` (epoch ms).
  *
@@ -189,6 +193,26 @@ export interface StateStore {
   releaseTimer(timer: DueTimer): Promise<void>;
   /** The earliest due time of any timer, or null; lets the timer pump sleep until then. */
   nextDueAt(): Promise<number | null>;
+  /**
+   * A source's lease ledger (one `scope` per source): take `itemId` for `owner` for `leaseMs`, unless
+   * another owner's lease still runs (`busy`) or it was finished (`done`); the same owner may claim
+   * again. `claimed` carries the checkpoint the last owner saved, for a takeover to resume from.
+   * An item's record lives `dedupeTtlSeconds` after its last claim or renewal.
+   */
+  claimItem(scope: string, itemId: string, owner: string, leaseMs: number): Promise<ItemClaim>;
+  /**
+   * Extend `owner`'s lease on the item to `leaseMs` from now, saving `checkpoint` when given. Fenced:
+   * false (and nothing written) when another owner took the item over or it was finished.
+   */
+  renewItem(
+    scope: string,
+    itemId: string,
+    owner: string,
+    leaseMs: number,
+    checkpoint?: string,
+  ): Promise<boolean>;
+  /** Mark the item done for `ttlMs` (claims then answer `done`); false when `owner` does not hold it. */
+  finishItem(scope: string, itemId: string, owner: string, ttlMs: number): Promise<boolean>;
   /**
    * Resolves when the store answers now; rejects `WARREN_SERVICE_UNAVAILABLE` saying why not. The
    * runtime calls it at start, again and again until the store answers or its start timeout ends.

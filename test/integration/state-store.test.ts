@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { type Command, Redis } from 'ioredis';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { MemoryStore, RedisStore, type StateStore, type TimerRecord } from '../../runtime/state/index.ts';
 import type { Commit } from '../../runtime/state/store.ts';
 
@@ -70,6 +70,66 @@ describe.each(implementations)('$name', ({ create }) => {
     expect(await store.claimEffect('sink', 'm1', 'worker-a', 60_000)).toBe('busy');
     await store.markProcessed('sink', 'm1');
     expect(await store.claimEffect('sink', 'm1', 'worker-a', 60_000)).toBe('done');
+  });
+
+  it('leases a ledger item to one owner at a time, hands over its checkpoint, and answers done once finished', async () => {
+    const store = create();
+    expect(await store.claimItem('files', 'f1', 'worker-a', 60_000)).toEqual({
+      status: 'claimed',
+      checkpoint: null,
+    });
+    expect(await store.claimItem('files', 'f1', 'worker-b', 60_000)).toEqual({ status: 'busy' });
+    expect(await store.claimItem('files', 'f1', 'worker-a', 60_000)).toEqual({
+      status: 'claimed',
+      checkpoint: null,
+    });
+    expect(await store.claimItem('other-source', 'f1', 'worker-b', 60_000)).toEqual({
+      status: 'claimed',
+      checkpoint: null,
+    });
+    expect(await store.renewItem('files', 'f1', 'worker-a', 60_000, '120')).toBe(true);
+    expect(await store.renewItem('files', 'f1', 'worker-a', 60_000)).toBe(true); // keeps the checkpoint
+    expect(await store.renewItem('files', 'f1', 'worker-b', 60_000, '999')).toBe(false);
+    expect(await store.finishItem('files', 'f1', 'worker-b', 60_000)).toBe(false);
+    expect(await store.claimItem('files', 'f1', 'worker-a', 60_000)).toEqual({
+      status: 'claimed',
+      checkpoint: '120',
+    });
+    expect(await store.finishItem('files', 'f1', 'worker-a', 60_000)).toBe(true);
+    expect(await store.finishItem('files', 'f1', 'worker-a', 60_000)).toBe(true); // run again
+    expect(await store.claimItem('files', 'f1', 'worker-b', 60_000)).toEqual({ status: 'done' });
+    expect(await store.claimItem('files', 'f1', 'worker-a', 60_000)).toEqual({ status: 'done' });
+    expect(await store.renewItem('files', 'f1', 'worker-a', 60_000, '121')).toBe(false);
+  });
+
+  it('hands a ledger item whose lease ran out over with its checkpoint, and fences its old owner', async () => {
+    const store = create();
+    expect((await store.claimItem('files', 'f2', 'worker-a', 40)).status).toBe('claimed');
+    expect(await store.renewItem('files', 'f2', 'worker-a', 40, '7')).toBe(true);
+    await vi.waitFor(async () =>
+      expect(await store.claimItem('files', 'f2', 'worker-b', 60_000)).toEqual({
+        status: 'claimed',
+        checkpoint: '7',
+      }),
+    );
+    expect(await store.renewItem('files', 'f2', 'worker-a', 60_000, '9')).toBe(false);
+    expect(await store.finishItem('files', 'f2', 'worker-a', 60_000)).toBe(false);
+    expect(await store.claimItem('files', 'f2', 'worker-a', 60_000)).toEqual({ status: 'busy' });
+    expect(await store.renewItem('files', 'f2', 'worker-b', 60_000, '8')).toBe(true);
+    expect(await store.finishItem('files', 'f2', 'worker-b', 60_000)).toBe(true);
+  });
+
+  it('forgets a finished ledger item after its TTL, so the same item id can be claimed again', async () => {
+    const store = create();
+    await store.claimItem('files', 'f3', 'worker-a', 60_000);
+    expect(await store.finishItem('files', 'f3', 'worker-a', 50)).toBe(true);
+    expect(await store.claimItem('files', 'f3', 'worker-b', 60_000)).toEqual({ status: 'done' });
+    await vi.waitFor(async () =>
+      expect(await store.claimItem('files', 'f3', 'worker-b', 60_000)).toEqual({
+        status: 'claimed',
+        checkpoint: null,
+      }),
+    );
   });
 
   it('commits a new instance at version 1', async () => {
@@ -285,11 +345,14 @@ describe('RedisStore keys', () => {
     await store.releaseTimer(claimed as NonNullable<typeof claimed>);
     await store.nextDueAt();
     await store.clearOutbox('a:b', 'm1');
+    await store.claimItem('files:x', 'f1', 'w', 1_000);
+    await store.renewItem('files:x', 'f1', 'w', 1_000, '3');
+    await store.finishItem('files:x', 'f1', 'w', 1_000);
     await store.close();
     expect(spy.status).toBe('ready');
     await spy.quit();
 
-    expect(touched.length).toBeGreaterThanOrEqual(9);
+    expect(touched.length).toBeGreaterThanOrEqual(12);
     for (const key of touched) expect(key.startsWith(`${prefix}:`)).toBe(true);
   });
 
