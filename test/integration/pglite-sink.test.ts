@@ -1,0 +1,3 @@
+import { postgresSinkContract } from '../helpers/postgres.ts';
+
+postgresSinkContract('pglite');
