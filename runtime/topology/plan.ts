@@ -4,12 +4,13 @@ import type {
   ConsumerDefinition,
   PipelineDefinition,
   RetryPolicy,
-  SourceDefinition,
 } from '../core/define.ts';
 import { Headers } from '../core/envelope.ts';
 import { ConfigError } from '../core/errors.ts';
+import { deepFreeze, freezeCollection } from '../core/freeze.ts';
 import { RESTART_DEFAULTS, type RestartPolicy } from '../policy/restart.ts';
 import { type Names, names } from './names.ts';
+import { type ActorData, parsePipeline, type SourceData } from './pipeline-schema.ts';
 
 /**
  * Where a pipeline's topology is declared: the name prefix, the vhost, and whether it is durable.
@@ -79,101 +80,20 @@ export interface TopologyPlan {
 /** A pipeline's defaults: see `core/baseline.ts`. */
 export const DEFAULTS = BASELINE.pipeline;
 
-const NAME = /^[a-zA-Z][a-zA-Z0-9_-]{0,62}$/;
-/** Actor names that would give an actor the name of one of the pipeline's own queues or exchanges. */
-const RESERVED = new Set(['unroutable', 'dlx', 'delay', 'requeue']);
-
 function fail(path: string, message: string): never {
   throw new ConfigError(path, message, { data: { pipeline: true } });
 }
 
-function checkName(path: string, value: unknown, what: string): string {
-  if (typeof value !== 'string' || !NAME.test(value)) {
-    fail(
-      path,
-      `${what} must be 1-63 letters, digits, '-' or '_', starting with a letter (got ${JSON.stringify(value)})`,
-    );
-  }
-  return value;
-}
-
-function checkInt(path: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    fail(path, `must be an integer from ${min} to ${max} (got ${JSON.stringify(value)})`);
-  }
-  return value;
-}
-
-function retryOf(actor: ConsumerDefinition, path: string): RetryPolicy {
-  const maxAttempts = checkInt(
-    `${path}.retry.maxAttempts`,
-    actor.retry?.maxAttempts ?? DEFAULTS.retry.maxAttempts,
-    1,
-    100,
-  );
-  const delays = actor.retry?.delays ?? DEFAULTS.retry.delays;
-  if (!Array.isArray(delays) || delays.length === 0)
-    fail(`${path}.retry.delays`, 'must be a non-empty array of ms');
-  for (const [i, d] of delays.entries()) checkInt(`${path}.retry.delays[${i}]`, d, 1, 86_400_000);
-  return { maxAttempts, delays };
-}
-
-/** A source's `restart`, resolved against the defaults and checked. */
-function restartOf(actor: SourceDefinition, path: string): RestartPolicy | undefined {
-  const given = actor.restart;
+/** A source's `restart`, resolved against the defaults (checked by the pipeline schema). */
+function restartOf(given: SourceData['restart']): RestartPolicy | undefined {
   if (given === undefined || given === false) return undefined;
   if (given === true) return RESTART_DEFAULTS;
-  if (typeof given !== 'object' || given === null)
-    fail(`${path}.restart`, 'must be true, false or { maxRestarts, backoffMs: { initial, max } }');
-  const maxRestarts =
-    given.maxRestarts === undefined || given.maxRestarts === Number.POSITIVE_INFINITY
-      ? RESTART_DEFAULTS.maxRestarts
-      : checkInt(`${path}.restart.maxRestarts`, given.maxRestarts, 0, 1_000_000);
-  const initialMs = checkInt(
-    `${path}.restart.backoffMs.initial`,
-    given.backoffMs?.initial ?? RESTART_DEFAULTS.initialMs,
-    1,
-    86_400_000,
-  );
-  const maxMs = checkInt(
-    `${path}.restart.backoffMs.max`,
-    given.backoffMs?.max ?? Math.max(RESTART_DEFAULTS.maxMs, initialMs),
+  const initialMs = given.backoffMs?.initial ?? RESTART_DEFAULTS.initialMs;
+  return {
+    maxRestarts: given.maxRestarts ?? RESTART_DEFAULTS.maxRestarts,
     initialMs,
-    86_400_000,
-  );
-  return { maxRestarts, initialMs, maxMs };
-}
-
-const CONDITIONS = new Set(['eq', 'in', 'gt', 'gte', 'lt', 'lte', 'exists']);
-const PRIMITIVE = new Set(['string', 'number', 'boolean']);
-
-/** `where` and `headers` must be plain data: they are compiled into bindings and printed by `warren route`. */
-function checkSelection(name: string, actor: ConsumerDefinition): void {
-  for (const [path, condition] of Object.entries(actor.where ?? {})) {
-    const at = `actors.${name}.where.${path}`;
-    if (!/^[a-zA-Z_$][\w$]*(\.[a-zA-Z_$][\w$]*)*$/.test(path))
-      fail(at, 'must be a dotted path of body field names');
-    if (typeof condition !== 'object' || condition === null || Object.keys(condition).length === 0) {
-      fail(at, 'must be an object of conditions (eq, in, gt, gte, lt, lte, exists)');
-    }
-    for (const [op, value] of Object.entries(condition)) {
-      if (!CONDITIONS.has(op)) fail(`${at}.${op}`, 'unknown condition (eq, in, gt, gte, lt, lte, exists)');
-      const ok =
-        op === 'in'
-          ? Array.isArray(value) && value.every((v) => PRIMITIVE.has(typeof v))
-          : op === 'exists'
-            ? typeof value === 'boolean'
-            : op === 'eq'
-              ? PRIMITIVE.has(typeof value)
-              : typeof value === 'number' && Number.isFinite(value);
-      if (!ok) fail(`${at}.${op}`, `invalid value ${JSON.stringify(value)}`);
-    }
-  }
-  for (const [header, value] of Object.entries(actor.headers ?? {})) {
-    const at = `actors.${name}.headers.${header}`;
-    if (/^(x-|warren-)/i.test(header)) fail(at, 'header names starting with x- or warren- are reserved');
-    if (!PRIMITIVE.has(typeof value)) fail(at, 'must be a string, number or boolean');
-  }
+    maxMs: given.backoffMs?.max ?? Math.max(RESTART_DEFAULTS.maxMs, initialMs),
+  };
 }
 
 interface Edge {
@@ -193,49 +113,17 @@ interface Edge {
  * ```
  */
 export function planTopology(pipeline: PipelineDefinition, options: TopologyOptions = {}): TopologyPlan {
-  const pipelineName = checkName('pipeline.name', pipeline?.name, 'a pipeline name');
-  const prefix = options.prefix ?? pipelineName;
+  const data = parsePipeline(pipeline);
+  const prefix = options.prefix ?? data.name;
   if (!/^[a-zA-Z0-9][a-zA-Z0-9_.:-]{0,100}$/.test(prefix))
     fail('options.prefix', `invalid name prefix ${JSON.stringify(prefix)}`);
   const n = names(prefix);
-  const hopLimit = checkInt('pipeline.hopLimit', pipeline.hopLimit ?? DEFAULTS.hopLimit, 1, 1000);
-  const maxMessageBytes = checkInt(
-    'pipeline.maxMessageBytes',
-    pipeline.maxMessageBytes ?? DEFAULTS.maxMessageBytes,
-    64,
-    128 * 1024 * 1024,
+  /** Each actor's definition as given (its functions and machine), by name. */
+  const byName = new Map<string, ActorDefinition>(pipeline.actors.map((actor) => [actor.name, actor]));
+  /** Each actor's data as checked, its defaults resolved. */
+  const checked = new Map(
+    data.actors.map((actor, i): [string, ActorData] => [pipeline.actors[i]?.name ?? '', actor]),
   );
-  if (!Array.isArray(pipeline.actors) || pipeline.actors.length === 0)
-    fail('pipeline.actors', 'must list at least one actor');
-
-  const byName = new Map<string, ActorDefinition>();
-  pipeline.actors.forEach((actor, i) => {
-    const name = checkName(`actors[${i}].name`, actor?.name, 'an actor name');
-    if (byName.has(name)) fail(`actors[${i}].name`, `duplicate actor name "${name}"`);
-    if (RESERVED.has(name)) fail(`actors[${i}].name`, `"${name}" is reserved for warren's own queues`);
-    if (!['source', 'processor', 'sink'].includes(actor.kind))
-      fail(`actors.${name}.kind`, `must be source, processor or sink`);
-    if (typeof actor.emits !== 'object' || actor.emits === null)
-      fail(`actors.${name}.emits`, 'must be an object of schemas');
-    for (const type of Object.keys(actor.emits))
-      checkName(`actors.${name}.emits.${type}`, type, 'a message type');
-    if (actor.kind === 'source') {
-      if (typeof actor.read !== 'function') fail(`actors.${name}.read`, 'a source needs a read() function');
-    } else {
-      if (
-        typeof actor.consumes !== 'object' ||
-        actor.consumes === null ||
-        Object.keys(actor.consumes).length === 0
-      ) {
-        fail(`actors.${name}.consumes`, 'must declare at least one consumed message type');
-      }
-      for (const type of Object.keys(actor.consumes))
-        checkName(`actors.${name}.consumes.${type}`, type, 'a message type');
-      if (actor.machine === undefined) fail(`actors.${name}.machine`, 'is required');
-      checkSelection(name, actor);
-    }
-    byName.set(name, actor);
-  });
 
   const edges: Edge[] = [];
   for (const consumer of byName.values()) {
@@ -265,7 +153,7 @@ export function planTopology(pipeline: PipelineDefinition, options: TopologyOpti
   }
 
   const feedback = new Set<string>();
-  (pipeline.feedback ?? []).forEach((edge, i) => {
+  data.feedback.forEach((edge, i) => {
     const path = `pipeline.feedback[${i}]`;
     if (!byName.has(edge.from)) fail(`${path}.from`, `unknown actor "${edge.from}"`);
     const to = byName.get(edge.to);
@@ -281,7 +169,6 @@ export function planTopology(pipeline: PipelineDefinition, options: TopologyOpti
   const delays = new Set<number>();
   const actors = new Map<string, ActorPlan>();
   for (const actor of byName.values()) {
-    const path = `actors.${actor.name}`;
     const out = edges.filter((e) => e.from === actor.name);
     const keyedConsumers = new Map<string, ConsumerDefinition[]>();
     const selectiveConsumers = new Map<string, ConsumerDefinition[]>();
@@ -294,7 +181,8 @@ export function planTopology(pipeline: PipelineDefinition, options: TopologyOpti
       if (feedback.has(`${e.from}|${e.type}|${e.to}`))
         feedbackTo.set(e.type, (feedbackTo.get(e.type) ?? new Set()).add(e.to));
     }
-    if (actor.kind === 'source') {
+    const given = checked.get(actor.name);
+    if (actor.kind === 'source' || given?.kind === 'source' || given === undefined) {
       actors.set(actor.name, {
         name: actor.name,
         definition: actor,
@@ -308,16 +196,12 @@ export function planTopology(pipeline: PipelineDefinition, options: TopologyOpti
         selectiveConsumers,
         selection: undefined,
         feedbackTo,
-        restart: restartOf(actor, path),
+        restart: given?.kind === 'source' ? restartOf(given.restart) : undefined,
       });
       continue;
     }
-    if (actor.key !== undefined && typeof actor.key !== 'function')
-      fail(`${path}.key`, 'must be a function of the message');
     const keyed = actor.key !== undefined;
-    const shards = checkInt(`${path}.shards`, actor.shards ?? DEFAULTS.shards, 1, 256);
-    const prefetch = checkInt(`${path}.concurrency`, actor.concurrency ?? DEFAULTS.concurrency, 1, 10_000);
-    const retry = retryOf(actor, path);
+    const { shards, concurrency: prefetch, retry } = given;
     for (const d of retry.delays) delays.add(d);
     const bindingKeys = Object.keys(actor.consumes).flatMap((type) =>
       actor.from ? actor.from.map((source) => n.routingKey(source, type)) : [n.routingKey('*', type)],
@@ -343,21 +227,48 @@ export function planTopology(pipeline: PipelineDefinition, options: TopologyOpti
     });
   }
   const report =
-    pipeline.report ?? [...actors.values()].filter((a) => a.definition.kind === 'sink').map((a) => a.name);
+    data.report ?? [...actors.values()].filter((a) => a.definition.kind === 'sink').map((a) => a.name);
   report.forEach((name, i) => {
     if (!actors.has(name)) fail(`pipeline.report[${i}]`, `unknown actor "${name}"`);
   });
-  return {
-    pipeline: pipelineName,
+  return freezePlan({
+    pipeline: data.name,
     vhost: options.vhost ?? '/',
     durable: options.durable ?? true,
     names: n,
-    hopLimit,
-    maxMessageBytes,
+    hopLimit: data.hopLimit,
+    maxMessageBytes: data.maxMessageBytes,
     actors,
     report,
     delays: [...delays].sort((a, b) => a - b),
-  };
+  });
+}
+
+/**
+ * Freeze a plan all the way down (its actors, queues, policies, selections and the maps and sets
+ * between them), so no one can change it under the runtime; the actors' definitions are the user's
+ * own objects and stay as they are.
+ */
+function freezePlan(plan: TopologyPlan): TopologyPlan {
+  for (const actor of plan.actors.values()) {
+    for (const map of [actor.keyedConsumers, actor.selectiveConsumers, actor.feedbackTo]) {
+      for (const value of map.values())
+        if (value instanceof Set) freezeCollection(value);
+        else Object.freeze(value);
+      freezeCollection(map as Map<unknown, unknown>);
+    }
+    deepFreeze(actor.queues);
+    deepFreeze(actor.bindingKeys);
+    deepFreeze(actor.retry);
+    deepFreeze(actor.selection);
+    deepFreeze(actor.restart);
+    Object.freeze(actor);
+  }
+  freezeCollection(plan.actors as Map<unknown, unknown>);
+  deepFreeze(plan.report);
+  deepFreeze(plan.delays);
+  Object.freeze(plan.names);
+  return Object.freeze(plan);
 }
 
 /** Any cycle left once the declared feedback edges are removed is an undeclared loop: name it. */

@@ -117,7 +117,9 @@ describe('--help', () => {
   it('documents the exit codes of warren run', () => {
     const help = warren('run', '--help').stdout;
     expect(help).toMatch(/^ {2}3 {2}the run finished \(its sources ended\) and parked messages/m);
-    expect(help).toMatch(/^ {2}4 {2}a source failed for good/m);
+    expect(help).toMatch(
+      /^ {2}4 {2}an actor failed for good \(a source out of restarts, a worker pool that gave up\)/m,
+    );
     expect(help).toMatch(/^ {2}0 {2}.*stopped by SIGINT\/SIGTERM/m);
   });
 
