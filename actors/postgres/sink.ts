@@ -176,7 +176,9 @@ export function postgresSink<const TName extends string, TConsumes extends Messa
     try {
       await database.transaction(async (sql) => {
         const fresh = await claimIds(sql, valid);
-        for (const round of rounds(valid.filter((job) => fresh.has(job.id)))) await writeRound(sql, round);
+        // A message handed in twice (a redelivery racing the first copy) is written by its first copy.
+        const firsts = valid.filter((job) => fresh.delete(job.id));
+        for (const round of rounds(firsts)) await writeRound(sql, round);
       });
       return outcomes;
     } catch (err) {
