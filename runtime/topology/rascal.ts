@@ -47,19 +47,19 @@ export interface RascalVhost extends RascalVhostTopology {
       options: Record<string, unknown>;
     }
   >;
-  readonly publications: Record<string, Record<string, unknown>>;
-  readonly subscriptions: Record<string, Record<string, unknown>>;
 }
 
 /**
  * Turn a validated plan into a Rascal configuration: the main topic exchange with its alternate
  * exchange and `unroutable` queue; for each actor a mailbox (or a headers exchange and shard queues with
- * single active consumer), a dead-letter queue, and a subscription; shared delay queues for retries.
+ * single active consumer) and a dead-letter queue; shared delay queues for retries. Topology only:
+ * warren publishes with its own confirm publisher and consumes with its own consumer, so the config
+ * has no Rascal publications or subscriptions.
  */
 export function toRascal(plan: TopologyPlan): RascalConfig {
   const n = plan.names;
   const durable = plan.durable;
-  const vhost: RascalVhost = { exchanges: {}, queues: {}, bindings: {}, publications: {}, subscriptions: {} };
+  const vhost: RascalVhost = { exchanges: {}, queues: {}, bindings: {} };
   const exchange = (name: string, type: string, options: Record<string, unknown> = {}) => {
     vhost.exchanges[name] = { type, options: { durable, ...options } };
   };
@@ -101,11 +101,6 @@ export function toRascal(plan: TopologyPlan): RascalConfig {
     queue(n.delayQueue(ms), { 'x-message-ttl': ms, 'x-dead-letter-exchange': n.requeueExchange });
     bind(n.delayExchange, n.delayQueue(ms), ['#'], { 'x-match': 'all', [Headers.retryDelay]: String(ms) });
   }
-  vhost.publications[n.exchange] = {
-    exchange: n.exchange,
-    confirm: true,
-    options: { persistent: durable, mandatory: true },
-  };
 
   for (const actor of plan.actors.values()) {
     queue(actor.deadQueue);
@@ -153,16 +148,7 @@ export function toRascal(plan: TopologyPlan): RascalConfig {
         bind(n.exchange, q, [...actor.bindingKeys]);
       }
     }
-    for (const q of actor.queues) {
-      bind(n.requeueExchange, q, [q]);
-      vhost.subscriptions[q] = {
-        queue: q,
-        prefetch: actor.prefetch,
-        // warren parses the body itself (size limit first, prototype-pollution-safe parser).
-        contentType: 'application/octet-stream',
-        redeliveries: { limit: 1_000_000, counter: 'stub' },
-      };
-    }
+    for (const q of actor.queues) bind(n.requeueExchange, q, [q]);
   }
   return { vhosts: { [plan.vhost]: vhost } };
 }
