@@ -2,8 +2,11 @@ import type { InspectionEvent } from 'xstate';
 import type { Delivery, OutgoingMessage } from './envelope.ts';
 import type { ParkReason } from './errors.ts';
 
-/** How a delivery ends, as the observer sees it (the transport's `Settlement`). */
-type Outcome = 'ack' | 'reject' | 'requeue';
+/**
+ * How a delivery ends, as the observer sees it (the transport's `Settlement`), or `conflict`: the run
+ * found its key moved on under it and runs again (a timer's firing runs again under a new span).
+ */
+type Outcome = 'ack' | 'reject' | 'requeue' | 'conflict';
 
 /** A span to link to from a later span (a W3C span context: structurally OpenTelemetry's). */
 export interface TraceLink {

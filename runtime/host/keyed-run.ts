@@ -9,7 +9,7 @@ import {
 } from '../core/envelope.ts';
 import { InvalidMessageError, WarrenError } from '../core/errors.ts';
 import type { TraceLink } from '../core/observer.ts';
-import { decideFailure, rerunsConflict, retriesInLane } from '../policy/failure.ts';
+import { decideFailure, retriesInLane } from '../policy/failure.ts';
 import type { LoadResult, TimerRecord } from '../state/store.ts';
 import type { ActorPlan } from '../topology/plan.ts';
 import type { Settlement } from '../transport/transport.ts';
@@ -65,7 +65,7 @@ export class KeyedRun {
 
   run(delivery: Delivery, decoded: Decoded, key: string): Promise<Settlement> {
     return this.#lanes.run(key, () =>
-      this.#inLane(delivery, (again) => this.#apply(decoded, key, again || delivery.redelivered)),
+      this.#inLane(delivery, key, (again) => this.#apply(decoded, key, again || delivery.redelivered)),
     );
   }
 
@@ -73,49 +73,58 @@ export class KeyedRun {
    * Retry a keyed message's infrastructure failure (Redis away longer than the store rides out, a
    * version conflict that keeps coming) in its lane, as the failure policy says: a retry through the
    * delay queue would ack it and let the key's next messages overtake it, though nothing is wrong with
-   * the message. A handler's own error goes on to the settle step (delay queue, then parking).
+   * the message. A commit refused for a stale version (someone moved the key on between our load and
+   * our commit) runs again at once from the store, a few times, before it counts as a failure. A
+   * handler's own error goes on to the settle step (delay queue, then parking). `run` is told whether
+   * this is a run again, which must restore the instance from the store.
    */
-  async #inLane(delivery: Delivery, run: (again: boolean) => Promise<Settlement>): Promise<Settlement> {
+  async #inLane(
+    delivery: Delivery,
+    key: string,
+    run: (again: boolean) => Promise<Settlement | 'conflict'>,
+  ): Promise<Settlement> {
     const first = Math.max(1, numericHeader(delivery.properties.headers ?? {}, Headers.attempt, 1) ?? 1);
-    for (let attempt = first; ; ) {
+    let attempt = first;
+    let conflicts = 0;
+    for (let again = false; ; again = true) {
+      let error: unknown;
       try {
-        return await run(attempt > first);
-      } catch (err) {
-        if (!retriesInLane(err)) throw err;
-        const decision = decideFailure(err, { attempt, lane: attempt }, this.#plan.retry);
-        if (decision.kind !== 'retry-in-lane') return this.#failures.apply(delivery, decision, err);
-        this.#failures.counted(decision);
-        this.#failures.retrying('retrying in its lane', delivery, attempt, decision.delayMs, err);
-        await sleep(this.#deps.clock, decision.delayMs);
-        attempt = decision.nextAttempt;
-      }
-    }
-  }
-
-  /** The instance for `key` (cached, or restored from the store unless `fresh`), then apply and commit. */
-  async #apply(decoded: Decoded, key: string, fresh: boolean, preloaded?: Instance): Promise<Settlement> {
-    for (let conflicts = 0; ; conflicts++) {
-      const settlement = await this.#applyOnce(decoded, key, fresh, preloaded);
-      if (settlement !== 'conflict') return settlement;
-      // Someone moved this key on under us: run again at once from the store, a few times.
-      if (!rerunsConflict(conflicts))
-        throw new WarrenError(
+        const settlement = await run(again);
+        if (settlement !== 'conflict') return settlement;
+        error = new WarrenError(
           'WARREN_VERSION_CONFLICT',
           `${this.#plan.name}[${key}] kept changing under us`,
           {
             retryable: true,
           },
         );
-      fresh = true;
-      preloaded = undefined;
+      } catch (err) {
+        if (!retriesInLane(err)) throw err;
+        error = err;
+      }
+      const decision = decideFailure(error, { attempt, lane: attempt, conflicts }, this.#plan.retry);
+      if (decision.kind !== 'retry-in-lane') return this.#failures.apply(delivery, decision, error);
+      if (!decision.failure) {
+        conflicts++;
+        continue;
+      }
+      this.#failures.counted(decision);
+      this.#failures.retrying('retrying in its lane', delivery, attempt, decision.delayMs, error);
+      await sleep(this.#deps.clock, decision.delayMs);
+      attempt = decision.nextAttempt;
+      conflicts = 0;
     }
   }
 
-  async #applyOnce(
+  /**
+   * The instance for `key` (cached, the one given, or restored from the store when `fresh`), then
+   * apply the event, commit, publish. `conflict` when the commit found the key moved on.
+   */
+  async #apply(
     decoded: Decoded,
     key: string,
     fresh: boolean,
-    preloaded: Instance | undefined,
+    preloaded?: Instance,
   ): Promise<Settlement | 'conflict'> {
     const { store, observer } = this.#deps;
     const id = decoded.meta.id;
@@ -238,7 +247,7 @@ export class KeyedRun {
     )
       return Promise.reject(new InvalidMessageError('bad-header', 'malformed timer message'));
     return this.#lanes.run(key, () =>
-      this.#inLane(delivery, async () => {
+      this.#inLane(delivery, key, async () => {
         const loaded = await this.#deps.store.load(this.#plan.name, key, id);
         // The firing continues the flow, and the trace, of the message that armed the timer.
         const armed = loaded.record?.timers.find((t) => t.id === timerId && t.dueAt === dueAt);
@@ -264,7 +273,7 @@ export class KeyedRun {
     dueAt: number,
     id: string,
     origin: TimerOrigin,
-  ): Promise<Settlement> {
+  ): Promise<Settlement | 'conflict'> {
     if (loaded.processed) return this.#outbox.replay(id, loaded.outbox);
     if (!loaded.record) return 'ack';
     // Restored from the store, which has the timer exactly as committed.
