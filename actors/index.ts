@@ -2,6 +2,12 @@
  * warren's built-in sources and sinks (`import { httpSource, jsonlSink } from 'warren/actors'`). Each is
  * an ordinary actor definition over the public API: nothing here could not have been written by a user.
  */
+
+export type { Folder, FolderEntry } from './file-source/folders/folder.ts';
+export type { FileCompletion, FileSourceOptions } from './file-source/options.ts';
+export type { CsvOptions, FileEncoding, FileFormat } from './file-source/records.ts';
+export { fileSource } from './file-source/source.ts';
+export { type EnvHeader, type HttpSinkOptions, httpSink } from './http-sink/sink.ts';
 export { type HttpSourceOptions, httpSource } from './http-source.ts';
 export { closeJsonlFiles, type JsonlSinkOptions, jsonlSink } from './jsonl-sink.ts';
 export type { DatabaseOptions } from './postgres/database.ts';
