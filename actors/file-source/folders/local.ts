@@ -61,14 +61,11 @@ export function localFolder(path: string): Folder {
       }
     },
 
-    read(
+    async read(
       name: string,
       options: { readonly start?: number; readonly signal?: AbortSignal } = {},
     ): Promise<Readable> {
-      const stream = createReadStream(at(name), {
-        start: options.start ?? 0,
-        ...(options.signal === undefined ? {} : { signal: options.signal }),
-      });
+      const stream = createReadStream(at(name), { start: options.start ?? 0 });
       const classify = (err: unknown) => fsError(err, context('read', name));
       // Wait for the open, so a missing or unreadable file rejects here rather than in the stream.
       return new Promise<Readable>((settle, fail) => {
@@ -76,7 +73,7 @@ export function localFolder(path: string): Folder {
         stream.once('error', onError);
         stream.once('ready', () => {
           stream.off('error', onError);
-          settle(relay(stream, classify));
+          settle(relay(stream, classify, undefined, options.signal));
         });
       });
     },

@@ -3,7 +3,8 @@ import { PassThrough, type Readable } from 'node:stream';
 /**
  * The bytes of `source` as a new stream whose errors are the folder's own (`classify`), with back
  * pressure kept (`pipe`). Destroying the returned stream destroys the source (ends the transfer), and
- * `onEnd` runs once either way: the place to release a connection or a transfer slot.
+ * `onEnd` runs once either way: the place to release a connection or a transfer slot. An aborted
+ * `signal` destroys it with the signal's reason (not a folder error: the caller asked for it).
  *
  * @internal
  */
@@ -11,6 +12,7 @@ export function relay(
   source: Readable,
   classify: (err: unknown) => Error,
   onEnd: () => void = () => {},
+  signal?: AbortSignal,
 ): Readable {
   const out = new PassThrough({ highWaterMark: 64 * 1024 });
   let ended = false;
@@ -28,6 +30,14 @@ export function relay(
     if (!source.destroyed) source.destroy();
     end();
   });
+  if (signal !== undefined) {
+    const abort = () => out.destroy(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+    if (signal.aborted) abort();
+    else {
+      signal.addEventListener('abort', abort, { once: true });
+      out.once('close', () => signal.removeEventListener('abort', abort));
+    }
+  }
   source.pipe(out);
   return out;
 }
