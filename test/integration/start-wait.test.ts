@@ -61,14 +61,13 @@ describe('a worker started before RabbitMQ and Redis answer', () => {
       );
     };
     await saying('waiting for Redis');
-    await sleep(500);
+    await sleep(500); // how long the service stays away after the worker began to wait: the fault, not a wait for it
     forwards.push(await forward(redisPort, new URL(REDIS_URL)));
     await saying('waiting for RabbitMQ');
     await sleep(500);
     forwards.push(await forward(brokerPort, broker));
     // The source connects directly, once the worker has declared the topology.
-    await saying('RabbitMQ answered');
-    await sleep(500);
+    await worker.started;
     const source = cluster.warren(['--actors', 'clickstream']);
     expect(await source.exited, source.stderr).toBe(0);
 

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { beacon, post } from '../helpers/http-pipeline.ts';
 import { type ReceivedSpan, SpanKind, startOtlpReceiver } from '../helpers/otlp-receiver.ts';
 import { freePort } from '../helpers/ports.ts';
@@ -53,7 +53,18 @@ describe('tracing an HTTP source', () => {
     expect(await postWithTrace([beacon(4)], 'not-a-traceparent')).toBe(202);
     expect((await post(url, [beacon(5)])).status).toBe(202);
 
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // The sink has handled all five (its spans arrived) before the worker is stopped.
+    await vi.waitFor(
+      () =>
+        expect(
+          new Set(
+            receiver.spans
+              .filter((s) => s.service === 'warren-http-trace-test' && s.name === 'process seen')
+              .map((s) => s.attributes['messaging.message.id']),
+          ).size,
+        ).toBe(5),
+      { timeout: 30_000, interval: 50 },
+    );
     worker.kill('SIGTERM');
     expect(await exited, stderr).toBe(0);
 
