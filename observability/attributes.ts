@@ -33,6 +33,12 @@ export const Attr = {
   stateFrom: 'xstate.state.from',
   stateTo: 'xstate.state.to',
   eventType: 'xstate.event.type',
+  /** The worker process that ran a message (a Python or R processor's pool). */
+  workerPid: 'warren.worker.pid',
+  /** Items in the worker call that carried the message. */
+  batchSize: 'warren.batch.size',
+  /** How long the message waited in the pool's queue for a worker, in ms. */
+  queueWait: 'warren.queue.wait_ms',
 } as const;
 
 export const RABBITMQ = 'rabbitmq';

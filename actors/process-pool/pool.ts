@@ -1,7 +1,8 @@
 import { availableParallelism } from 'node:os';
 import { basename, resolve } from 'node:path';
 import { type Counter, isSpanContextValid, metrics, type Span, trace } from '@opentelemetry/api';
-import { InvalidMessageError, type Logger } from 'warren';
+import { type ActorLifecycle, InvalidMessageError, type Logger } from 'warren';
+import { Attr } from 'warren/observability';
 import { ProcessPoolError, WorkerCodeError } from './errors.ts';
 import { resolveCommand, type WorkerLanguage } from './interpreter.ts';
 import {
@@ -103,6 +104,20 @@ export interface ProcessPool {
   stop(): Promise<void>;
   /** Resolves with the error when the pool gave up (crash loop, or a restart that could not start). */
   readonly failed: Promise<ProcessPoolError>;
+  /**
+   * The pool as an actor's lifecycle: started in `runtime.start()` (a worker that cannot start fails the
+   * start, with the traceback), stopped in `runtime.stop()` once the actor settled its messages, and a
+   * crash loop fails the actor (`runtime.failed`, `warren run` exits 4) instead of spinning. Without a
+   * `logger` of its own, the pool logs through the runtime's from then on. `pythonProcessor` and
+   * `rProcessor` set it on their definition; a machine of your own that calls the pool sets it on its.
+   *
+   * @example
+   * ```ts
+   * const pool = createProcessPool({ script: 'models/propensity.py', workers: 2 });
+   * defineProcessor({ name: 'scorer', consumes, emits, machine, lifecycle: pool.lifecycle });
+   * ```
+   */
+  readonly lifecycle: ActorLifecycle;
   stats(): ProcessPoolStats;
   /** The pids of the live workers (for tests and operators). */
   pids(): number[];
@@ -126,14 +141,6 @@ interface Slot {
   /** A replacement is being started (or waits out its backoff). */
   starting: boolean;
 }
-
-/** Attribute names on the process span and the pool's metrics. */
-const PoolAttr = {
-  actor: 'warren.actor',
-  pid: 'warren.worker.pid',
-  batchSize: 'warren.batch.size',
-  queueWait: 'warren.queue.wait_ms',
-} as const;
 
 const fallbackLogger: Logger = {
   info: (message, data) =>
@@ -176,8 +183,16 @@ class PoolImpl implements ProcessPool {
   readonly name: string;
   readonly script: string;
   readonly failed: Promise<ProcessPoolError>;
+  readonly lifecycle: ActorLifecycle = {
+    start: async ({ logger, fail }) => {
+      if (!this.#options.logger) this.#logger = logger;
+      await this.start();
+      void this.failed.then((err) => fail(err));
+    },
+    stop: () => this.stop(),
+  };
   readonly #options: ProcessPoolOptions;
-  readonly #logger: Logger;
+  #logger: Logger;
   readonly #size: number;
   readonly #batch: number;
   readonly #maxWaitMs: number;
@@ -245,6 +260,8 @@ class PoolImpl implements ProcessPool {
           ? error
           : new ProcessPoolError('start', error.message, { cause: error }),
       );
+      // A failed start leaves no process behind (the runtime does not stop an actor whose start failed).
+      await Promise.all(this.#slots.map((slot) => slot.worker?.exited));
       throw error;
     }
     if (this.#state === 'starting') this.#state = 'running';
@@ -372,21 +389,23 @@ class PoolImpl implements ProcessPool {
     this.#replace(slot);
   }
 
-  #crashed(exit: WorkerExit, pid: number | undefined, counts = true): void {
+  /** A worker died (`exit`), or a replacement could not start (`exit` says why: its first line is kept). */
+  #crashed(exit: WorkerExit | string, pid: number | undefined, counts = true): void {
     this.#counts.crashes++;
-    this.#instruments?.crashes.add(1, { [PoolAttr.actor]: this.name });
+    this.#instruments?.crashes.add(1, { [Attr.actor]: this.name });
     if (counts) this.#crashesInARow++;
+    const last = typeof exit === 'string' ? (exit.split('\n')[0] ?? exit) : describeExit(exit);
     this.#logger.warn('worker crashed', {
       pool: this.name,
       worker: pid,
-      exit: describeExit(exit),
+      exit: last,
       crashesInARow: this.#crashesInARow,
     });
     if (this.#crashesInARow >= this.#maxCrashes)
       this.#giveUp(
         new ProcessPoolError(
           'crash-loop',
-          `the workers running ${this.script} crashed ${this.#crashesInARow} times in a row (last: ${describeExit(exit)}); the pool for ${this.name} stopped`,
+          `the workers running ${this.script} crashed ${this.#crashesInARow} times in a row (last: ${last}); the pool for ${this.name} stopped`,
         ),
       );
   }
@@ -399,19 +418,24 @@ class PoolImpl implements ProcessPool {
     const { initial = 100, max = 5_000 } = this.#options.restartBackoffMs ?? {};
     const delay = immediately ? 0 : Math.min(max, initial * 2 ** Math.max(0, this.#crashesInARow - 1));
     this.#counts.restarts++;
-    this.#instruments?.restarts.add(1, { [PoolAttr.actor]: this.name });
+    this.#instruments?.restarts.add(1, { [Attr.actor]: this.name });
     const timer = setTimeout(() => {
       if (this.#failure || this.#state === 'stopped') return;
       this.#spawn(slot)
-        .then(() => this.#pump())
+        .then(() => {
+          this.#logger.info('worker replaced', { pool: this.name, worker: slot.worker?.pid });
+          this.#pump();
+        })
         .catch((err: unknown) => {
           slot.starting = false;
           // A replacement that cannot start (the script broke on disk, init fails now) is a crash too.
+          const why = err instanceof Error ? err.message : String(err);
           this.#logger.warn('replacement worker failed to start', {
             pool: this.name,
-            error: err instanceof Error ? err.message : String(err),
+            worker: slot.worker?.pid,
+            error: why,
           });
-          this.#crashed({ code: null, signal: null }, undefined);
+          this.#crashed(`the replacement did not start: ${why}`, undefined);
           this.#replace(slot);
         });
     }, delay);
@@ -453,9 +477,9 @@ class PoolImpl implements ProcessPool {
     const now = performance.now();
     for (const p of batch)
       p.span?.setAttributes({
-        [PoolAttr.pid]: worker.pid ?? -1,
-        [PoolAttr.batchSize]: batch.length,
-        [PoolAttr.queueWait]: Math.round((now - p.enqueuedAt) * 1000) / 1000,
+        [Attr.workerPid]: worker.pid ?? -1,
+        [Attr.batchSize]: batch.length,
+        [Attr.queueWait]: Math.round((now - p.enqueuedAt) * 1000) / 1000,
       });
     this.#counts.calls++;
     let results: ItemResult[];
@@ -495,7 +519,7 @@ class PoolImpl implements ProcessPool {
     const reason = exitErr?.reason ?? 'crash';
     if (reason === 'timeout') {
       this.#counts.timeouts++;
-      this.#instruments?.timeouts.add(1, { [PoolAttr.actor]: this.name });
+      this.#instruments?.timeouts.add(1, { [Attr.actor]: this.name });
       this.#logger.warn('call timed out; worker stopped', {
         pool: this.name,
         worker: worker.pid,

@@ -16,6 +16,14 @@ import { createProcessPool, type ProcessPool, type ProcessPoolOptions } from './
 /**
  * What `pythonProcessor` and `rProcessor` take: the actor's descriptor (name, what it consumes and
  * emits, an optional key) and its worker pool (script, handler, workers, batch, timeoutMs, ...).
+ *
+ * @example
+ * ```ts
+ * const options: ProcessProcessorOptions<'scorer', { session: typeof Session }, { score: typeof Score }> = {
+ *   name: 'scorer', consumes: { session: Session }, emits: { score: Score },
+ *   script: 'models/propensity.py', key: (m) => m.body.userId, workers: 2, batch: 16,
+ * };
+ * ```
  */
 export interface ProcessProcessorOptions<
   TName extends string,
@@ -40,7 +48,18 @@ export interface ProcessProcessorOptions<
   readonly description?: string;
 }
 
-/** A processor whose work runs in a worker pool; `pool` starts and stops it (see the README). */
+/**
+ * A processor whose work runs in a worker pool. The runtime starts the pool in `runtime.start()` and
+ * stops it in `runtime.stop()`; `pool` is there for its stats and pids (and to start the interpreters
+ * early, before the runtime, as the bench does).
+ *
+ * @example
+ * ```ts
+ * const scorer: ProcessProcessor<'scorer', { session: typeof Session }, { score: typeof Score }> =
+ *   pythonProcessor({ name: 'scorer', consumes: { session: Session }, emits: { score: Score }, script: 'score.py' });
+ * scorer.pool.stats(); // { workers: 2, calls: 0, crashes: 0, ... }
+ * ```
+ */
 export type ProcessProcessor<
   TName extends string,
   TConsumes extends MessageSchemas,
@@ -116,6 +135,8 @@ export function processProcessor<
     emits,
     machine,
     concurrency: prefetch,
+    // Started and stopped with the runtime; a crash loop fails the actor (runtime.failed).
+    lifecycle: pool.lifecycle,
     description:
       description ??
       `${language === 'r' ? 'R' : 'Python'}: ${options.handler ?? 'score'}() in ${options.script}`,

@@ -62,11 +62,19 @@ def write_frame(stream, message):
     write_raw(stream, json.dumps(message, separators=(",", ":")).encode("utf-8"))
 
 
-def describe(exc, skip=0):
+_SHIM = os.path.abspath(__file__)
+
+
+def _own(tb):
+    """Whether a traceback entry is this worker's or the import machinery's, not the user's."""
+    name = tb.tb_frame.f_code.co_filename
+    return name.startswith("<frozen importlib") or os.path.abspath(name) == _SHIM
+
+
+def describe(exc):
     tb = exc.__traceback__
-    for _ in range(skip):  # this worker's own frames
-        if tb is not None and tb.tb_next is not None:
-            tb = tb.tb_next
+    while tb is not None and tb.tb_next is not None and _own(tb):  # start at the user's code
+        tb = tb.tb_next
     text = "".join(traceback.format_exception(type(exc), exc, tb))
     if len(text) > MAX_TRACEBACK:
         text = "..." + text[-MAX_TRACEBACK:]
@@ -112,7 +120,7 @@ def run_item(handler, item):
     except Reject as exc:
         return json.dumps({"reject": str(exc) or "rejected"})
     except Exception as exc:  # noqa: BLE001 - any failure of user code is reported, not fatal
-        return json.dumps({"error": describe(exc, skip=1)})
+        return json.dumps({"error": describe(exc)})
 
 
 def main():

@@ -91,7 +91,7 @@ export interface ProcessRun {
   cleanup(): Promise<void>;
   /** Wait until the pipeline is idle, then list the scorer's parked messages. */
   settle(): Promise<ParkedMessage[]>;
-  /** Stop the runtime, then the pool. */
+  /** Stop the runtime, and with it the pool. */
   stop(): Promise<void>;
 }
 
@@ -149,7 +149,7 @@ export async function startProcessRun(options: ProcessRunOptions): Promise<Proce
     logger: quiet,
     ...(bus ? { transport: bus, env: {} } : { env: { RABBITMQ_URL, REDIS_URL } }),
   });
-  await scorer.pool.start();
+  // The runtime starts the pool (the actor's lifecycle) before any message reaches it.
   await runtime.start();
   return {
     scorer,
@@ -162,8 +162,7 @@ export async function startProcessRun(options: ProcessRunOptions): Promise<Proce
       return runtime.parked('scorer');
     },
     async stop() {
-      await runtime.stop();
-      await scorer.pool.stop();
+      await runtime.stop(); // stops the pool too, after the scorer settled what it held
     },
     async cleanup() {
       if (bus) return;
