@@ -7,6 +7,13 @@ const MAX_TRACEBACK = 2_000;
  * User code raised an exception (Python) or an error condition (R). Retryable: the actor's retry
  * policy runs it again, then parks the message as `failed` with the type, message and the end of the
  * traceback (`x-warren-error`).
+ *
+ * @example
+ * ```ts
+ * try { await pool.call(body); } catch (err) {
+ *   if (err instanceof WorkerCodeError) console.error(err.type, err.traceback); // 'ValueError', 'Traceback ...'
+ * }
+ * ```
  */
 export class WorkerCodeError extends WarrenError {
   /** The exception's type (`ValueError`, `simpleError`). */
@@ -24,7 +31,14 @@ export class WorkerCodeError extends WarrenError {
   }
 }
 
-/** Why a pool could not run a call, other than the user's code: see `kind`. */
+/**
+ * Why a pool could not run a call, other than the user's code: see {@link ProcessPoolError}.
+ *
+ * @example
+ * ```ts
+ * const gaveUp = (kind: ProcessPoolErrorKind) => kind === 'crash-loop' || kind === 'start';
+ * ```
+ */
 export type ProcessPoolErrorKind = 'start' | 'timeout' | 'crash-loop' | 'stopped' | 'busy';
 
 /**
@@ -32,6 +46,12 @@ export type ProcessPoolErrorKind = 'start' | 'timeout' | 'crash-loop' | 'stopped
  * the function, or `init` raised; not retryable), the call passed `timeoutMs` (`timeout`), the workers
  * kept crashing and the pool gave up (`crash-loop`), the pool is stopping (`stopped`), or too many
  * calls wait (`busy`). All but `start` are retryable.
+ *
+ * @example
+ * ```ts
+ * const err = await pool.failed; // a ProcessPoolError
+ * if (err.kind === 'crash-loop') console.error(err.message); // 'the workers running .../score.py crashed 5 times in a row ...'
+ * ```
  */
 export class ProcessPoolError extends WarrenError {
   readonly kind: ProcessPoolErrorKind;

@@ -3,7 +3,15 @@ import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from 'warren';
 
-/** The languages warren ships a worker for; another language brings its own `command`. */
+/**
+ * The languages warren ships a worker for; another language brings its own `command`.
+ *
+ * @example
+ * ```ts
+ * const language: WorkerLanguage = 'r';
+ * createProcessPool({ script: 'models/churn.R', language });
+ * ```
+ */
 export type WorkerLanguage = 'python' | 'r';
 
 interface LanguageSpec {

@@ -15,7 +15,17 @@ import {
   WorkerStartError,
 } from './worker.ts';
 
-/** What {@link createProcessPool} takes. Only `script` (and `language` or `command`) is required. */
+/**
+ * What {@link createProcessPool} takes. Only `script` (and `language` or `command`) is required.
+ *
+ * @example
+ * ```ts
+ * const options: ProcessPoolOptions = {
+ *   script: 'models/propensity.py', workers: 4, batch: 32, maxWaitMs: 5, timeoutMs: 10_000,
+ *   config: { model: 'models/propensity.pkl' }, maxTasksPerWorker: 100_000,
+ * };
+ * ```
+ */
 export interface ProcessPoolOptions {
   /** The user's file: a Python module or an R script defining `handler`. */
   readonly script: string;
@@ -62,7 +72,14 @@ export interface ProcessPoolOptions {
   readonly logger?: Logger;
 }
 
-/** A pool's counters since it was created. */
+/**
+ * A pool's counters since it was created.
+ *
+ * @example
+ * ```ts
+ * const { crashes, timeouts, queued }: ProcessPoolStats = pool.stats();
+ * ```
+ */
 export interface ProcessPoolStats {
   readonly workers: number;
   readonly queued: number;
@@ -74,7 +91,15 @@ export interface ProcessPoolStats {
   readonly recycled: number;
 }
 
-/** Per-call context for {@link ProcessPool.call}: becomes the user function's `meta`. */
+/**
+ * Per-call context for {@link ProcessPool.call}: becomes the user function's `meta` (plain JSON).
+ *
+ * @example
+ * ```ts
+ * const meta: CallMeta = { id: event.meta.id, key: event.meta.key };
+ * await pool.call(event.body, meta); // score(body, meta) sees meta["id"], meta["key"]
+ * ```
+ */
 export type CallMeta = Readonly<Record<string, unknown>>;
 
 /**
