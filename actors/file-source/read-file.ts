@@ -1,0 +1,233 @@
+import { createHash } from 'node:crypto';
+import type { StandardSchemaV1 } from '@standard-schema/spec';
+import type { Logger, SourceItem, SourceLedger } from 'warren';
+import type { Folder, FolderEntry } from './folders/folder.ts';
+import { type FileSourceConfig, formatOf } from './options.ts';
+import { LeaseKeeper, type Progress } from './progress.ts';
+import { type RawRecord, readRecords, truncate, UnreadableFile } from './records.ts';
+import { RecordTyper } from './typing.ts';
+
+/** How reading one file ended (a folder error is thrown instead, for the caller to retry). */
+export type FileOutcome = 'done' | 'busy' | 'failed' | 'lost';
+
+/** What reading a file needs from the source around it. */
+export interface FileReaderDeps {
+  readonly config: FileSourceConfig;
+  readonly folder: Folder;
+  readonly ledger: SourceLedger;
+  readonly owner: string;
+  readonly schema: StandardSchemaV1;
+  readonly logger: Pick<Logger, 'info' | 'warn'>;
+  readonly signal: AbortSignal;
+}
+
+/**
+ * A file's identity: a short hash of the source, where the file is, its name, size and mtime. A file
+ * rewritten (another size or mtime) is another file; the message ids of its records start with it.
+ */
+export function fileId(source: string, location: string, entry: FolderEntry): string {
+  return createHash('sha256')
+    .update(`${source}\0${location}\0${entry.name}\0${entry.size}\0${Math.trunc(entry.mtimeMs)}`)
+    .digest('base64url')
+    .slice(0, 16);
+}
+
+/**
+ * Read one file as source items, once: claim it in the ledger (another worker's lease: `busy`;
+ * finished: `done`), resume after the checkpoint a dead worker left, yield each record (typed, or to
+ * park with the file, record number, field and raw text), keep the lease alive and the checkpoint
+ * saved while the receipts come in, and once every record is confirmed, archive (or delete, or leave)
+ * the file and finish it in the ledger. A file that cannot be read is parked as a whole and moved to
+ * `failed/` with `<name>.reason.txt`. `progress` carries over from an earlier attempt of the same run
+ * (a dropped connection): the records it already yielded are not yielded again.
+ */
+export async function* readFile(
+  deps: FileReaderDeps,
+  entry: FolderEntry,
+  progressOf: (id: string, checkpoint: number) => Progress,
+): AsyncGenerator<SourceItem, FileOutcome> {
+  const { config, folder, ledger, owner, logger } = deps;
+  const id = fileId(config.name, folder.location, entry);
+  const claim = await ledger.claim(id, owner, config.leaseMs);
+  if (claim.status !== 'claimed') return claim.status;
+  const checkpoint = Number.parseInt(claim.checkpoint ?? '0', 10);
+  const progress = progressOf(id, Number.isFinite(checkpoint) ? checkpoint : 0);
+  const lease = new LeaseKeeper(
+    ledger,
+    id,
+    owner,
+    progress,
+    {
+      leaseMs: config.leaseMs,
+      everyMs: Math.max(10, Math.min(5_000, config.leaseMs / 3)),
+      checkpointEvery: config.checkpointEvery,
+    },
+    logger,
+  );
+  const file = `${folder.location.replace(/\/$/, '')}/${entry.name}`;
+  const settled = () => lease.lost || progress.failed || deps.signal.aborted;
+  try {
+    if (progress.total === undefined) {
+      if (progress.confirmed > 0 && progress.yielded === progress.confirmed) {
+        logger.info('file source: resuming a file after its checkpoint', {
+          file,
+          record: progress.confirmed,
+        });
+      }
+      let unreadable: string | undefined;
+      const format = formatOf(config, entry.name);
+      if (format === undefined)
+        unreadable = 'cannot tell its format from its extension: set the format option';
+      else {
+        const stream = await folder.read(entry.name, { signal: deps.signal });
+        const typer = new RecordTyper(deps.schema, format === 'csv');
+        let last = progress.yielded;
+        try {
+          const records = readRecords(stream, {
+            format,
+            encoding: config.encoding,
+            csv: config.csv,
+            maxRecordChars: config.maxRecordChars,
+          });
+          for await (const record of records) {
+            last = record.n;
+            if (record.n <= progress.yielded) continue;
+            if (lease.lost || deps.signal.aborted) break;
+            const item = await toItem(config.type, id, file, record, typer, progress);
+            progress.yielded = record.n;
+            yield item;
+          }
+        } catch (err) {
+          if (!(err instanceof UnreadableFile)) throw err;
+          unreadable = err.message;
+        } finally {
+          stream.destroy();
+        }
+        if (lease.lost) return lost(logger, file);
+        if (deps.signal.aborted) return 'lost';
+        if (unreadable === undefined) progress.total = last;
+      }
+      if (unreadable !== undefined) {
+        yield* parkFile(config.type, id, file, unreadable, progress);
+        await progress.until(() => progress.confirmed >= (progress.total ?? 0) || settled());
+        if (lease.lost) return lost(logger, file);
+        if (progress.failed || deps.signal.aborted) return 'lost';
+        await moveToFailed(folder, config, entry.name, unreadable);
+        logger.warn('file source: a file cannot be read; moved to failed/', { file, reason: unreadable });
+        await ledger.finish(id, owner, config.doneTtlMs);
+        return 'failed';
+      }
+    }
+    await progress.until(
+      () => progress.confirmed >= (progress.total ?? Number.POSITIVE_INFINITY) || settled(),
+    );
+    if (lease.lost) return lost(logger, file);
+    if (progress.failed || deps.signal.aborted) return 'lost';
+    // The checkpoint at the end: a worker dying from here on leaves nothing to publish again.
+    await lease.renew();
+    if (lease.lost) return lost(logger, file);
+    await settle(folder, config, entry.name);
+    await ledger.finish(id, owner, config.doneTtlMs);
+    logger.info('file source: file read', { file, records: progress.total, after: config.after });
+    return 'done';
+  } finally {
+    lease.stop();
+  }
+}
+
+function lost(logger: Pick<Logger, 'warn'>, file: string): FileOutcome {
+  logger.warn('file source: lost the lease on a file to another worker; it goes on from the checkpoint', {
+    file,
+  });
+  return 'lost';
+}
+
+async function toItem(
+  type: string,
+  id: string,
+  file: string,
+  record: RawRecord,
+  typer: RecordTyper,
+  progress: Progress,
+): Promise<SourceItem> {
+  const n = record.n;
+  const receipt = (outcome: { status: string }) => progress.settle(n, outcome.status !== 'failed');
+  const messageId = `${id}:${n}`;
+  if ('bad' in record) {
+    const { reason, error, raw } = record.bad;
+    return {
+      type,
+      id: messageId,
+      body: { file, record: n, raw, error },
+      park: { reason, error: `${file} record ${n}: ${error}` },
+      receipt,
+    };
+  }
+  const typed = await typer.type(record.value);
+  if (typed.ok) return { type, id: messageId, body: typed.value, receipt };
+  return {
+    type,
+    id: messageId,
+    body: { file, record: n, field: typed.field ?? null, raw: truncate(rawText(record)), error: typed.error },
+    park: { reason: 'schema', error: `${file} record ${n}: ${typed.error}` },
+    receipt,
+  };
+}
+
+function rawText(record: RawRecord & { value: unknown }): string {
+  if ('raw' in record && typeof record.raw === 'string') return record.raw;
+  try {
+    return JSON.stringify(record.value) ?? '';
+  } catch {
+    return String(record.value);
+  }
+}
+
+/** The one parked entry of an unreadable file, counted as the record after the last one yielded. */
+async function* parkFile(
+  type: string,
+  id: string,
+  file: string,
+  reason: string,
+  progress: Progress,
+): AsyncGenerator<SourceItem> {
+  const n = progress.yielded + 1;
+  progress.yielded = n;
+  progress.total = n;
+  yield {
+    type,
+    id: `${id}:unreadable`,
+    body: { file, record: null, error: reason },
+    park: { reason: 'unreadable', error: `${file}: ${reason}` },
+    receipt: (outcome) => progress.settle(n, outcome.status !== 'failed'),
+  };
+}
+
+/** After its last record: archive, delete or leave the file, and its done marker with it. */
+async function settle(folder: Folder, config: FileSourceConfig, name: string): Promise<void> {
+  const marker = config.complete.kind === 'doneFile' ? `${name}.done` : undefined;
+  if (config.after === 'archive') {
+    await folder.move(name, 'archive');
+    if (marker) await folder.move(marker, 'archive').catch(ignoreGone);
+  } else if (config.after === 'delete') {
+    await folder.remove(name);
+    if (marker) await folder.remove(marker);
+  }
+}
+
+async function moveToFailed(
+  folder: Folder,
+  config: FileSourceConfig,
+  name: string,
+  reason: string,
+): Promise<void> {
+  const note = `${name}.reason.txt`;
+  await folder.write(note, `${reason}\n`);
+  await folder.move(name, 'failed');
+  await folder.move(note, 'failed');
+  if (config.complete.kind === 'doneFile') await folder.move(`${name}.done`, 'failed').catch(ignoreGone);
+}
+
+function ignoreGone(err: unknown): void {
+  if ((err as { kind?: unknown }).kind !== 'gone') throw err;
+}

@@ -1,0 +1,287 @@
+import { Readable } from 'node:stream';
+import { type CsvError, Parser } from 'csv-parse';
+import secureJson from 'secure-json-parse';
+import { JsonArraySplitter } from './json-array.ts';
+
+/**
+ * The record formats a file source reads: `csv` (a header row, then one record per row), `ndjson` (one
+ * JSON value per line; blank lines are skipped) and `json` (one top-level array, streamed element by
+ * element).
+ *
+ * @example
+ * ```ts
+ * const format: FileFormat = 'ndjson';
+ * ```
+ */
+export type FileFormat = 'csv' | 'ndjson' | 'json';
+
+/**
+ * The text encodings a file source decodes: UTF-8 (the default, validated: a file with an invalid byte
+ * is unreadable), Latin-1, UTF-16 little-endian. A byte-order mark is skipped.
+ *
+ * @example
+ * ```ts
+ * const encoding: FileEncoding = 'latin1';
+ * ```
+ */
+export type FileEncoding = 'utf8' | 'latin1' | 'utf16le';
+
+/**
+ * How CSV files are read (every field optional).
+ *
+ * @example
+ * ```ts
+ * const csv: CsvOptions = { delimiter: ';', quote: '"' };
+ * ```
+ */
+export interface CsvOptions {
+  /** Field separator; default `,`. */
+  readonly delimiter?: string;
+  /** Quote character; default `"`. */
+  readonly quote?: string;
+  /** The column names when the files have no header row; default: the first row names them. */
+  readonly columns?: readonly string[];
+}
+
+/** One record as read: its number (1-based, in file order) and its value, or what was wrong with it. */
+export type RawRecord =
+  | { readonly n: number; readonly value: unknown; readonly raw?: string }
+  | {
+      readonly n: number;
+      readonly bad: {
+        readonly reason: 'malformed' | 'not-json';
+        readonly error: string;
+        readonly raw: string;
+      };
+    };
+
+/**
+ * The whole file cannot be read (binary, invalid in its encoding, not a JSON array, truncated): it goes
+ * to `failed/` with this reason beside it.
+ */
+export class UnreadableFile extends Error {
+  override readonly name = 'UnreadableFile';
+}
+
+export interface RecordOptions {
+  readonly format: FileFormat;
+  readonly encoding: FileEncoding;
+  readonly csv: CsvOptions;
+  /** Largest record (a CSV row, an NDJSON line, a JSON array element), in characters. */
+  readonly maxRecordChars: number;
+}
+
+/** The records of one file, in order, streamed: memory holds a chunk and one record at a time. */
+export function readRecords(stream: Readable, options: RecordOptions): AsyncIterable<RawRecord> {
+  switch (options.format) {
+    case 'csv':
+      return csvRecords(stream, options);
+    case 'ndjson':
+      return ndjsonRecords(stream, options);
+    case 'json':
+      return jsonArrayRecords(stream, options);
+  }
+}
+
+/** A row csv-parse skipped (it could not parse it), kept in order among the records. */
+class SkippedRow {
+  readonly error: CsvError | undefined;
+  readonly raw: string | undefined;
+  constructor(error: CsvError | undefined, raw: string | undefined) {
+    this.error = error;
+    this.raw = raw;
+  }
+}
+
+async function* csvRecords(stream: Readable, options: RecordOptions): AsyncGenerator<RawRecord> {
+  const { csv } = options;
+  const parser: Parser = new Parser({
+    bom: true,
+    encoding: options.encoding === 'utf8' ? 'utf8' : options.encoding,
+    delimiter: csv.delimiter ?? ',',
+    quote: csv.quote ?? '"',
+    columns: csv.columns ? [...csv.columns] : true,
+    skip_empty_lines: true,
+    skip_records_with_error: true,
+    max_record_size: options.maxRecordChars,
+    // A bad row is pushed among the records, so its number is its place in the file.
+    on_skip: (err, raw) => {
+      parser.push(new SkippedRow(err, raw));
+      return undefined;
+    },
+    raw: true,
+  });
+  const checked = checkText(stream, options.encoding);
+  checked.on('error', (err) => parser.destroy(err));
+  checked.pipe(parser);
+  let n = 0;
+  try {
+    for await (const row of parser as AsyncIterable<SkippedRow | { record: unknown; raw: string }>) {
+      n++;
+      if (row instanceof SkippedRow) {
+        yield {
+          n,
+          bad: {
+            reason: 'malformed',
+            error: row.error ? `${row.error.code}: ${row.error.message}` : 'the row could not be parsed',
+            raw: truncate(withoutEol(row.raw ?? recordText(row.error))),
+          },
+        };
+      } else yield { n, value: row.record, raw: withoutEol(row.raw) };
+    }
+  } catch (err) {
+    throw asUnreadable(err);
+  } finally {
+    checked.destroy();
+    parser.destroy();
+  }
+}
+
+async function* ndjsonRecords(stream: Readable, options: RecordOptions): AsyncGenerator<RawRecord> {
+  let n = 0;
+  try {
+    for await (const line of lines(decodeText(stream, options.encoding), options.maxRecordChars)) {
+      if (line.trim() === '') continue;
+      n++;
+      yield parseJson(n, line);
+    }
+  } catch (err) {
+    throw asUnreadable(err);
+  }
+}
+
+async function* jsonArrayRecords(stream: Readable, options: RecordOptions): AsyncGenerator<RawRecord> {
+  const splitter = new JsonArraySplitter(options.maxRecordChars);
+  let n = 0;
+  try {
+    for await (const text of decodeText(stream, options.encoding)) {
+      for (const element of splitter.push(text)) yield parseJson(++n, element);
+    }
+    splitter.end();
+  } catch (err) {
+    throw asUnreadable(err);
+  }
+}
+
+function parseJson(n: number, text: string): RawRecord {
+  try {
+    return {
+      n,
+      value: secureJson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' }),
+    };
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    return { n, bad: { reason: 'not-json', error: `not JSON: ${why}`, raw: truncate(text) } };
+  }
+}
+
+/** Lines of a text stream, without their `\n` / `\r\n`; a line longer than `max` makes the file unreadable. */
+async function* lines(chunks: AsyncIterable<string>, max: number): AsyncGenerator<string> {
+  let rest = '';
+  for await (const chunk of chunks) {
+    let text = rest + chunk;
+    let start = 0;
+    for (let end = text.indexOf('\n'); end !== -1; end = text.indexOf('\n', start)) {
+      yield text.charCodeAt(end - 1) === 13 ? text.slice(start, end - 1) : text.slice(start, end);
+      start = end + 1;
+    }
+    text = text.slice(start);
+    if (text.length > max) throw new UnreadableFile(`a line is longer than ${max} characters`);
+    rest = text;
+  }
+  if (rest !== '') yield rest.endsWith('\r') ? rest.slice(0, -1) : rest;
+}
+
+/** The text of a byte stream, checked (see {@link checkText}) and decoded, without a byte-order mark. */
+async function* decodeText(stream: Readable, encoding: FileEncoding): AsyncGenerator<string> {
+  const decoder = new TextDecoder(webEncoding(encoding), { fatal: true });
+  let offset = 0;
+  try {
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      let text: string;
+      try {
+        text = decoder.decode(chunk, { stream: true });
+      } catch {
+        throw new UnreadableFile(`not valid ${encoding} near byte ${offset}`);
+      }
+      if (encoding !== 'utf16le' && text.includes('\0')) {
+        throw new UnreadableFile(`binary content (a NUL byte) near byte ${offset}`);
+      }
+      offset += chunk.length;
+      yield text;
+    }
+    try {
+      const last = decoder.decode();
+      if (last !== '') yield last;
+    } catch {
+      throw new UnreadableFile(`not valid ${encoding}: the file ends inside a character`);
+    }
+  } finally {
+    stream.destroy();
+  }
+}
+
+/**
+ * The bytes of `stream`, unchanged, failing with {@link UnreadableFile} at the first NUL byte (binary
+ * content) or at the first byte sequence invalid in `encoding`: csv-parse decodes on its own.
+ */
+function checkText(stream: Readable, encoding: FileEncoding): Readable {
+  const decoder = new TextDecoder(webEncoding(encoding), { fatal: true });
+  let offset = 0;
+  const check = async function* (source: AsyncIterable<Buffer>) {
+    for await (const chunk of source) {
+      if (encoding !== 'utf16le' && chunk.includes(0)) {
+        throw new UnreadableFile(`binary content (a NUL byte) near byte ${offset + chunk.indexOf(0)}`);
+      }
+      if (encoding !== 'latin1') {
+        try {
+          decoder.decode(chunk, { stream: true });
+        } catch {
+          throw new UnreadableFile(`not valid ${encoding} near byte ${offset}`);
+        }
+      }
+      offset += chunk.length;
+      yield chunk;
+    }
+    try {
+      decoder.decode();
+    } catch {
+      throw new UnreadableFile(`not valid ${encoding}: the file ends inside a character`);
+    }
+  };
+  return Readable.from(check(stream));
+}
+
+function webEncoding(encoding: FileEncoding): string {
+  return encoding === 'utf8' ? 'utf-8' : encoding === 'latin1' ? 'latin1' : 'utf-16le';
+}
+
+/**
+ * Errors that end reading: a folder error passes through (retried by the caller); csv-parse's fatal
+ * errors (an unclosed quote at the end) and our own checks make the file unreadable.
+ */
+function asUnreadable(err: unknown): unknown {
+  if (err instanceof UnreadableFile) return err;
+  const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
+  if (typeof code === 'string' && code.startsWith('CSV_')) {
+    return new UnreadableFile(`${code}: ${(err as Error).message}`);
+  }
+  return err;
+}
+
+/** What a csv-parse error knows of its row when it gives no raw text: the fields it read. */
+function recordText(error: CsvError | undefined): string {
+  const record = (error as { record?: unknown } | undefined)?.record;
+  return Array.isArray(record) ? record.join(',') : '';
+}
+
+function withoutEol(raw: string): string {
+  return raw.replace(/\r?\n$/, '');
+}
+
+const MAX_RAW = 1_000;
+
+/** Raw text kept with a parked record: at most 1,000 characters. */
+export function truncate(text: string): string {
+  return text.length > MAX_RAW ? `${text.slice(0, MAX_RAW - 1)}…` : text;
+}

@@ -1,0 +1,353 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { StandardSchemaV1 } from '@standard-schema/spec';
+import {
+  defineSource,
+  type Logger,
+  type MessageSchemas,
+  type SourceDefinition,
+  type SourceItem,
+  type SourceLedger,
+} from 'warren';
+import type { Folder, FolderEntry } from './folders/folder.ts';
+import { locateFolder as openFolder } from './locate.ts';
+import { type FileSourceConfig, type FileSourceOptions, resolveOptions } from './options.ts';
+import { Progress } from './progress.ts';
+import { type FileOutcome, readFile } from './read-file.ts';
+
+/**
+ * A source of dropped files: CSV, NDJSON or JSON-array exports landing in a local folder, on SFTP or on
+ * FTP/FTPS. Each complete file (see `complete`) is claimed in the state store's ledger, so workers
+ * sharing the store read each file once; its records stream out in bounded memory, paced by the
+ * broker's confirms, each with the message id `<file id>:<record number>`, so whatever is read again
+ * after a crash is deduplicated downstream; the confirmed position is checkpointed, so a takeover
+ * resumes near where the dead worker stopped; the file is archived (or deleted, or left) only once its
+ * last record is confirmed. A bad record (a malformed row, a line that is not JSON, a record failing
+ * the schema) is parked in the source's dead-letter queue with the file, record number, field and raw
+ * text, and the rest goes on; a file that cannot be read at all goes to `failed/` with the reason
+ * beside it; folder errors (a vanished file, permissions, a dropped connection) are logged and retried
+ * with backoff. See docs/file-drops.md.
+ *
+ * One `fileSource(...)` is one worker identity (its leases): build the pipeline once per process.
+ *
+ * @example
+ * ```ts
+ * const Spend = z.object({ campaign: z.string(), day: z.iso.date(), clicks: z.number().int(), cost: z.number() });
+ * export const spend = fileSource({
+ *   name: 'ad-spend', emits: { spend: Spend },
+ *   from: 'sftp://exports@drops.example.com/outgoing', pattern: '*.csv',
+ *   complete: { doneFile: true }, after: 'archive', concurrency: 4,
+ * });
+ * ```
+ */
+export function fileSource<const TName extends string, const TEmits extends MessageSchemas>(
+  options: FileSourceOptions<TName, TEmits>,
+): SourceDefinition<TName, TEmits, SourceItem<TEmits>> {
+  const config = resolveOptions(options);
+  const schema = options.emits[config.type] as StandardSchemaV1;
+  const owner = `${hostname()}:${process.pid}:${randomBytes(6).toString('base64url')}`;
+  return defineSource({
+    name: options.name,
+    emits: options.emits,
+    restart: options.restart ?? true,
+    read: ({ signal, logger, ledger }) =>
+      readFolder({ config, schema, owner, signal, ledger, logger }) as AsyncGenerator<SourceItem<TEmits>>,
+  });
+}
+
+interface ReadDeps {
+  readonly config: FileSourceConfig;
+  readonly schema: StandardSchemaV1;
+  readonly owner: string;
+  readonly signal: AbortSignal;
+  readonly ledger: SourceLedger;
+  readonly logger: Pick<Logger, 'info' | 'warn'>;
+}
+
+/** What the source knows of one file name in the folder. */
+interface Known {
+  entry: FolderEntry;
+  /** When it was first seen with this size and mtime. */
+  since: number;
+  /** waiting: not known complete yet; ready: to read; retry: after `retryAt` (busy elsewhere, or failed here). */
+  state: 'waiting' | 'ready' | 'active' | 'retry' | 'finished';
+  retryAt: number;
+  attempts: number;
+}
+
+type Step =
+  | { readonly kind: 'item'; readonly name: string; readonly result: IteratorResult<SourceItem, FileOutcome> }
+  | { readonly kind: 'error'; readonly name: string; readonly error: unknown }
+  | { readonly kind: 'wake' };
+
+interface Running {
+  readonly iterator: AsyncGenerator<SourceItem, FileOutcome>;
+  next: Promise<Step>;
+}
+
+/** One run of the source: discover complete files, read up to `concurrency` at once, merge their records. */
+async function* readFolder(deps: ReadDeps): AsyncGenerator<SourceItem> {
+  const { config, logger } = deps;
+  const own = typeof config.from === 'string';
+  const folder: Folder =
+    typeof config.from === 'string' ? await openFolder(config.from, config.env) : config.from;
+  const stop = new AbortController();
+  const signal = AbortSignal.any([deps.signal, stop.signal]);
+  const wake = new Wake();
+  const watcher =
+    own && isLocal(config.from as string) ? await watchLocal(folder.location, wake, logger) : undefined;
+  const known = new Map<string, Known>();
+  const progress = new Map<string, Progress>();
+  const active = new Map<string, Running>();
+  let listFailures = 0;
+  let nextScanAt = 0;
+  const fileDeps = {
+    config,
+    folder,
+    ledger: deps.ledger,
+    owner: deps.owner,
+    schema: deps.schema,
+    logger,
+    signal,
+  };
+  const progressOf = (id: string, checkpoint: number) => {
+    let p = progress.get(id);
+    if (!p || p.failed) {
+      p = new Progress(checkpoint);
+      progress.set(id, p);
+    }
+    return p;
+  };
+  const advance = (name: string, iterator: Running['iterator']): Promise<Step> =>
+    iterator.next().then(
+      (result): Step => ({ kind: 'item', name, result }),
+      (error: unknown): Step => ({ kind: 'error', name, error }),
+    );
+  const onAbort = () => {
+    wake.notify();
+    for (const p of progress.values()) p.wake();
+  };
+  signal.addEventListener('abort', onAbort, { once: true });
+  logger.info('file source: watching', { folder: folder.location, once: config.once });
+
+  try {
+    for (;;) {
+      if (signal.aborted) return;
+      const now = Date.now();
+      if (wake.fired || now >= nextScanAt) {
+        wake.reset();
+        const listed = await scan(folder, config, known, now, logger);
+        listFailures = listed ? 0 : listFailures + 1;
+        nextScanAt = now + (listed ? config.intervalMs : backoff(config, listFailures));
+        for (const k of known.values()) {
+          if (k.state === 'waiting' && config.complete.kind === 'minAge') {
+            nextScanAt = Math.min(nextScanAt, k.since + config.complete.minAgeMs);
+          }
+          if (k.state === 'retry') nextScanAt = Math.min(nextScanAt, k.retryAt);
+        }
+      }
+      for (const [name, k] of known) {
+        if (active.size >= config.concurrency) break;
+        if (k.state !== 'ready') continue;
+        k.state = 'active';
+        const iterator = readFile(fileDeps, k.entry, progressOf);
+        active.set(name, { iterator, next: advance(name, iterator) });
+      }
+      if (active.size === 0 && config.once && [...known.values()].every((k) => k.state === 'finished')) {
+        // Every file found is done (here or by another worker), failed, or gone: a finite read ends.
+        return;
+      }
+      wake.sleepUntil(nextScanAt);
+      const step = await Promise.race([wake.promise, ...[...active.values()].map((r) => r.next)]);
+      if (step.kind === 'wake') continue;
+      const running = active.get(step.name);
+      const k = known.get(step.name);
+      if (!running) continue;
+      if (step.kind === 'item' && !step.result.done) {
+        running.next = advance(step.name, running.iterator);
+        yield step.result.value;
+        continue;
+      }
+      active.delete(step.name);
+      if (!k) continue;
+      if (step.kind === 'item') finish(k, step.result.value as FileOutcome, config);
+      else failed(k, step.error, folder, config, logger);
+    }
+  } finally {
+    stop.abort();
+    await Promise.allSettled([...active.values()].map((r) => r.next));
+    signal.removeEventListener('abort', onAbort);
+    wake.reset();
+    await Promise.allSettled([...active.values()].map((r) => r.iterator.return('lost')));
+    await watcher?.close().catch(() => undefined);
+    if (own) await folder.close().catch(() => undefined);
+  }
+}
+
+/** What reading a file ended with: done, failed and lost files are finished here; a busy one is looked at again later. */
+function finish(k: Known, outcome: FileOutcome, config: FileSourceConfig): void {
+  if (outcome === 'busy') {
+    // Another worker reads it: look again after its lease could have run out (it may die).
+    k.state = 'retry';
+    k.retryAt = Date.now() + Math.min(config.leaseMs, Math.max(config.intervalMs, 1_000));
+  } else k.state = 'finished';
+}
+
+/** A file whose reading threw: a vanished file is forgotten; anything else is retried with backoff. */
+function failed(
+  k: Known,
+  error: unknown,
+  folder: Folder,
+  config: FileSourceConfig,
+  logger: Pick<Logger, 'info' | 'warn'>,
+): void {
+  const kind = (error as { kind?: unknown }).kind;
+  const message = error instanceof Error ? error.message : String(error);
+  if (kind === 'gone') {
+    logger.info('file source: a file vanished before it was read; skipped', {
+      folder: folder.location,
+      file: k.entry.name,
+      error: message,
+    });
+    k.state = 'finished';
+    return;
+  }
+  k.attempts++;
+  const delayMs = backoff(config, k.attempts);
+  k.state = 'retry';
+  k.retryAt = Date.now() + delayMs;
+  logger.warn('file source: reading a file failed; retrying', {
+    folder: folder.location,
+    file: k.entry.name,
+    kind: typeof kind === 'string' ? kind : 'error',
+    error: message,
+    attempt: k.attempts,
+    delayMs,
+  });
+}
+
+function backoff(config: FileSourceConfig, attempts: number): number {
+  return Math.min(config.retry.max, config.retry.initial * 2 ** Math.max(0, attempts - 1));
+}
+
+/**
+ * List the folder and update what is known: new files wait until complete, changed files start over,
+ * files gone from the listing are forgotten (unless being read). False when listing failed (logged).
+ */
+async function scan(
+  folder: Folder,
+  config: FileSourceConfig,
+  known: Map<string, Known>,
+  now: number,
+  logger: Pick<Logger, 'warn'>,
+): Promise<boolean> {
+  let entries: FolderEntry[];
+  try {
+    entries = await folder.list();
+  } catch (err) {
+    logger.warn('file source: listing the folder failed; retrying', {
+      folder: folder.location,
+      error: err instanceof Error ? err.message : String(err),
+    });
+    return false;
+  }
+  const names = new Set(entries.map((entry) => entry.name));
+  for (const [name, k] of known) if (!names.has(name) && k.state !== 'active') known.delete(name);
+  const complete = config.complete;
+  for (const entry of entries) {
+    const name = entry.name;
+    if (!config.match(name) || name.endsWith('.reason.txt')) continue;
+    if (complete.kind === 'doneFile' && name.endsWith('.done')) continue;
+    if (complete.kind === 'tempSuffixes' && complete.suffixes.some((suffix) => name.endsWith(suffix)))
+      continue;
+    let k = known.get(name);
+    if (k?.state === 'active') continue;
+    if (!k || k.entry.size !== entry.size || k.entry.mtimeMs !== entry.mtimeMs) {
+      k = { entry, since: now, state: 'waiting', retryAt: 0, attempts: 0 };
+      known.set(name, k);
+      // A second look is what minAge needs; the other rules know at once.
+      if (complete.kind === 'minAge' && complete.minAgeMs > 0) continue;
+    }
+    if (k.state === 'waiting') {
+      const ready =
+        complete.kind === 'doneFile'
+          ? names.has(`${name}.done`)
+          : complete.kind === 'tempSuffixes' || now - k.since >= complete.minAgeMs;
+      if (ready) k.state = 'ready';
+    } else if (k.state === 'retry' && now >= k.retryAt) k.state = 'ready';
+  }
+  return true;
+}
+
+/** A path, not a URL: a local folder, which chokidar can watch. */
+function isLocal(from: string): boolean {
+  return !/^[a-z][a-z0-9+.-]*:\/\//i.test(from);
+}
+
+/** Wake the scan on any change in a local folder (events can be lost: the interval scan stays). */
+async function watchLocal(
+  path: string,
+  wake: Wake,
+  logger: Pick<Logger, 'warn'>,
+): Promise<{ close(): Promise<void> } | undefined> {
+  try {
+    const { watch } = await import('chokidar');
+    const watcher = watch(path, { depth: 0, ignoreInitial: true });
+    watcher.on('all', () => wake.notify());
+    watcher.on('error', (err) =>
+      logger.warn('file source: watching the folder failed; the interval scan goes on', {
+        folder: path,
+        error: err instanceof Error ? err.message : String(err),
+      }),
+    );
+    return watcher;
+  } catch (err) {
+    logger.warn('file source: cannot watch the folder; the interval scan goes on', {
+      folder: path,
+      error: err instanceof Error ? err.message : String(err),
+    });
+    return undefined;
+  }
+}
+
+/** The scan loop's alarm: a folder event, the next scan's time, or the source stopping. */
+class Wake {
+  fired = false;
+  promise: Promise<Step>;
+  #resolve!: (step: Step) => void;
+  #timer: NodeJS.Timeout | undefined;
+  #at = Number.POSITIVE_INFINITY;
+
+  constructor() {
+    this.promise = this.#fresh();
+  }
+
+  notify(): void {
+    this.fired = true;
+    this.#resolve({ kind: 'wake' });
+  }
+
+  /** Fire at `at` (epoch ms) unless already set to fire sooner. */
+  sleepUntil(at: number): void {
+    if (this.fired || at >= this.#at) return;
+    clearTimeout(this.#timer);
+    this.#at = at;
+    this.#timer = setTimeout(() => this.notify(), Math.max(0, at - Date.now()));
+  }
+
+  reset(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#at = Number.POSITIVE_INFINITY;
+    if (this.fired) {
+      this.fired = false;
+      this.promise = this.#fresh();
+    }
+  }
+
+  #fresh(): Promise<Step> {
+    return new Promise<Step>((resolve) => {
+      this.#resolve = resolve;
+    });
+  }
+}

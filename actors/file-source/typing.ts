@@ -1,0 +1,109 @@
+import type { StandardSchemaV1 } from '@standard-schema/spec';
+
+/** A record typed by the schema, or the first field it fails on and why (every failing field). */
+export type Typed =
+  | { readonly ok: true; readonly value: unknown }
+  | { readonly ok: false; readonly field: string | undefined; readonly error: string };
+
+/**
+ * Types CSV records (every value a string) by the source's schema, with one rule: try the record as
+ * read; when the schema refuses fields, coerce those fields' strings (`''` → absent, a number as
+ * `Number()` reads it → that number, `true`/`false` in any case → a boolean) and try once more; what
+ * still fails is a bad record naming the field. Dates stay strings (they travel as JSON): declare them
+ * as ISO strings (`z.iso.datetime()`) or coerce them where they are consumed (`z.coerce.date()`).
+ * The fields coerced once are coerced first from then on, so a file of typed columns costs one
+ * validation a record. JSON records (`strings: false`) are validated as they are, never coerced.
+ *
+ * @example
+ * ```ts
+ * const typer = new RecordTyper(Spend, true);
+ * await typer.type({ campaign: 'c1', clicks: '12' }); // { ok: true, value: { campaign: 'c1', clicks: 12 } }
+ * ```
+ */
+export class RecordTyper {
+  readonly #schema: StandardSchemaV1;
+  readonly #strings: boolean;
+  /** Columns that needed coercion in an earlier record. */
+  readonly #coerced = new Set<string>();
+
+  constructor(schema: StandardSchemaV1, strings: boolean) {
+    this.#schema = schema;
+    this.#strings = strings;
+  }
+
+  async type(record: unknown): Promise<Typed> {
+    if (!this.#strings || typeof record !== 'object' || record === null) return this.#check(record);
+    const row = record as Record<string, unknown>;
+    const first = this.#coerced.size > 0 ? coerceFields(row, this.#coerced) : row;
+    const tried = await this.#validate(first);
+    if (!tried.issues) return { ok: true, value: first };
+    const fields = new Set<string>();
+    for (const issue of tried.issues) {
+      const key = topKey(issue);
+      if (key !== undefined && typeof row[key] === 'string') fields.add(key);
+    }
+    const fresh = [...fields].filter((field) => !this.#coerced.has(field));
+    if (fresh.length === 0) return failure(tried.issues);
+    for (const field of fresh) this.#coerced.add(field);
+    const second = coerceFields(row, this.#coerced);
+    const again = await this.#validate(second);
+    return again.issues ? failure(again.issues) : { ok: true, value: second };
+  }
+
+  async #check(value: unknown): Promise<Typed> {
+    const result = await this.#validate(value);
+    return result.issues ? failure(result.issues) : { ok: true, value };
+  }
+
+  async #validate(value: unknown): Promise<StandardSchemaV1.Result<unknown>> {
+    const result = this.#schema['~standard'].validate(value);
+    return result instanceof Promise ? await result : result;
+  }
+}
+
+function coerceFields(row: Record<string, unknown>, fields: ReadonlySet<string>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(row)) {
+    const value = row[key];
+    if (!fields.has(key) || typeof value !== 'string') {
+      out[key] = value;
+      continue;
+    }
+    const coerced = coerce(value);
+    if (coerced !== undefined) out[key] = coerced;
+  }
+  return out;
+}
+
+/** A string as the value it reads as: undefined for '', a number, a boolean, or the string itself. */
+export function coerce(value: string): unknown {
+  const text = value.trim();
+  if (text === '') return undefined;
+  const lower = text.toLowerCase();
+  if (lower === 'true') return true;
+  if (lower === 'false') return false;
+  const number = Number(text);
+  return Number.isFinite(number) && /^[-+]?(\d|\.\d)/.test(text) ? number : value;
+}
+
+function topKey(issue: StandardSchemaV1.Issue): string | undefined {
+  const first = issue.path?.[0];
+  const key = typeof first === 'object' && first !== null ? first.key : first;
+  return typeof key === 'string' ? key : undefined;
+}
+
+function pathOf(issue: StandardSchemaV1.Issue): string | undefined {
+  if (!issue.path || issue.path.length === 0) return undefined;
+  return issue.path
+    .map((segment) => String(typeof segment === 'object' && segment !== null ? segment.key : segment))
+    .join('.');
+}
+
+function failure(issues: readonly StandardSchemaV1.Issue[]): Typed {
+  const rendered = issues.map((issue) => {
+    const path = pathOf(issue);
+    return path === undefined ? issue.message : `${path}: ${issue.message}`;
+  });
+  const first = issues[0];
+  return { ok: false, field: first ? pathOf(first) : undefined, error: rendered.join('; ') };
+}
