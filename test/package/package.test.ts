@@ -3,6 +3,7 @@
 // tarball), `tsc`, `npm start` and `npm test` run as in a user's fresh shell.
 import { type SpawnOptions, spawn } from 'node:child_process';
 import {
+  existsSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -149,6 +150,22 @@ describe('the packed tarball', () => {
     const templates = filesUnder(join(repo, 'templates/init'));
     expect(templates).toContain('_package.json');
     for (const file of templates) expect(packed).toContain(`templates/init/${file}`);
+  });
+
+  it("names only dist/ in its manifest's exports, and leaves the repository's manifest as it was", () => {
+    const packedManifest = JSON.parse(readFileSync(join(extracted, 'package.json'), 'utf8')) as {
+      exports: Record<string, unknown>;
+    };
+    const targets = Object.values(packedManifest.exports).flatMap((t) =>
+      typeof t === 'string' ? [t] : Object.values(t as Record<string, string>),
+    );
+    expect(targets.filter((t) => t !== './package.json' && !/^\.\/dist\/.+\.(js|d\.ts)$/.test(t))).toEqual(
+      [],
+    );
+    expect(JSON.stringify(packedManifest)).not.toContain('warren-source');
+    // The repository keeps its source condition (put back by postpack) and no copy is left behind.
+    expect(readFileSync(join(repo, 'package.json'), 'utf8')).toContain('"warren-source"');
+    expect(existsSync(join(repo, '.package.json.unpacked'))).toBe(false);
   });
 
   it('has nothing else: no tests, no TypeScript sources outside the templates, no source maps', () => {
