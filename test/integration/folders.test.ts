@@ -3,7 +3,9 @@
  * `ssh2` server and FTP against `ftp-srv`, both started here on 127.0.0.1 over a real temp directory.
  * Every test works in its own subfolder of that directory.
  */
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,8 +13,10 @@ import type { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FolderError } from '../../actors/file-source/folders/errors.ts';
 import type { Folder } from '../../actors/file-source/folders/folder.ts';
+import { ftpFolder } from '../../actors/file-source/folders/ftp.ts';
 import { localFolder } from '../../actors/file-source/folders/local.ts';
 import { sftpFolder } from '../../actors/file-source/folders/sftp.ts';
+import { type FtpTestServer, startFtpServer } from '../helpers/ftp-server.ts';
 import { type SftpTestServer, startSftpServer } from '../helpers/sftp-server.ts';
 
 interface Kind {
@@ -33,6 +37,41 @@ interface Kind {
 }
 
 let sftp: SftpTestServer;
+let ftp: FtpTestServer;
+let certificate: { key: string; cert: string; caPath: string };
+
+/** A throwaway self-signed certificate for 127.0.0.1 (openssl, as the FTPS server's). */
+function selfSigned(dir: string): { key: string; cert: string; caPath: string } {
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+      '-keyout',
+      join(dir, 'key.pem'),
+      '-out',
+      join(dir, 'cert.pem'),
+    ],
+    { stdio: 'ignore' },
+  );
+  return {
+    key: readFileSync(join(dir, 'key.pem'), 'utf8'),
+    cert: readFileSync(join(dir, 'cert.pem'), 'utf8'),
+    caPath: join(dir, 'cert.pem'),
+  };
+}
+
 const kinds: Kind[] = [
   {
     name: 'local',
@@ -86,6 +125,56 @@ const kinds: Kind[] = [
         path: `/${path}`,
       }),
     stop: () => sftp.stop(),
+  },
+  {
+    name: 'ftp',
+    // ftp-srv has no MLSD: LIST, then MDTM per file (whole seconds).
+    mtimeStepMs: 1000,
+    async start(served) {
+      ftp = await startFtpServer(served);
+    },
+    folder: (path) =>
+      ftpFolder({
+        host: ftp.host,
+        port: ftp.port,
+        username: ftp.username,
+        password: ftp.password,
+        path: `/${path}`,
+      }),
+    stop: () => ftp.stop(),
+    remote: {
+      wrongLogin: (path) =>
+        ftpFolder({
+          host: ftp.host,
+          port: ftp.port,
+          username: ftp.username,
+          password: 'wrong-secret',
+          path: `/${path}`,
+        }),
+      secrets: () => [ftp.password, 'wrong-secret'],
+      dropConnections: () => ftp.dropConnections(),
+      connections: () => ftp.logins(),
+    },
+  },
+  {
+    name: 'ftps (explicit TLS, certificate checked against its CA file)',
+    mtimeStepMs: 1000,
+    async start(served) {
+      const keys = await mkdtemp(join(tmpdir(), 'warren-ftps-'));
+      certificate = selfSigned(keys);
+      ftp = await startFtpServer(served, { tls: { key: certificate.key, cert: certificate.cert } });
+    },
+    folder: (path) =>
+      ftpFolder({
+        host: ftp.host,
+        port: ftp.port,
+        username: ftp.username,
+        password: ftp.password,
+        path: `/${path}`,
+        secure: true,
+        caPath: certificate.caPath,
+      }),
+    stop: () => ftp.stop(),
   },
 ];
 

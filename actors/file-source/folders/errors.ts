@@ -51,20 +51,6 @@ export interface FolderErrorContext {
   readonly action: string;
 }
 
-const CONNECTION_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ECONNABORTED',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'ERR_STREAM_PREMATURE_CLOSE',
-  'ERR_SOCKET_CLOSED',
-]);
-
 function codeOf(err: unknown): unknown {
   return typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
 }
@@ -117,20 +103,18 @@ export function sftpError(err: unknown, context: FolderErrorContext): FolderErro
 }
 
 /**
- * A `basic-ftp` error as a {@link FolderError}. FTP replies: 550 → `gone` when the text says the file
- * does not exist (servers word it differently: "No such file", "not found", "ENOENT"), else `denied`;
- * 530 (not logged in), 532, 553 → `denied`; 4xx replies (transient), socket errors, timeouts and a
- * closed client → `connection`.
+ * A `basic-ftp` error as a {@link FolderError}. A 4xx/5xx reply whose text says the file does not
+ * exist → `gone` (servers word it differently and use 550, 551 or 450: "No such file", "not found",
+ * "ENOENT"); other 550s, 530 (not logged in), 532, 553 → `denied`; other replies (4xx transient),
+ * socket errors, timeouts and a closed client → `connection`.
  */
 export function ftpError(err: unknown, context: FolderErrorContext): FolderError {
   const code = codeOf(err);
   const text = messageOf(err);
-  if (code === 550 || code === 450) {
+  if (typeof code === 'number' && code >= 400 && code < 600) {
     if (/no such|not found|not exist|ENOENT|cannot find|can't find/i.test(text))
       return make('gone', err, context);
-    if (code === 550) return make('denied', err, context);
+    if (code === 550 || code === 530 || code === 532 || code === 553) return make('denied', err, context);
   }
-  if (code === 530 || code === 532 || code === 553) return make('denied', err, context);
-  if (typeof code === 'string' && CONNECTION_CODES.has(code)) return make('connection', err, context);
   return make('connection', err, context);
 }
