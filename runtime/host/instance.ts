@@ -214,3 +214,31 @@ export function isPristine(instance: Instance, initial: AnyMachineSnapshot): boo
   for (const _ in instance.actor.system.getSnapshot()._scheduledEvents) return false;
   return true;
 }
+
+/** Inputs a keyed actor absorbed without emitting, linked from its next emission; at most this many. */
+const MAX_AGGREGATE_LINKS = 32;
+
+/**
+ * The inputs a keyed actor absorbed without emitting (clicks gathered into a session) are linked from
+ * the spans of its next emission, so the trace of a session points at every click in it: with nothing
+ * emitted, the current input's link is kept (up to 32); with something emitted, the kept links are
+ * handed out and forgotten.
+ *
+ * @example
+ * ```ts
+ * const links = aggregateLinks(instance, observer.currentLink(), outputs.length);
+ * ```
+ */
+export function aggregateLinks(
+  instance: Instance,
+  current: TraceLink | undefined,
+  emitted: number,
+): readonly TraceLink[] {
+  if (emitted === 0) {
+    if (current && instance.links.length < MAX_AGGREGATE_LINKS) instance.links.push(current);
+    return [];
+  }
+  const links = instance.links;
+  instance.links = [];
+  return links;
+}

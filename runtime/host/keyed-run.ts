@@ -8,7 +8,6 @@ import {
   type OutgoingMessage,
 } from '../core/envelope.ts';
 import { InvalidMessageError, WarrenError } from '../core/errors.ts';
-import type { TraceLink } from '../core/observer.ts';
 import { decideFailure, retriesInLane } from '../policy/failure.ts';
 import type { LoadResult, TimerRecord } from '../state/store.ts';
 import type { ActorPlan } from '../topology/plan.ts';
@@ -17,6 +16,7 @@ import { applyEvent, lineageOf } from './apply.ts';
 import type { Decoded } from './decode.ts';
 import type { HostDeps } from './host-deps.ts';
 import {
+  aggregateLinks,
   type Instance,
   originOf,
   pendingTimers,
@@ -28,9 +28,6 @@ import { InstanceCache } from './instance-cache.ts';
 import { KeyedLanes } from './lanes.ts';
 import type { Outbox } from './outbox.ts';
 import type { FailureSettler } from './settle.ts';
-
-/** Inputs a keyed actor absorbed without emitting, linked from its next emission; at most this many. */
-const MAX_AGGREGATE_LINKS = 32;
 
 /**
  * A keyed actor's run: one lane per key (one message at a time, in delivery order), the instance from
@@ -187,7 +184,9 @@ export class KeyedRun {
     }
     instance.version = result.version;
     this.#cache.remember(key, instance);
-    const links = observer.traces ? this.#aggregate(instance, outputs.length) : undefined;
+    const links = observer.traces
+      ? aggregateLinks(instance, observer.currentLink(), outputs.length)
+      : undefined;
     observer.outboxPending(this.#plan.name, outputs.length);
     const settlement = await this.#outbox.publishCommitted(id, outputs, links);
     observer.outboxPending(this.#plan.name, -outputs.length);
@@ -196,21 +195,6 @@ export class KeyedRun {
       if (this.#definition.kind === 'sink') observer.reachedSink(this.#plan.name, decoded.meta.createdAt);
     }
     return settlement;
-  }
-
-  /**
-   * The inputs a keyed actor absorbed without emitting (clicks gathered into a session) are linked from
-   * the spans of its next emission, so the trace of a session points at every click in it.
-   */
-  #aggregate(instance: Instance, emitted: number): readonly TraceLink[] {
-    const current = this.#deps.observer.currentLink();
-    if (emitted === 0) {
-      if (current && instance.links.length < MAX_AGGREGATE_LINKS) instance.links.push(current);
-      return [];
-    }
-    const links = instance.links;
-    instance.links = [];
-    return links;
   }
 
   /** What a timer armed while handling this message continues when it fires. */
