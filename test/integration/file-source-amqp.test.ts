@@ -1,0 +1,181 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { compileTopology, createRuntime, type PipelineDefinition, type Runtime } from 'warren';
+import {
+  type Applied,
+  applied,
+  dropFolder,
+  filePipeline,
+  quiet,
+  spendCsv,
+  tally,
+} from '../helpers/file-source-pipeline.ts';
+import {
+  deleteRedisPrefix,
+  deleteTopology,
+  RABBITMQ_URL,
+  REDIS_URL,
+  uniquePrefix,
+} from '../helpers/services.ts';
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterAll(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+function drops(label: string) {
+  const folder = dropFolder(label);
+  cleanups.push(() => folder.remove());
+  return folder;
+}
+
+/** A prefix whose queues and keys are deleted after the file. */
+function prefixFor(label: string, pipeline: PipelineDefinition): string {
+  const prefix = uniquePrefix(label);
+  cleanups.push(async () => {
+    await deleteTopology(compileTopology(pipeline, { prefix }));
+    await deleteRedisPrefix(prefix);
+  });
+  return prefix;
+}
+
+function onRabbit(pipeline: PipelineDefinition, prefix: string, actors?: string[]): Runtime {
+  return createRuntime(pipeline, {
+    bus: 'amqp',
+    state: 'redis',
+    prefix,
+    env: { RABBITMQ_URL, REDIS_URL },
+    logger: quiet,
+    ...(actors ? { actors } : {}),
+  });
+}
+
+const emitted = (runtime: Runtime) => runtime.stats().get('files')?.emitted ?? 0;
+
+describe('fileSource on RabbitMQ + Redis', () => {
+  it('reads a local folder once: every record applied once, parked rows kept, files archived', async () => {
+    const folder = drops('amqp-happy');
+    folder.write('a.csv', spendCsv(200));
+    folder.write('b.csv', 'campaign,day,clicks,cost\nc1,2026-11-01,1,1\nc2,not-a-day,2,2\n');
+    const into = applied();
+    const pipeline = filePipeline({ from: folder.dir, once: true, complete: { minAgeMs: 0 } }, into);
+    const runtime = onRabbit(pipeline, prefixFor('files-happy', pipeline));
+    await runtime.start();
+    try {
+      await runtime.whenIdle({ settleMs: 50 });
+      expect(tally(into)).toEqual({ distinct: 201, twice: [] });
+      const parked = await runtime.parked('files');
+      expect(parked.map((p) => [p.reason, JSON.parse(String(p.body)).field])).toEqual([['schema', 'day']]);
+      expect(readdirSync(folder.path('archive')).sort()).toEqual(['a.csv', 'b.csv']);
+    } finally {
+      await runtime.stop();
+    }
+  });
+
+  it('two workers, 50 files: each file read by one worker, each record applied exactly once', async () => {
+    const folder = drops('amqp-two');
+    let total = 0;
+    for (let f = 0; f < 50; f++) {
+      const rows = 20 + f * 3;
+      total += rows;
+      folder.write(`export-${String(f).padStart(2, '0')}.csv`, spendCsv(rows, f * 1_000));
+    }
+    const into: Applied = applied();
+    const options = { from: folder.dir, complete: { minAgeMs: 0 }, intervalMs: 100, concurrency: 3 } as const;
+    // Two fileSource definitions: two worker identities, as two processes would have.
+    const first = filePipeline(options, into);
+    const prefix = prefixFor('files-two', first);
+    const workers = [onRabbit(first, prefix), onRabbit(filePipeline(options, into), prefix)];
+    await Promise.all(workers.map((w) => w.start()));
+    try {
+      await vi.waitFor(() => expect(into.ids.size).toBe(total), { timeout: 60_000, interval: 50 });
+      // A file is archived only once all its records are confirmed: then all that was published is counted.
+      await vi.waitFor(() => expect(readdirSync(folder.path('archive'))).toHaveLength(50), {
+        timeout: 20_000,
+      });
+      expect(tally(into)).toEqual({ distinct: total, twice: [] });
+      // No file was read by both: what the two published adds up to the records, once each.
+      expect(emitted(workers[0] as Runtime) + emitted(workers[1] as Runtime)).toBe(total);
+      expect(emitted(workers[0] as Runtime)).toBeGreaterThan(0);
+      expect(emitted(workers[1] as Runtime)).toBeGreaterThan(0);
+    } finally {
+      await Promise.all(workers.map((w) => w.stop()));
+    }
+  }, 120_000);
+
+  it('a worker killed with kill -9 mid-file: another takes the file over from its checkpoint, each record once', async () => {
+    const folder = drops('amqp-kill');
+    const ROWS = 40_000;
+    folder.write('big.csv', spendCsv(ROWS));
+    const env = {
+      ...process.env,
+      DROPS_DIR: folder.dir,
+      LEASE_MS: '2000',
+      WARREN_LOG_LEVEL: 'info',
+      RABBITMQ_URL,
+      REDIS_URL,
+    };
+    const into = applied();
+    // The sink lives here (never killed); the readers are `warren run --actors files` processes of
+    // test/fixtures/files/pipeline.ts, the same pipeline.
+    const sinkPipeline = filePipeline({ from: folder.dir }, into);
+    const prefix = prefixFor('files-kill', sinkPipeline);
+    const sink = onRabbit(sinkPipeline, prefix, ['spend-sink']);
+    await sink.start();
+    const children: ChildProcess[] = [];
+    cleanups.push(() => {
+      for (const child of children) child.kill('SIGKILL');
+    });
+    const worker = () => {
+      const child = spawn(
+        process.execPath,
+        [
+          'bin/warren.ts',
+          'run',
+          'test/fixtures/files/pipeline.ts',
+          '--bus',
+          'amqp',
+          '--state',
+          'redis',
+          '--prefix',
+          prefix,
+          '--actors',
+          'files',
+        ],
+        { env },
+      );
+      children.push(child);
+      const out = {
+        stderr: '',
+        exited: new Promise<number | null>((resolve) => child.once('exit', resolve)),
+      };
+      child.stderr?.on('data', (d: Buffer) => (out.stderr += d.toString()));
+      child.stdout?.on('data', () => undefined);
+      return { child, out };
+    };
+    try {
+      const victim = worker();
+      await vi.waitFor(() => expect(into.ids.size).toBeGreaterThanOrEqual(2_000), {
+        timeout: 60_000,
+        interval: 20,
+      });
+      victim.child.kill('SIGKILL');
+      expect(await victim.out.exited).toBeNull();
+      const before = into.ids.size;
+      expect(before).toBeLessThan(ROWS);
+      const heir = worker();
+      await vi.waitFor(() => expect(into.ids.size).toBe(ROWS), { timeout: 90_000, interval: 50 });
+      await vi.waitFor(() => expect(readdirSync(folder.path('archive'))).toEqual(['big.csv']), {
+        timeout: 20_000,
+      });
+      expect(tally(into)).toEqual({ distinct: ROWS, twice: [] });
+      // It resumed near where the victim stopped, not from the top.
+      expect(heir.out.stderr).toContain('resuming a file after its checkpoint');
+      heir.child.kill('SIGTERM');
+      expect(await heir.out.exited).toBe(0);
+    } finally {
+      await sink.stop();
+    }
+  }, 180_000);
+});
