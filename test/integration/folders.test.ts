@@ -15,8 +15,10 @@ import { FolderError } from '../../actors/file-source/folders/errors.ts';
 import type { Folder } from '../../actors/file-source/folders/folder.ts';
 import { ftpFolder } from '../../actors/file-source/folders/ftp.ts';
 import { localFolder } from '../../actors/file-source/folders/local.ts';
+import { openFolder } from '../../actors/file-source/folders/open.ts';
 import { sftpFolder } from '../../actors/file-source/folders/sftp.ts';
 import { type FtpTestServer, startFtpServer } from '../helpers/ftp-server.ts';
+import { freePort } from '../helpers/ports.ts';
 import { type SftpTestServer, startSftpServer } from '../helpers/sftp-server.ts';
 
 interface Kind {
@@ -33,6 +35,10 @@ interface Kind {
     readonly secrets: () => string[];
     dropConnections(): void;
     connections(): number;
+    /** The same folder as `openFolder` takes it: a URL and the environment holding the password. */
+    url(path: string): { from: string; env: Record<string, string> };
+    /** The same folder on a port nothing listens on. */
+    nowhere(path: string, port: number): Folder;
   };
 }
 
@@ -107,6 +113,18 @@ const kinds: Kind[] = [
       secrets: () => [sftp.password, 'wrong-secret'],
       dropConnections: () => sftp.dropConnections(),
       connections: () => sftp.connections(),
+      url: (path) => ({
+        from: `sftp://${sftp.username}@${sftp.host}:${sftp.port}/${path}?hostFingerprint=${sftp.hostFingerprint}`,
+        env: { WARREN_SFTP_PASSWORD: sftp.password },
+      }),
+      nowhere: (path, port) =>
+        sftpFolder({
+          host: '127.0.0.1',
+          port,
+          username: sftp.username,
+          password: sftp.password,
+          path: `/${path}`,
+        }),
     },
   },
   {
@@ -154,6 +172,18 @@ const kinds: Kind[] = [
       secrets: () => [ftp.password, 'wrong-secret'],
       dropConnections: () => ftp.dropConnections(),
       connections: () => ftp.logins(),
+      url: (path) => ({
+        from: `ftp://${ftp.username}@${ftp.host}:${ftp.port}/${path}`,
+        env: { WARREN_FTP_PASSWORD: ftp.password },
+      }),
+      nowhere: (path, port) =>
+        ftpFolder({
+          host: '127.0.0.1',
+          port,
+          username: ftp.username,
+          password: ftp.password,
+          path: `/${path}`,
+        }),
     },
   },
   {
@@ -282,6 +312,17 @@ describe.each(kinds)('$name folder', (kind) => {
     expect((await collect(await folder.read('big.bin', { start: 4 * 1024 * 1024 - 5 }))).length).toBe(5);
   });
 
+  it('reads several files at once, and lists while a read waits for its reader', async () => {
+    await fresh();
+    const files = [randomBytes(2 * 1024 * 1024), randomBytes(1024 * 1024 + 1), Buffer.from('tiny')];
+    for (const [i, bytes] of files.entries()) await writeFile(join(dir, `f${i}.bin`), bytes);
+    const paused = await folder.read('f0.bin'); // not consumed yet: its transfer waits on back pressure
+    const others = await Promise.all([folder.read('f1.bin'), folder.read('f2.bin')]);
+    expect((await folder.list()).map((entry) => entry.name).sort()).toEqual(['f0.bin', 'f1.bin', 'f2.bin']);
+    const read = await Promise.all([paused, ...others].map(collect));
+    for (const [i, bytes] of files.entries()) expect(read[i]?.equals(bytes)).toBe(true);
+  });
+
   it('moves a file into a subfolder it creates, replacing one of the same name, or under a new name', async () => {
     await fresh();
     await writeFile(join(dir, 'a.csv'), 'first');
@@ -360,6 +401,24 @@ describe.each(kinds)('$name folder', (kind) => {
       expect(err.kind).toBe('denied');
       const told = `${err.message} ${JSON.stringify(err.data)} ${String((err.cause as Error)?.message)}`;
       for (const secret of remote.secrets()) expect(told).not.toContain(secret);
+    });
+
+    it('is the same folder when opened from a URL, the password from the environment', async () => {
+      await fresh();
+      await writeFile(join(dir, 'a.csv'), 'x,y\n');
+      const { from, env } = remote.url(name);
+      const opened = open(name, () => openFolder(from, env));
+      expect(opened.location).toBe(folder.location);
+      expect(await opened.list()).toEqual(await folder.list());
+    });
+
+    it('fails with connection when nothing listens, and names where', async () => {
+      await fresh();
+      const port = await freePort();
+      const err = await failure(open(name, (path) => remote.nowhere(path, port)).list());
+      expect(err.kind).toBe('connection');
+      expect(err.retryable).toBe(true);
+      expect(err.message).toContain(`127.0.0.1:${port}`);
     });
 
     it('names its location without credentials', async () => {

@@ -5,7 +5,7 @@ import type { Client, FileInfo } from 'basic-ftp';
 import { ConfigError } from 'warren';
 import { FolderError, ftpError } from './errors.ts';
 import type { Folder, FolderEntry } from './folder.ts';
-import { checkFileName, checkSubfolder } from './names.ts';
+import { checkFileName, checkSubfolder, remoteLocation } from './names.ts';
 
 /**
  * Where an FTP folder is and how to log in. `secure: true` is explicit FTPS (`AUTH TLS` on port 21,
@@ -80,7 +80,7 @@ export function ftpFolder(options: FtpFolderOptions): Folder {
   const port = options.port ?? 21;
   const scheme = options.secure === true ? 'ftps' : 'ftp';
   const root = options.path === '' ? '.' : options.path.replace(/(.)\/+$/, '$1');
-  const location = `${scheme}://${options.host}:${port}${root.startsWith('/') ? '' : '/'}${root}`;
+  const location = remoteLocation(scheme, options.host, port, root);
   const at = (name: string) => posix.join(root, checkFileName(name));
   const maxConnections = options.maxConnections ?? 4;
   const idleMs = 30_000;

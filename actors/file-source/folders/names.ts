@@ -22,3 +22,14 @@ export function checkSubfolder(subfolder: string): string {
     throw new TypeError(`not a subfolder of the folder: ${JSON.stringify(subfolder)}`);
   return trimmed;
 }
+
+/**
+ * A remote folder's `location`: scheme, host and port, and the path as a URL would give it (a path
+ * relative to the login's home directory as `/~/…`); never a user name or a secret.
+ *
+ * @internal
+ */
+export function remoteLocation(scheme: string, host: string, port: number, root: string): string {
+  const path = root.startsWith('/') ? root : root === '.' ? '/~' : `/~/${root.replace(/^\.\//, '')}`;
+  return `${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}${path}`;
+}

@@ -7,7 +7,7 @@ import type SftpClient from 'ssh2-sftp-client';
 import { ConfigError } from 'warren';
 import { FolderError, sftpError } from './errors.ts';
 import type { Folder, FolderEntry } from './folder.ts';
-import { checkFileName, checkSubfolder } from './names.ts';
+import { checkFileName, checkSubfolder, remoteLocation } from './names.ts';
 import { relay } from './relay.ts';
 
 /**
@@ -67,7 +67,7 @@ interface Session {
 export function sftpFolder(options: SftpFolderOptions): Folder {
   const port = options.port ?? 22;
   const root = options.path === '' ? '.' : options.path.replace(/(.)\/+$/, '$1');
-  const location = `sftp://${options.host}:${port}${root.startsWith('/') ? '' : '/'}${root}`;
+  const location = remoteLocation('sftp', options.host, port, root);
   const at = (name: string) => posix.join(root, checkFileName(name));
   let current: Promise<Session> | undefined;
   let closed = false;
