@@ -1,15 +1,34 @@
 /**
- * The Python and R processors' throughput on the embedded bus, against the ceiling measured in the same
- * run: a bare loop in the same language behind the same pipe (fd 3, the same frames), driven from Node
- * with the same batching, the same number of processes and one batch in hand per process. The ratio says
- * what warren's pool, runtime and shim cost on top of the language's own JSON and pipe work.
+ * The Python and R processors' throughput on the embedded bus, against figures measured in the same run:
+ *
+ * - **ceiling** (the issue's): a bare loop in the same language behind the same pipe (fd 3, the same
+ *   frames), driven from Node with the same batching, the same number of processes and one batch in hand
+ *   per process. Timed from when every loop has answered a first empty call, as the processor is timed
+ *   after its pool started: starting interpreters is not throughput (it once sat inside the ceiling's
+ *   window, ~50 ms of a ~100 ms run, which made the ceiling low and the ratio swing from 0.45 to 0.76).
+ * - **pool**: warren's pool and shim alone: `pool.call()` from Node, as many calls in hand as the
+ *   processor's prefetch. pool/ceiling is what the pool, the shim and the user-function call cost.
+ * - **reference**: the same pipeline with a TypeScript processor of the same shape (an invoked promise
+ *   per message doing the same arithmetic): the runtime's own rate for this flow on this machine.
+ *   processor/reference is what running the model in another language costs inside the runtime.
+ *
+ * processor/ceiling is bounded by the runtime: with a model this cheap (a few µs of Python per record),
+ * the runtime's source, bus, XState and sink work per message costs several times the Python side.
  */
 import { spawn } from 'node:child_process';
 import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { createRuntime, definePipeline, defineSink, defineSource, type Incoming } from 'warren';
-import { pythonProcessor, rProcessor } from 'warren/actors';
-import { setup } from 'xstate';
+import {
+  createRuntime,
+  definePipeline,
+  defineProcessor,
+  defineSink,
+  defineSource,
+  type Incoming,
+  type Outgoing,
+} from 'warren';
+import { createProcessPool, type ProcessPool, pythonProcessor, rProcessor } from 'warren/actors';
+import { enqueueActions, fromPromise, setup } from 'xstate';
 import { z } from 'zod';
 import { encodeFrame, FrameReader } from '../actors/process-pool/frames.ts';
 import { findExecutable } from '../actors/process-pool/interpreter.ts';
@@ -23,12 +42,34 @@ export interface ProcessFigures {
   readonly n: number;
   readonly processorMsgPerSec: number;
   readonly ceilingMsgPerSec: number;
+  readonly poolMsgPerSec: number;
+  readonly referenceMsgPerSec: number;
 }
 
 const here = (file: string) => fileURLToPath(new URL(`./process/${file}`, import.meta.url));
 const Item = z.object({ n: z.number(), x: z.number() });
 const Scored = z.object({ n: z.number(), score: z.number() });
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
+const scriptOf = (language: BenchLanguage) => here(language === 'python' ? 'score.py' : 'score.R');
+/** The processor's default prefetch (workers × batch × 2): what the pool figure keeps in hand too. */
+const inHand = (workers: number, batch: number) => Math.max(2, workers * batch * 2);
+/** The `meta` a processor hands the worker for message `i`. */
+const metaOf = (i: number) => ({
+  id: `m-${i}`,
+  type: 'item',
+  source: 'feed',
+  flowId: `m-${i}`,
+  hops: 1,
+  generation: 0,
+  createdAt: Date.now(),
+});
+
+/** The pool of each Python/R processor made here, by definition. */
+const pools = new WeakMap<object, ProcessPool>();
+function withPool<T extends { readonly pool: ProcessPool }>(processor: T): T {
+  pools.set(processor, processor.pool);
+  return processor;
+}
 
 /** Whether the interpreter for `language` is on this machine (the bench skips a language that is not). */
 export function hasInterpreter(language: BenchLanguage): boolean {
@@ -39,9 +80,12 @@ export function hasInterpreter(language: BenchLanguage): boolean {
   return findExecutable(name, process.env.PATH ?? '') !== undefined;
 }
 
-/** Messages per second through source -> processor -> sink on the embedded bus, from start to the last at the sink. */
-export async function processorThroughput(
-  language: BenchLanguage,
+/**
+ * Messages per second through feed -> scorer -> sink on the embedded bus, from `runtime.start()` to the
+ * last message at the sink; the scorer is the Python/R processor, or (`reference`) a TypeScript one.
+ */
+export async function pipelineThroughput(
+  scorerOf: BenchLanguage | 'reference',
   n: number,
   batch: number,
   workers: number,
@@ -51,23 +95,59 @@ export async function processorThroughput(
   const finished = new Promise<void>((resolve) => {
     done = resolve;
   });
-  const make = language === 'python' ? pythonProcessor : rProcessor;
-  const scorer = make({
-    name: 'scorer',
-    consumes: { item: Item },
-    emits: { scored: Scored },
-    script: here(language === 'python' ? 'score.py' : 'score.R'),
-    workers,
-    batch,
-    maxWaitMs: 2,
-    logger: quiet,
-  });
+  const consumes = { item: Item };
+  const emits = { scored: Scored };
+  const make = scorerOf === 'python' ? pythonProcessor : rProcessor;
+  const scorer =
+    scorerOf === 'reference'
+      ? defineProcessor({
+          name: 'scorer',
+          consumes,
+          emits,
+          concurrency: inHand(workers, batch),
+          machine: setup({
+            types: { events: {} as Incoming<typeof consumes>, emitted: {} as Outgoing<typeof emits> },
+            actors: {
+              score: fromPromise<Outgoing<typeof emits>, Incoming<typeof consumes>>(async ({ input }) => ({
+                type: 'scored',
+                body: { n: input.body.n, score: input.body.x * 0.5 + 0.1 },
+              })),
+            },
+          }).createMachine({
+            initial: 'ready',
+            states: {
+              ready: { on: { item: 'scoring' } },
+              scoring: {
+                invoke: {
+                  src: 'score',
+                  input: ({ event }) => event as Incoming<typeof consumes>,
+                  onDone: {
+                    target: 'ready',
+                    actions: enqueueActions(({ event, enqueue }) => enqueue.emit(event.output)),
+                  },
+                },
+              },
+            },
+          }),
+        })
+      : withPool(
+          make({
+            name: 'scorer',
+            consumes,
+            emits,
+            script: scriptOf(scorerOf),
+            workers,
+            batch,
+            maxWaitMs: 2,
+            logger: quiet,
+          }),
+        );
   const sink = defineSink({
     name: 'sink',
-    consumes: { scored: Scored },
+    consumes: emits,
     emits: {},
     idempotent: true,
-    machine: setup({ types: { events: {} as Incoming<{ scored: typeof Scored }> } }).createMachine({
+    machine: setup({ types: { events: {} as Incoming<typeof emits> } }).createMachine({
       on: {
         scored: {
           actions: () => {
@@ -79,20 +159,51 @@ export async function processorThroughput(
   });
   const feed = defineSource({
     name: 'feed',
-    emits: { item: Item },
+    emits: consumes,
     read: function* () {
       for (let i = 0; i < n; i++) yield { type: 'item' as const, body: { n: i, x: i % 100 } };
     },
   });
-  const pipeline = definePipeline({ name: `bench-${language}-${batch}`, actors: [feed, scorer, sink] });
+  const pipeline = definePipeline({ name: `bench-${scorerOf}-${batch}`, actors: [feed, scorer, sink] });
   const runtime = createRuntime(pipeline, { env: {}, logger: quiet, dataDir: '/tmp/warren-bench' });
-  await scorer.pool.start(); // not timed: starting interpreters is not throughput
+  // Not timed: starting interpreters is not throughput (runtime.start() finds the pool started).
+  if (scorerOf !== 'reference') await pools.get(scorer)?.start();
   const started = performance.now();
   await runtime.start();
   await finished;
   const seconds = (performance.now() - started) / 1000;
-  await runtime.stop();
-  await scorer.pool.stop();
+  await runtime.stop(); // stops the pool too
+  return n / seconds;
+}
+
+/** Messages per second through warren's pool alone: `pool.call()` from Node, the processor's prefetch in hand. */
+export async function poolThroughput(
+  language: BenchLanguage,
+  n: number,
+  batch: number,
+  workers: number,
+): Promise<number> {
+  const pool = createProcessPool({
+    script: scriptOf(language),
+    language,
+    workers,
+    batch,
+    maxWaitMs: 2,
+    logger: quiet,
+  });
+  await pool.start();
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: inHand(workers, batch) }, async () => {
+      while (next < n) {
+        const i = next++;
+        await pool.call({ n: i, x: i % 100 }, metaOf(i));
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  await pool.stop();
   return n / seconds;
 }
 
@@ -107,54 +218,54 @@ export async function ceilingThroughput(
     language === 'python'
       ? [process.env.WARREN_PYTHON ?? 'python3', '-u', here('bare_loop.py')]
       : [process.env.WARREN_RSCRIPT ?? 'Rscript', here('bare_loop.R')];
-  const children = Array.from({ length: workers }, () =>
-    spawn(command[0] as string, command.slice(1), { stdio: ['ignore', 'inherit', 'inherit', 'pipe'] }),
-  );
+  const loops = Array.from({ length: workers }, () => {
+    const child = spawn(command[0] as string, command.slice(1), {
+      stdio: ['ignore', 'inherit', 'inherit', 'pipe'],
+    });
+    const channel = child.stdio[3] as Duplex;
+    const reader = new FrameReader();
+    const frames: unknown[] = [];
+    let wake: (() => void) | undefined;
+    channel.on('data', (chunk: Buffer) => {
+      frames.push(...reader.push(chunk));
+      wake?.();
+    });
+    let id = 0;
+    const call = async (items: unknown[]): Promise<void> => {
+      channel.write(encodeFrame({ t: 'call', id: ++id, items }));
+      while (frames.length === 0) await new Promise<void>((resolve) => (wake = resolve));
+      frames.shift();
+    };
+    return { child, channel, call };
+  });
+  // Ready: every loop has answered once (the interpreter started, its imports done).
+  await Promise.all(loops.map((loop) => loop.call([])));
   let next = 0;
-  let id = 0;
   const started = performance.now();
   await Promise.all(
-    children.map(async (child) => {
-      const channel = child.stdio[3] as Duplex;
-      const reader = new FrameReader();
-      const frames: unknown[] = [];
-      let wake: (() => void) | undefined;
-      channel.on('data', (chunk: Buffer) => {
-        frames.push(...reader.push(chunk));
-        wake?.();
-      });
+    loops.map(async (loop) => {
       while (next < n) {
         const items = [];
         for (let i = 0; i < batch && next < n; i++, next++)
-          items.push({
-            body: { n: next, x: next % 100 },
-            meta: {
-              id: `m-${next}`,
-              type: 'item',
-              source: 'feed',
-              flowId: `m-${next}`,
-              hops: 1,
-              generation: 0,
-              createdAt: Date.now(),
-            },
-          });
-        channel.write(encodeFrame({ t: 'call', id: ++id, items }));
-        while (frames.length === 0) await new Promise<void>((resolve) => (wake = resolve));
-        frames.shift();
+          items.push({ body: { n: next, x: next % 100 }, meta: metaOf(next) });
+        await loop.call(items);
       }
-      channel.end();
     }),
   );
   const seconds = (performance.now() - started) / 1000;
   await Promise.all(
-    children.map(
-      (c) => new Promise((resolve) => (c.exitCode === null ? c.once('exit', resolve) : resolve(null))),
-    ),
+    loops.map(({ child, channel }) => {
+      const exited = new Promise((resolve) =>
+        child.exitCode === null ? child.once('exit', resolve) : resolve(null),
+      );
+      channel.end();
+      return exited;
+    }),
   );
   return n / seconds;
 }
 
-/** Both figures for one language and batch size; the better of `rounds` runs of each. */
+/** The four figures for one language and batch size; each the best of `rounds` runs, interleaved. */
 export async function processFigures(
   language: BenchLanguage,
   n: number,
@@ -164,9 +275,72 @@ export async function processFigures(
 ): Promise<ProcessFigures> {
   let processor = 0;
   let ceiling = 0;
+  let pool = 0;
+  let reference = 0;
   for (let i = 0; i < rounds; i++) {
     ceiling = Math.max(ceiling, await ceilingThroughput(language, n, batch, workers));
-    processor = Math.max(processor, await processorThroughput(language, n, batch, workers));
+    pool = Math.max(pool, await poolThroughput(language, n, batch, workers));
+    processor = Math.max(processor, await pipelineThroughput(language, n, batch, workers));
+    reference = Math.max(reference, await pipelineThroughput('reference', n, batch, workers));
   }
-  return { language, batch, workers, n, processorMsgPerSec: processor, ceilingMsgPerSec: ceiling };
+  return {
+    language,
+    batch,
+    workers,
+    n,
+    processorMsgPerSec: processor,
+    ceilingMsgPerSec: ceiling,
+    poolMsgPerSec: pool,
+    referenceMsgPerSec: reference,
+  };
+}
+
+/** Messages per language and mode: long enough that a run is not mostly warm-up (~0.3 s and up). */
+export function messagesFor(language: BenchLanguage, quick: boolean): number {
+  return (language === 'python' ? 10_000 : 2_000) * (quick ? 1 : 3);
+}
+
+/**
+ * The bench's process section: a table row per language and batch size, and the `process:` summary's
+ * parts (`python batched=<processor/ceiling> unbatched=<...> pool=<pool/ceiling, batched>
+ * reference=<processor/reference, batched>`, the same for r).
+ */
+export async function processSection(quick: boolean, out: (line?: string) => void): Promise<string[]> {
+  const int = (x: number) => Math.round(x).toLocaleString('en-US');
+  const workers = 2;
+  const parts: string[] = [];
+  out(
+    `| Python/R processor, embedded bus, ${workers} workers | processor msg/s | ceiling msg/s (bare loop, same pipes and batching) | processor/ceiling | pool alone msg/s (pool/ceiling) | TypeScript processor msg/s (processor/it) |`,
+  );
+  out('|---|---:|---:|---:|---:|---:|');
+  for (const language of ['python', 'r'] as const) {
+    if (!hasInterpreter(language)) {
+      out(`| ${language}: not measured (no interpreter; see docs/python-r.md) | | | | | |`);
+      parts.push(`${language} batched=n/a unbatched=n/a`);
+      continue;
+    }
+    const n = messagesFor(language, quick);
+    const line: string[] = [];
+    for (const batch of [32, 1]) {
+      const mode = batch === 1 ? 'unbatched' : 'batched';
+      try {
+        const f = await processFigures(language, n, batch, workers, quick ? 2 : 3);
+        const r = f.processorMsgPerSec / f.ceilingMsgPerSec;
+        const pool = f.poolMsgPerSec / f.ceilingMsgPerSec;
+        const reference = f.processorMsgPerSec / f.referenceMsgPerSec;
+        out(
+          `| ${language === 'python' ? 'Python' : 'R'}, ${batch === 1 ? 'unbatched' : `batches of ${batch}`}, ${n} messages | ${int(f.processorMsgPerSec)} | ${int(f.ceilingMsgPerSec)} | ${r.toFixed(2)} | ${int(f.poolMsgPerSec)} (${pool.toFixed(2)}) | ${int(f.referenceMsgPerSec)} (${reference.toFixed(2)}) |`,
+        );
+        line.push(`${mode}=${r.toFixed(2)}`);
+        if (batch !== 1) line.push(`pool=${pool.toFixed(2)}`, `reference=${reference.toFixed(2)}`);
+      } catch (err) {
+        out(
+          `| ${language}, batch ${batch}: failed: ${err instanceof Error ? err.message.split('\n')[0] : String(err)} | | | | | |`,
+        );
+        line.push(`${mode}=n/a`);
+      }
+    }
+    parts.push(`${language} ${line.join(' ')}`);
+  }
+  return parts;
 }

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import {
   type ConsumerDefinition,
   defineProcessor,
@@ -96,8 +97,9 @@ export function processProcessor<
     ...poolOptions
   } = options;
   const pool = createProcessPool({ ...poolOptions, name, language });
-  const workers = options.workers ?? undefined;
-  const prefetch = concurrency ?? Math.max(2, (workers ?? 2) * (options.batch ?? 1) * 2);
+  // The pool's own default (one worker per core), so that every worker has its next batch in hand.
+  const workers = options.workers ?? availableParallelism();
+  const prefetch = concurrency ?? Math.max(2, workers * (options.batch ?? 1) * 2);
 
   const machine = setup({
     types: {

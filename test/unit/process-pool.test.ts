@@ -131,6 +131,37 @@ describe('supervision', () => {
     await pool.stop();
   });
 
+  it('refuses a result that is not JSON as invalid-output for its record alone; the others in the batch complete', async () => {
+    const pool = createProcessPool({
+      script: scriptOf('python'),
+      workers: 1,
+      batch: 4,
+      maxWaitMs: 50,
+      logger: quiet,
+    });
+    await pool.start();
+    const out = await Promise.all(
+      ['ok', 'nan', 'set', 'ok'].map((action, i) =>
+        pool.call({ n: i + 1, action }).then(
+          (o) => (o as { body: { n: number } }).body.n,
+          (e: unknown) => e,
+        ),
+      ),
+    );
+    expect(out[0]).toBe(1);
+    expect(out[3]).toBe(4);
+    for (const [i, what] of [
+      [1, /Out of range float values are not JSON compliant/],
+      [2, /set is not JSON serializable/],
+    ] as const) {
+      expect(out[i]).toBeInstanceOf(InvalidMessageError);
+      expect(out[i]).toMatchObject({ reason: 'invalid-output' });
+      expect((out[i] as Error).message).toMatch(what);
+    }
+    expect(pool.stats()).toMatchObject({ calls: 1, items: 4, crashes: 0 });
+    await pool.stop();
+  });
+
   it('hands init(config) the config, and batches up to `batch` items per call', async () => {
     const pool = createProcessPool({
       script: scriptOf('python'),
