@@ -150,8 +150,9 @@ function serveSftp(sftp: SFTPWrapper, root: string): void {
     answer(reqId, async () => {
       const open = handleOf(handle);
       if (open?.kind !== 'file') return sftp.status(reqId, STATUS_CODE.FAILURE, 'bad handle');
-      const buffer = Buffer.alloc(length);
-      const { bytesRead } = await open.file.read(buffer, 0, length, offset);
+      // At most 24 KiB an answer, less than clients ask for: servers may answer short, clients must cope.
+      const buffer = Buffer.alloc(Math.min(length, 24 * 1024));
+      const { bytesRead } = await open.file.read(buffer, 0, buffer.length, offset);
       if (bytesRead === 0) sftp.status(reqId, STATUS_CODE.EOF);
       else sftp.data(reqId, buffer.subarray(0, bytesRead));
     }),

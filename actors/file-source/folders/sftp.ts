@@ -9,6 +9,7 @@ import { FolderError, sftpError } from './errors.ts';
 import type { Folder, FolderEntry } from './folder.ts';
 import { checkFileName, checkSubfolder, remoteLocation } from './names.ts';
 import { relay } from './relay.ts';
+import { openForRead, SftpFileStream } from './sftp-read.ts';
 
 /**
  * Where an SFTP folder is and how to log in. Give a `password` or a private key (`privateKey` or
@@ -53,7 +54,7 @@ interface Session {
 /**
  * A folder on an SFTP server (`ssh2-sftp-client`, an optional dependency loaded on first use). One
  * SSH connection serves every operation (SFTP multiplexes requests, so reads of several files run
- * at once); it opens on first use, and after it dropped, the call that saw the drop fails with
+ * at once, each with 16 read requests in flight); it opens on first use, and after it dropped, the call that saw the drop fails with
  * `connection` and the next one reconnects. Reads in flight when it drops fail with `connection`.
  * mtimes are whole seconds (SFTP v3). A move renames the file (into the subfolder, made when
  * missing), replacing a file of the same name there.
@@ -185,14 +186,8 @@ export function sftpFolder(options: SftpFolderOptions): Folder {
 
     read: (name, readOptions = {}) =>
       run('read', name, async (session) => {
-        const source = session.sftp.createReadStream(at(name), { start: readOptions.start ?? 0 });
-        await new Promise<void>((opened, failed) => {
-          source.once('error', failed);
-          source.once('open', () => {
-            source.off('error', failed);
-            opened();
-          });
-        });
+        const handle = await openForRead(session.sftp, at(name));
+        const source = new SftpFileStream(session.sftp, handle, readOptions.start ?? 0);
         const stream = relay(
           source,
           (err) => sftpError(err, context('read', name)),
