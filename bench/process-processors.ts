@@ -297,7 +297,7 @@ export async function processFigures(
 
 /** Messages per language and mode: long enough that a run is not mostly warm-up (~0.3 s and up). */
 export function messagesFor(language: BenchLanguage, quick: boolean): number {
-  return (language === 'python' ? 10_000 : 2_000) * (quick ? 1 : 3);
+  return (language === 'python' ? 10_000 : 1_000) * (quick ? 1 : 3);
 }
 
 /**

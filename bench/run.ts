@@ -8,7 +8,7 @@
  *
  * Before it, the Python and R processors against their ceilings (bench/process-processors.ts):
  *
- *   process: python batched=<processor/ceiling> unbatched=<...> r batched=<...> unbatched=<...>
+ *   process: python batched=<processor/ceiling> unbatched=<...> pool=<pool/ceiling> reference=<processor/TS processor> r ...
  *
  * Options: --rounds R, --n N, --only a,b,... (variant letters), --no-heap, --no-example, --no-process.
  * A bench is never a test: nothing here asserts a speed.
@@ -20,7 +20,7 @@ import { parseArgs, promisify } from 'node:util';
 import { amqpRedisKeyed, amqpStateless } from './amqp-baseline.ts';
 import { median, type RoundResult, type RoundSpec, ServiceCpu } from './common.ts';
 import { cleanExample, type ExampleResult, examplePipeline } from './example-pipeline.ts';
-import { type BenchLanguage, hasInterpreter, processFigures } from './process-processors.ts';
+import { processSection } from './process-processors.ts';
 import { BenchTracing, SAMPLED_RATIO } from './tracing.ts';
 import { warrenFlow } from './warren-flow.ts';
 
@@ -262,35 +262,7 @@ if (!values['no-heap']) {
 const processRatios: string[] = [];
 if (!values['no-process']) {
   out();
-  out(
-    '| Python/R processor, embedded bus, 2 workers | processor msg/s | ceiling msg/s (bare loop, same pipes and batching) | ratio |',
-  );
-  out('|---|---:|---:|---:|');
-  for (const language of ['python', 'r'] as const satisfies readonly BenchLanguage[]) {
-    if (!hasInterpreter(language)) {
-      out(`| ${language}: not measured (no interpreter; see README, Python and R processors) | | | |`);
-      processRatios.push(`${language} batched=n/a unbatched=n/a`);
-      continue;
-    }
-    const count = (language === 'python' ? 3_000 : 1_500) * (quick ? 1 : 3);
-    const parts: string[] = [];
-    for (const batch of [32, 1]) {
-      try {
-        const f = await processFigures(language, count, batch, 2, quick ? 1 : 3);
-        const r = f.processorMsgPerSec / f.ceilingMsgPerSec;
-        out(
-          `| ${language === 'python' ? 'Python' : 'R'}, ${batch === 1 ? 'unbatched' : `batches of ${batch}`}, ${count} messages | ${int(f.processorMsgPerSec)} | ${int(f.ceilingMsgPerSec)} | ${r.toFixed(2)} |`,
-        );
-        parts.push(`${batch === 1 ? 'unbatched' : 'batched'}=${r.toFixed(2)}`);
-      } catch (err) {
-        out(
-          `| ${language}, batch ${batch}: failed: ${err instanceof Error ? err.message.split('\n')[0] : String(err)} | | | |`,
-        );
-        parts.push(`${batch === 1 ? 'unbatched' : 'batched'}=n/a`);
-      }
-    }
-    processRatios.push(`${language} ${parts.join(' ')}`);
-  }
+  processRatios.push(...(await processSection(quick, out)));
 }
 
 const b = summaries.get('b');
