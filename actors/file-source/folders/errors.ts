@@ -4,6 +4,11 @@ import { WarrenError } from 'warren';
  * What a caller can do about a failed folder operation: `gone` (the file or folder vanished: skip it),
  * `denied` (permissions or a refused login: retry later, someone may fix it), `connection` (the
  * connection failed or dropped: retry with backoff; the folder reconnects on the next call).
+ *
+ * @example
+ * ```ts
+ * const skip = (err: FolderError) => err.kind === 'gone';
+ * ```
  */
 export type FolderErrorKind = 'gone' | 'denied' | 'connection';
 
@@ -77,6 +82,8 @@ function make(kind: FolderErrorKind, err: unknown, context: FolderErrorContext):
 /**
  * A Node `fs` error as a {@link FolderError}: ENOENT/ENOTDIR → `gone`, EACCES/EPERM/EROFS → `denied`,
  * anything else (EIO, EMFILE, a stale network mount) → `connection`, worth a retry.
+ *
+ * @internal
  */
 export function fsError(err: unknown, context: FolderErrorContext): FolderError {
   const code = codeOf(err);
@@ -90,6 +97,8 @@ export function fsError(err: unknown, context: FolderErrorContext): FolderError 
  * `gone`, 3 (permission denied) → `denied`; the client's own `ENOENT`/`EACCES` codes likewise; a failed
  * login → `denied`; everything else (socket errors, `ERR_NOT_CONNECTED`, a closed channel, status 4
  * "failure", 6 "no connection", 7 "connection lost") → `connection`.
+ *
+ * @internal
  */
 export function sftpError(err: unknown, context: FolderErrorContext): FolderError {
   const code = codeOf(err);
@@ -107,6 +116,8 @@ export function sftpError(err: unknown, context: FolderErrorContext): FolderErro
  * exist → `gone` (servers word it differently and use 550, 551 or 450: "No such file", "not found",
  * "ENOENT"); other 550s, 530 (not logged in), 532, 553 → `denied`; other replies (4xx transient),
  * socket errors, timeouts and a closed client → `connection`.
+ *
+ * @internal
  */
 export function ftpError(err: unknown, context: FolderErrorContext): FolderError {
   const code = codeOf(err);

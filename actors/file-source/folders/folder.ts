@@ -31,15 +31,25 @@ export interface FolderEntry {
  * ```
  */
 export interface Folder {
-  /** Where it is, for logs and message metadata, never with credentials: `sftp://drops.example.com:22/exports`. */
+  /**
+   * Where it is, for logs and message metadata, never with credentials: the absolute path of a local
+   * folder (`/srv/drops`), a URL for a remote one (`sftp://drops.example.com:22/exports`).
+   */
   readonly location: string;
   /** The regular files directly in the folder (not in subfolders). */
   list(): Promise<FolderEntry[]>;
   /** One file's size and mtime; `undefined` when it does not exist. */
   stat(name: string): Promise<FolderEntry | undefined>;
-  /** The file's bytes from `start` (default 0) as a stream; destroying the stream ends the transfer. */
+  /**
+   * The file's bytes from `start` (default 0) as a stream; destroying the stream ends the transfer.
+   * A missing file rejects the call (`gone`); a failure mid-transfer errors the stream with a
+   * `FolderError`; an aborted `signal` destroys the stream with the signal's reason.
+   */
   read(name: string, options?: { readonly start?: number; readonly signal?: AbortSignal }): Promise<Readable>;
-  /** Move a file into a subfolder (created when missing), keeping its name unless `as` is given. */
+  /**
+   * Move a file into a subfolder (`archive`, `failed/2026`; created when missing), keeping its name
+   * unless `as` is given, and replacing a file of that name there. A rename: atomic on one server.
+   */
   move(name: string, subfolder: string, as?: string): Promise<void>;
   /** Write a small text file (the reason beside a failed file), replacing it if present. */
   write(name: string, text: string): Promise<void>;

@@ -393,7 +393,10 @@ const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', '
 
 /**
  * A `LIST` line's date as epoch ms, read as UTC: `Mar 04 05:06` (this year, or last year when that
- * would be in the future) or `Mar 04 2026`; DOS listings (`03-04-26 05:06AM`) too. 0 when unreadable.
+ * would be in the future) or `Mar 04 2026`; DOS listings (`03-04-26 05:06AM`) too. 0 when unreadable
+ * (then only the size tells a file that still grows).
+ *
+ * @internal
  */
 export function listDate(info: Pick<FileInfo, 'rawModifiedAt'>, now = Date.now()): number {
   const raw = info.rawModifiedAt.trim();
