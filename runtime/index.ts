@@ -51,7 +51,10 @@ export type {
   CommitResult,
   DueTimer,
   EffectClaim,
+  Fence,
   LoadResult,
+  Member,
+  ShardClaim,
   StateStore,
   TimerRecord,
 } from './state/store.ts';

@@ -80,7 +80,7 @@ export class Outbox {
       await this.publishAll(outputs, links);
       // Clearing is tidying, not a guarantee, so the ack does not wait for it: an outbox left behind is
       // replayed only by a redelivery of its input, whose outputs keep their ids and are dropped
-      // downstream, and it expires with the processed marker (commit-5.lua).
+      // downstream, and it expires with the processed marker (commit-6.lua).
       if (outputs.length > 0)
         this.#deps.store.clearOutbox(this.#plan.name, messageId).catch((err: unknown) =>
           this.#deps.logger.warn('clearing a published outbox failed; it expires with its marker', {

@@ -17,7 +17,10 @@ export type {
   Commit,
   CommitResult,
   DueTimer,
+  Fence,
   LoadResult,
+  Member,
+  ShardClaim,
   StateStore,
   TimerRecord,
 } from './store.ts';

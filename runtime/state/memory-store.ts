@@ -7,8 +7,11 @@ import type {
   CommitResult,
   DueTimer,
   EffectClaim,
+  Fence,
   ItemClaim,
   LoadResult,
+  Member,
+  ShardClaim,
   StateStore,
   TimerRecord,
 } from './store.ts';
@@ -88,6 +91,10 @@ export class MemoryStore implements StateStore {
   /** Sources' ledger items, until `expiresAt`; swept now and then. */
   readonly #items = new Map<string, LedgerItem>();
   #itemWrites = 0;
+  /** Workers by id: the keyed actors each hosts and when its heartbeat runs out. */
+  readonly #members = new Map<string, { readonly actors: readonly string[]; readonly until: number }>();
+  /** Shard leases by actor and shard: the owner ('' once released), its epoch and lease end. */
+  readonly #shards = new Map<string, { owner: string; epoch: number; until: number }>();
 
   constructor(options: MemoryStoreOptions = {}) {
     const ttl = options.dedupeTtlSeconds ?? DEFAULT_DEDUPE_TTL_SECONDS;
@@ -109,6 +116,7 @@ export class MemoryStore implements StateStore {
     const done = messageKey(commit.actor, commit.messageId);
     assertTimers(commit.timers);
     if (this.#isProcessed(done)) return { status: 'duplicate' };
+    if (commit.fence && !this.#holds(commit.actor, commit.fence)) return { status: 'fenced' };
     const previous = this.#records.get(id);
     const current = previous?.version ?? 0;
     if (current !== commit.expectedVersion) return { status: 'conflict', version: current };
@@ -234,6 +242,52 @@ export class MemoryStore implements StateStore {
     return true;
   }
 
+  async heartbeat(member: string, actors: readonly string[], ttlMs: number): Promise<void> {
+    if (actors.length === 0 || ttlMs <= 0) this.#members.delete(member);
+    else this.#members.set(member, { actors: [...actors], until: this.#clock.now() + ttlMs });
+  }
+
+  async members(): Promise<Member[]> {
+    const now = this.#clock.now();
+    return [...this.#members]
+      .filter(([, m]) => m.until > now)
+      .map(([id, m]) => ({ id, actors: [...m.actors] }))
+      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  /** Same rules as claim-shard-1.lua. */
+  async claimShard(actor: string, shard: number, owner: string, leaseMs: number): Promise<ShardClaim> {
+    const now = this.#clock.now();
+    const id = shardKey(actor, shard);
+    const lease = this.#shards.get(id);
+    if (lease && lease.owner !== '' && lease.owner !== owner && lease.until > now)
+      return { status: 'held', owner: lease.owner };
+    const epoch = lease?.owner === owner && lease.until > now ? lease.epoch : (lease?.epoch ?? 0) + 1;
+    this.#shards.set(id, { owner, epoch, until: now + leaseMs });
+    return { status: 'claimed', epoch };
+  }
+
+  async renewShard(actor: string, fence: Fence, leaseMs: number): Promise<boolean> {
+    if (!this.#holds(actor, fence)) return false;
+    this.#shards.set(shardKey(actor, fence.shard), {
+      owner: fence.owner,
+      epoch: fence.epoch,
+      until: this.#clock.now() + leaseMs,
+    });
+    return true;
+  }
+
+  async releaseShard(actor: string, fence: Fence): Promise<void> {
+    if (this.#holds(actor, fence))
+      this.#shards.set(shardKey(actor, fence.shard), { owner: '', epoch: fence.epoch, until: 0 });
+  }
+
+  /** Whether the shard's lease is still the one `fence` describes (run out or not: no one took it over). */
+  #holds(actor: string, fence: Fence): boolean {
+    const lease = this.#shards.get(shardKey(actor, fence.shard));
+    return lease !== undefined && lease.owner === fence.owner && lease.epoch === fence.epoch;
+  }
+
   async close(): Promise<void> {}
 
   #item(id: string, now: number): LedgerItem | undefined {
@@ -272,7 +326,7 @@ export class MemoryStore implements StateStore {
     this.#claims.delete(done);
   }
 
-  /** Same rules as commit-5.lua: an unchanged timer keeps its score, so a lease on it survives. */
+  /** Same rules as commit-6.lua: an unchanged timer keeps its score, so a lease on it survives. */
   #replaceTimers(
     actor: string,
     key: string,
@@ -329,6 +383,10 @@ export class MemoryStore implements StateStore {
     }
     return low;
   }
+}
+
+function shardKey(actor: string, shard: number): string {
+  return `${actor}\u0000${shard}`;
 }
 
 function instanceKey(actor: string, key: string): string {

@@ -10,6 +10,10 @@
  * | `{prefix}:claim:{actor}:{messageId}`| string | a sink effect's claimer token, for its lease               |
  * | `{prefix}:timers`                   | zset   | every durable timer; score = due time, or lease end        |
  * | `{prefix}:timers:due`               | hash   | timer member -> due time as committed                      |
+ * | `{prefix}:shard:{actor}:{shard}`    | hash   | a shard's lease: `o` owner, `e` epoch (fences commits),    |
+ * |                                     |        | `u` lease end                                              |
+ * | `{prefix}:members`                  | zset   | live workers; score = heartbeat end                       |
+ * | `{prefix}:members:actors`           | hash   | worker id -> JSON list of the keyed actors it hosts        |
  * | `{prefix}:item:{scope}:{itemId}`    | hash   | a source's ledger item: `o` owner, `u` lease end, `c`      |
  * |                                     |        | checkpoint, `d` done; `dedupeTtlSeconds` after its last    |
  * |                                     |        | claim or renewal, the finish's TTL once done               |
@@ -38,8 +42,11 @@ import type {
   CommitResult,
   DueTimer,
   EffectClaim,
+  Fence,
   ItemClaim,
   LoadResult,
+  Member,
+  ShardClaim,
   StateStore,
   TimerRecord,
 } from './store.ts';
@@ -91,19 +98,29 @@ interface ScriptCommands {
   warrenClaimItem(...keysAndArgs: string[]): Promise<unknown>;
   warrenRenewItem(...keysAndArgs: string[]): Promise<unknown>;
   warrenFinishItem(...keysAndArgs: string[]): Promise<unknown>;
+  warrenHeartbeat(...keysAndArgs: string[]): Promise<unknown>;
+  warrenMembers(...keysAndArgs: string[]): Promise<unknown>;
+  warrenClaimShard(...keysAndArgs: string[]): Promise<unknown>;
+  warrenRenewShard(...keysAndArgs: string[]): Promise<unknown>;
+  warrenReleaseShard(...keysAndArgs: string[]): Promise<unknown>;
 }
 
 const lua = (file: string): string => readFileSync(new URL(`./lua/${file}`, import.meta.url), 'utf8');
 
 const SCRIPTS = {
   warrenLoad: { lua: lua('load-3.lua'), numberOfKeys: 3, readOnly: true },
-  warrenCommit: { lua: lua('commit-5.lua'), numberOfKeys: 5 },
+  warrenCommit: { lua: lua('commit-6.lua'), numberOfKeys: 6 },
   warrenClaimTimers: { lua: lua('claim-timers-2.lua'), numberOfKeys: 2 },
   warrenReleaseTimer: { lua: lua('release-timer-2.lua'), numberOfKeys: 2 },
   warrenClaimEffect: { lua: lua('claim-effect-2.lua'), numberOfKeys: 2 },
   warrenClaimItem: { lua: lua('claim-item-1.lua'), numberOfKeys: 1 },
   warrenRenewItem: { lua: lua('renew-item-1.lua'), numberOfKeys: 1 },
   warrenFinishItem: { lua: lua('finish-item-1.lua'), numberOfKeys: 1 },
+  warrenHeartbeat: { lua: lua('heartbeat-2.lua'), numberOfKeys: 2 },
+  warrenMembers: { lua: lua('members-2.lua'), numberOfKeys: 2, readOnly: true },
+  warrenClaimShard: { lua: lua('claim-shard-1.lua'), numberOfKeys: 1 },
+  warrenRenewShard: { lua: lua('renew-shard-1.lua'), numberOfKeys: 1 },
+  warrenReleaseShard: { lua: lua('release-shard-1.lua'), numberOfKeys: 1 },
 } as const;
 
 const scripted = new WeakSet<Redis>();
@@ -133,6 +150,7 @@ export class RedisStore implements StateStore {
   readonly #ttl: string;
   readonly #timers: string;
   readonly #timersDue: string;
+  readonly #members: string;
   readonly #retryWindowMs: number;
   readonly #clock: Pick<Clock, 'now'>;
   #closing = false;
@@ -187,6 +205,7 @@ export class RedisStore implements StateStore {
     this.#ttl = String(ttl);
     this.#timers = `${options.prefix}:timers`;
     this.#timersDue = `${options.prefix}:timers:due`;
+    this.#members = `${options.prefix}:members`;
     this.#retryWindowMs = retryWindowMs;
     this.#clock = options.clock ?? systemClock;
   }
@@ -220,6 +239,7 @@ export class RedisStore implements StateStore {
         this.#key('ob', commit.actor, commit.messageId),
         this.#timers,
         this.#timersDue,
+        this.#shardKey(commit.actor, commit.fence?.shard ?? 0),
         String(commit.expectedVersion),
         commit.snapshot,
         timers,
@@ -227,6 +247,8 @@ export class RedisStore implements StateStore {
         commit.actor,
         commit.key,
         token,
+        commit.fence?.owner ?? '',
+        String(commit.fence?.epoch ?? 0),
         String(commit.outbox.length),
         ...commit.outbox,
         ...commit.timers.flatMap((timer) => [timer.id, String(timer.dueAt)]),
@@ -365,6 +387,72 @@ export class RedisStore implements StateStore {
     throw unexpected('finishItem', reply);
   }
 
+  async heartbeat(member: string, actors: readonly string[], ttlMs: number): Promise<void> {
+    const ttl = actors.length === 0 ? 0 : Math.max(0, Math.ceil(ttlMs));
+    await this.#run('heartbeat', () =>
+      this.#redis.warrenHeartbeat(
+        this.#members,
+        `${this.#members}:actors`,
+        member,
+        String(this.#clock.now()),
+        String(ttl),
+        JSON.stringify(actors),
+      ),
+    );
+  }
+
+  async members(): Promise<Member[]> {
+    const reply = await this.#run('members', () =>
+      this.#redis.warrenMembers(this.#members, `${this.#members}:actors`, String(this.#clock.now())),
+    );
+    if (!isStringArray(reply) || reply.length % 2 !== 0) throw unexpected('members', reply);
+    const members: Member[] = [];
+    for (let i = 0; i < reply.length; i += 2) {
+      const actors: unknown = JSON.parse(reply[i + 1] as string);
+      if (!isStringArray(actors)) throw unexpected('members', reply);
+      members.push({ id: reply[i] as string, actors });
+    }
+    return members;
+  }
+
+  async claimShard(actor: string, shard: number, owner: string, leaseMs: number): Promise<ShardClaim> {
+    const reply = await this.#run('claimShard', () =>
+      this.#redis.warrenClaimShard(
+        this.#shardKey(actor, shard),
+        owner,
+        String(this.#clock.now()),
+        String(Math.max(1, Math.ceil(leaseMs))),
+      ),
+    );
+    if (Array.isArray(reply)) {
+      const [status, value] = reply as unknown[];
+      if (status === 'claimed' && typeof value === 'number') return { status, epoch: value };
+      if (status === 'held' && typeof value === 'string') return { status, owner: value };
+    }
+    throw unexpected('claimShard', reply);
+  }
+
+  async renewShard(actor: string, fence: Fence, leaseMs: number): Promise<boolean> {
+    const reply = await this.#run('renewShard', () =>
+      this.#redis.warrenRenewShard(
+        this.#shardKey(actor, fence.shard),
+        fence.owner,
+        String(fence.epoch),
+        String(this.#clock.now()),
+        String(Math.max(1, Math.ceil(leaseMs))),
+      ),
+    );
+    if (reply === 0 || reply === 1) return reply === 1;
+    throw unexpected('renewShard', reply);
+  }
+
+  async releaseShard(actor: string, fence: Fence): Promise<void> {
+    const reply = await this.#run('releaseShard', () =>
+      this.#redis.warrenReleaseShard(this.#shardKey(actor, fence.shard), fence.owner, String(fence.epoch)),
+    );
+    if (reply !== 0 && reply !== 1) throw unexpected('releaseShard', reply);
+  }
+
   async nextDueAt(): Promise<number | null> {
     const reply = await this.#run('nextDueAt', () =>
       this.#redis.zrange(this.#timers, '0', '0', 'WITHSCORES'),
@@ -421,6 +509,11 @@ export class RedisStore implements StateStore {
     }
     this.#closing = true;
     if (this.#owned && this.#redis.status !== 'end') await this.#redis.quit();
+  }
+
+  /** The lease of one shard of a keyed actor. */
+  #shardKey(actor: string, shard: number): string {
+    return `${this.#prefix}:shard:${actorSegment(actor)}:${shard}`;
   }
 
   /** `kind` is `a` (instance, by key), `done` or `ob` (by message id), `item` (a source's, by item id). */
@@ -500,13 +593,14 @@ function actorSegment(actor: string): string {
   return actor.replace(/[%:]/g, (char) => (char === '%' ? '%25' : '%3A'));
 }
 
-/** The one place where commit-5.lua's return codes become results; anything else is a bug, not bad luck. */
+/** The one place where commit-6.lua's return codes become results; anything else is a bug, not bad luck. */
 function toCommitResult(reply: unknown): CommitResult {
   if (Array.isArray(reply)) {
     const [code, version] = reply as unknown[];
     if (code === 0 && typeof version === 'number') return { status: 'committed', version };
     if (code === -1) return { status: 'duplicate' };
     if (code === -2 && typeof version === 'number') return { status: 'conflict', version };
+    if (code === -3) return { status: 'fenced' };
   }
   throw unexpected('commit', reply);
 }

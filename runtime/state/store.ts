@@ -90,6 +90,48 @@ export interface LoadResult {
 }
 
 /**
+ * A worker's lease on one shard of a keyed actor, as its commits carry it.
+ *
+ * @example
+ * ```ts
+ * const fence: Fence = { shard: 3, owner: 'worker-a', epoch: 12 };
+ * ```
+ */
+export interface Fence {
+  readonly shard: number;
+  readonly owner: string;
+  /** Raised each time the shard changes hands; never reused. */
+  readonly epoch: number;
+}
+
+/**
+ * What claiming a shard gives: the lease and the epoch its commits carry, or the owner whose lease
+ * still runs.
+ *
+ * @example
+ * ```ts
+ * const claim: ShardClaim = await store.claimShard('scorer', 3, 'worker-a', 10_000);
+ * if (claim.status === 'claimed') consume(claim.epoch);
+ * ```
+ */
+export type ShardClaim =
+  | { readonly status: 'claimed'; readonly epoch: number }
+  | { readonly status: 'held'; readonly owner: string };
+
+/**
+ * A live worker as its last heartbeat described it: the keyed actors it hosts.
+ *
+ * @example
+ * ```ts
+ * const members: Member[] = await store.members();
+ * ```
+ */
+export interface Member {
+  readonly id: string;
+  readonly actors: readonly string[];
+}
+
+/**
  * One atomic commit of a keyed actor's step: the new snapshot (against the version it was loaded at),
  * the processed message id, the outbox and the pending timers.
  *
@@ -108,6 +150,12 @@ export interface Commit {
   readonly timers: readonly TimerRecord[];
   /** Encoded outgoing messages, published after the commit and cleared with `clearOutbox`. */
   readonly outbox: readonly string[];
+  /**
+   * The shard lease the committing worker holds for the key's shard: the commit is refused (`fenced`)
+   * unless the lease still names this owner and epoch, so a worker that lost its shard (paused past its
+   * lease, cut off) can never commit over the new owner's work. Absent: not fenced.
+   */
+  readonly fence?: Fence;
 }
 
 /**
@@ -134,7 +182,9 @@ export type EffectClaim = 'claimed' | 'done' | 'busy' | 'in-doubt';
 export type CommitResult =
   | { readonly status: 'committed'; readonly version: number }
   | { readonly status: 'duplicate' }
-  | { readonly status: 'conflict'; readonly version: number };
+  | { readonly status: 'conflict'; readonly version: number }
+  /** The commit's fence is stale: another worker holds the shard now. Nothing was written. */
+  | { readonly status: 'fenced' };
 
 /**
  * A timer handed out by `claimDueTimers`, leased until `leaseUntil`; `releaseTimer` after its delivery.
@@ -213,6 +263,23 @@ export interface StateStore {
   ): Promise<boolean>;
   /** Mark the item done for `ttlMs` (claims then answer `done`); false when `owner` does not hold it. */
   finishItem(scope: string, itemId: string, owner: string, ttlMs: number): Promise<boolean>;
+  /**
+   * Say that worker `member` is alive for `ttlMs` more and hosts the keyed `actors`; `members()` lists
+   * it until then. An empty `actors` list, or `ttlMs` 0, takes it off at once (a graceful stop).
+   */
+  heartbeat(member: string, actors: readonly string[], ttlMs: number): Promise<void>;
+  /** The workers whose last heartbeat has not run out, in id order. */
+  members(): Promise<Member[]>;
+  /**
+   * Take shard `shard` of `actor` for `owner` for `leaseMs`: when no lease runs on it, or `owner`'s own
+   * does (then the epoch stays). A new owner gets the next epoch; epochs only grow. `held` names the
+   * owner whose lease still runs.
+   */
+  claimShard(actor: string, shard: number, owner: string, leaseMs: number): Promise<ShardClaim>;
+  /** Extend the lease `fence` describes to `leaseMs` from now; false (nothing written) when it is not the lease any more. */
+  renewShard(actor: string, fence: Fence, leaseMs: number): Promise<boolean>;
+  /** Give the shard up now (after settling what was taken from it), if `fence` still holds it; the epoch stays. */
+  releaseShard(actor: string, fence: Fence): Promise<void>;
   /**
    * Resolves when the store answers now; rejects `WARREN_SERVICE_UNAVAILABLE` saying why not. The
    * runtime calls it at start, again and again until the store answers or its start timeout ends.

@@ -132,6 +132,91 @@ describe.each(implementations)('$name', ({ create }) => {
     );
   });
 
+  it('leases a shard to one worker at a time, with an epoch that only grows as it changes hands', async () => {
+    const store = create();
+    const a = await store.claimShard('scorer', 3, 'worker-a', 60_000);
+    expect(a).toEqual({ status: 'claimed', epoch: 1 });
+    expect(await store.claimShard('scorer', 3, 'worker-b', 60_000)).toEqual({
+      status: 'held',
+      owner: 'worker-a',
+    });
+    // Its own claim again (a reply lost): the same epoch.
+    expect(await store.claimShard('scorer', 3, 'worker-a', 60_000)).toEqual({ status: 'claimed', epoch: 1 });
+    // Other shards and actors are leases of their own.
+    expect(await store.claimShard('scorer', 4, 'worker-b', 60_000)).toEqual({ status: 'claimed', epoch: 1 });
+    expect(await store.claimShard('sessionizer', 3, 'worker-b', 60_000)).toEqual({
+      status: 'claimed',
+      epoch: 1,
+    });
+    const fenceA = { shard: 3, owner: 'worker-a', epoch: 1 };
+    expect(await store.renewShard('scorer', fenceA, 60_000)).toBe(true);
+    await store.releaseShard('scorer', fenceA);
+    expect(await store.renewShard('scorer', fenceA, 60_000)).toBe(false);
+    expect(await store.claimShard('scorer', 3, 'worker-b', 60_000)).toEqual({ status: 'claimed', epoch: 2 });
+    // A release by a worker that no longer holds it changes nothing.
+    await store.releaseShard('scorer', fenceA);
+    expect(await store.claimShard('scorer', 3, 'worker-a', 60_000)).toEqual({
+      status: 'held',
+      owner: 'worker-b',
+    });
+  });
+
+  it('hands a shard whose lease ran out to another worker, and then refuses the old owner', async () => {
+    const store = create();
+    expect(await store.claimShard('scorer', 0, 'worker-a', 40)).toEqual({ status: 'claimed', epoch: 1 });
+    await vi.waitFor(async () =>
+      expect(await store.claimShard('scorer', 0, 'worker-b', 60_000)).toEqual({
+        status: 'claimed',
+        epoch: 2,
+      }),
+    );
+    expect(await store.renewShard('scorer', { shard: 0, owner: 'worker-a', epoch: 1 }, 60_000)).toBe(false);
+  });
+
+  it('refuses a commit whose fence is stale (another worker took the shard), writing nothing', async () => {
+    const store = create();
+    const claim = await store.claimShard('sessionizer', 2, 'worker-a', 60_000);
+    if (claim.status !== 'claimed') throw new Error('claimed');
+    const fence = { shard: 2, owner: 'worker-a', epoch: claim.epoch };
+    expect(await store.commit(commitOf({ messageId: 'm1', fence, snapshot: '"a1"' }))).toEqual({
+      status: 'committed',
+      version: 1,
+    });
+    await store.releaseShard('sessionizer', fence);
+    await store.claimShard('sessionizer', 2, 'worker-b', 60_000);
+    const late = commitOf({ messageId: 'm2', fence, expectedVersion: 1, snapshot: '"a2"', outbox: ['o'] });
+    expect(await store.commit(late)).toEqual({ status: 'fenced' });
+    const after = await store.load('sessionizer', 'user-1', 'm2');
+    expect(after).toEqual({
+      record: expect.objectContaining({ version: 1, snapshot: '"a1"' }),
+      processed: false,
+      outbox: [],
+    });
+    // The new owner commits with its own fence; a commit without a fence is not checked.
+    const newFence = { shard: 2, owner: 'worker-b', epoch: claim.epoch + 1 };
+    expect(await store.commit({ ...late, fence: newFence })).toEqual({ status: 'committed', version: 2 });
+    expect(await store.commit(commitOf({ messageId: 'm3', expectedVersion: 2 }))).toEqual({
+      status: 'committed',
+      version: 3,
+    });
+  });
+
+  it('lists the workers whose heartbeat runs, with the keyed actors each hosts, and forgets the others', async () => {
+    const store = create();
+    await store.heartbeat('worker-b', ['scorer'], 60_000);
+    await store.heartbeat('worker-a', ['sessionizer', 'scorer'], 60_000);
+    await store.heartbeat('worker-c', ['scorer'], 40);
+    expect((await store.members()).map((m) => m.id)).toEqual(['worker-a', 'worker-b', 'worker-c']);
+    await vi.waitFor(async () =>
+      expect(await store.members()).toEqual([
+        { id: 'worker-a', actors: ['sessionizer', 'scorer'] },
+        { id: 'worker-b', actors: ['scorer'] },
+      ]),
+    );
+    await store.heartbeat('worker-b', [], 60_000); // leaves at once
+    expect(await store.members()).toEqual([{ id: 'worker-a', actors: ['sessionizer', 'scorer'] }]);
+  });
+
   it('commits a new instance at version 1', async () => {
     const store = create();
     expect(await store.load('sessionizer', 'user-1', 'm1')).toEqual({

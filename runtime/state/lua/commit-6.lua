@@ -6,6 +6,7 @@
   KEYS[3] outbox list       {prefix}:ob:{actor}:{messageId}
   KEYS[4] timers zset       {prefix}:timers            score = due time, or lease end while claimed
   KEYS[5] timer due hash    {prefix}:timers:due        member -> due time as committed
+  KEYS[6] shard lease hash  {prefix}:shard:{actor}:{shard}  o owner, e epoch (read only: the fence)
 
   ARGV[1] expected version (0 for a new instance)
   ARGV[2] snapshot
@@ -13,10 +14,12 @@
   ARGV[4] processed marker TTL, seconds
   ARGV[5] actor, ARGV[6] key: the zset member of timer id is cjson.encode({ actor, key, id })
   ARGV[7] commit token: unique to this commit call, kept in the processed marker as "{token}:{version}"
-  ARGV[8] n, the number of outbox entries, then ARGV[9 .. 8+n] the entries
-  ARGV[9+n ..] pairs of timer id, due time
+  ARGV[8] the fence's owner ('' when the commit is not fenced), ARGV[9] its epoch
+  ARGV[10] n, the number of outbox entries, then ARGV[11 .. 10+n] the entries
+  ARGV[11+n ..] pairs of timer id, due time
 
-  Returns { 0, new version } committed | { -1 } duplicate | { -2, current version } conflict.
+  Returns { 0, new version } committed | { -1 } duplicate | { -2, current version } conflict |
+  { -3 } fenced: the shard's lease is not the one the commit carries (another worker took the shard).
 
   Safe to run again: a commit whose reply was lost with its connection, sent again (by the client or the
   store), finds its own token in the marker and answers as its first run did, changing nothing.
@@ -29,6 +32,12 @@ if marker then
   end
   return { -1 }
 end
+if ARGV[8] ~= '' then
+  local lease = redis.call('HMGET', KEYS[6], 'o', 'e')
+  if lease[1] ~= ARGV[8] or lease[2] ~= ARGV[9] then
+    return { -3 }
+  end
+end
 local current = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
 if current ~= tonumber(ARGV[1]) then
   return { -2, current }
@@ -40,9 +49,9 @@ redis.call('HSET', KEYS[1], 'v', version, 's', ARGV[2], 't', ARGV[3])
 redis.call('SET', KEYS[2], ARGV[7] .. ':' .. version, 'NX', 'EX', ARGV[4])
 
 -- unpack() is bounded by the Lua C stack, so a large outbox goes in chunks.
-local n = tonumber(ARGV[8])
-for first = 9, 8 + n, 1000 do
-  redis.call('RPUSH', KEYS[3], unpack(ARGV, first, math.min(first + 999, 8 + n)))
+local n = tonumber(ARGV[10])
+for first = 11, 10 + n, 1000 do
+  redis.call('RPUSH', KEYS[3], unpack(ARGV, first, math.min(first + 999, 10 + n)))
 end
 -- The host clears the outbox once published without waiting; one it never clears goes with the marker.
 if n > 0 then
@@ -54,7 +63,7 @@ local function member(id)
 end
 
 local kept = {}
-for i = 9 + n, #ARGV, 2 do
+for i = 11 + n, #ARGV, 2 do
   local m, due = member(ARGV[i]), ARGV[i + 1]
   kept[m] = true
   -- An unchanged timer keeps its score: if it is leased right now, re-scoring it to its (past) due time
