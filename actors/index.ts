@@ -12,6 +12,7 @@ export { type HttpSourceOptions, httpSource } from './http-source.ts';
 export { closeJsonlFiles, type JsonlSinkOptions, jsonlSink } from './jsonl-sink.ts';
 export type { DatabaseOptions } from './postgres/database.ts';
 export { type PostgresSinkOptions, postgresSink } from './postgres/sink.ts';
+export { type PostgresSourceOptions, postgresSource, postgresSourceSetupSql } from './postgres/source.ts';
 export { ProcessPoolError, type ProcessPoolErrorKind, WorkerCodeError } from './process-pool/errors.ts';
 export type { WorkerLanguage } from './process-pool/interpreter.ts';
 export {

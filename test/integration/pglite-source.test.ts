@@ -1,0 +1,3 @@
+import { postgresSourceContract } from '../helpers/postgres.ts';
+
+postgresSourceContract('pglite');
