@@ -327,14 +327,18 @@ export function postgresSourceContract(kind: 'postgres' | 'pglite'): void {
       const second = await runSource(test, 'items');
       await vi.waitFor(() => expect(second.got.map((g) => g.body.id)).toEqual([122]), { timeout: 20_000 });
       await test.db.query(`INSERT INTO ${test.t('items')} VALUES (123, 'after')`);
-      await vi.waitFor(() => expect(second.got.map((g) => g.body.id)).toEqual([122, 123]), { timeout: 20_000 });
+      await vi.waitFor(() => expect(second.got.map((g) => g.body.id)).toEqual([122, 123]), {
+        timeout: 20_000,
+      });
       await second.stop();
       expect(second.got).toHaveLength(2);
     });
 
     it('fails the start naming a table without its setup', async () => {
       await test.db.query(`CREATE TABLE ${test.t('bare')} (id int PRIMARY KEY, v text)`);
-      await expect(runSource(test, 'bare', { setup: false })).rejects.toThrow(/setup: .*bare has no warren_xid column/);
+      await expect(runSource(test, 'bare', { setup: false })).rejects.toThrow(
+        /setup: .*bare has no warren_xid column/,
+      );
       await expect(runSource(test, 'missing')).rejects.toThrow(/table: .*missing does not exist/);
     });
   });

@@ -79,9 +79,11 @@ describe('postgresSource under concurrent writers whose transactions commit in a
               const tx = open[index] as (typeof open)[number];
               await tx.client.query(tx.abort ? 'ROLLBACK' : 'COMMIT');
               ended.add(index);
-              const oldestOpen = open
-                .filter((_, i) => !ended.has(i))
-                .reduce((m, t) => (t.xid < m ? t.xid : m), 2n ** 63n);
+              const oldestOpen =
+                open
+                  .filter((_, i) => !ended.has(i))
+                  .map((t) => t.xid)
+                  .sort((a, b) => (a < b ? -1 : 1))[0] ?? 2n ** 63n;
               const visible = open
                 .filter((t, i) => ended.has(i) && !t.abort && t.xid < oldestOpen)
                 .flatMap((t) => t.ids);
