@@ -64,6 +64,11 @@ interface Subscription {
   retry: NodeJS.Timeout | undefined;
   /** Failed attempts to consume since the last success, for the pause before the next one. */
   failures: number;
+  /** Deliveries handed to the handler and not settled yet. */
+  inFlight: number;
+  /** Set by `cancel`: never consume again; `drained` is called once its last delivery settled. */
+  cancelled: boolean;
+  drained: (() => void) | undefined;
 }
 
 /** amqplib's ack/nack take a message but read only its delivery tag. */
@@ -138,9 +143,40 @@ export class AmqpConsumer {
       openingOn: null,
       retry: undefined,
       failures: 0,
+      inFlight: 0,
+      cancelled: false,
+      drained: undefined,
     };
     this.#subscriptions.push(subscription);
     if (this.#live) await this.#open(subscription, this.#live);
+  }
+
+  /**
+   * Stop consuming `queue` for good: cancel its consumer, wait until every delivery it handed out has
+   * settled (their acks go out on its channel), then close its channel. Another worker may then take
+   * the queue (a shard handed over).
+   */
+  async cancel(queue: string): Promise<void> {
+    const gone = this.#subscriptions.filter((s) => s.queue === queue);
+    for (const s of gone) this.#subscriptions.splice(this.#subscriptions.indexOf(s), 1);
+    await Promise.all(
+      gone.map(async (s) => {
+        s.cancelled = true;
+        clearTimeout(s.retry);
+        await s.opening?.catch(() => undefined);
+        const { channel, consumerTag } = s;
+        s.consumerTag = null;
+        if (channel && consumerTag) await channel.cancel(consumerTag).catch(() => undefined);
+        if (s.inFlight > 0)
+          await new Promise<void>((resolve) => {
+            s.drained = resolve;
+          });
+        s.ledger?.flush();
+        const open = s.channel;
+        this.#forget(s);
+        await open?.close().catch(() => undefined);
+      }),
+    );
   }
 
   /** Cancel every consumer: no new deliveries; those in flight still settle on their channels. */
@@ -203,7 +239,7 @@ export class AmqpConsumer {
 
   /** Open the subscription's channel on `live` and consume; on failure, retry after a pause. */
   #open(s: Subscription, live: ChannelModel): Promise<void> {
-    if (s.channel !== null && s.live === live) return Promise.resolve();
+    if (s.cancelled || (s.channel !== null && s.live === live)) return Promise.resolve();
     if (s.opening !== null && s.openingOn === live) return s.opening;
     // An opening on a connection that has since dropped settles first (it fails), then this one runs.
     const previous = s.opening?.catch(() => undefined) ?? Promise.resolve();
@@ -225,7 +261,7 @@ export class AmqpConsumer {
   }
 
   async #openNow(s: Subscription, live: ChannelModel): Promise<void> {
-    if (this.#state !== 'running') return;
+    if (this.#state !== 'running' || s.cancelled) return;
     const channel = await live.createChannel();
     // A send on a channel that has just closed throws; the broker requeues what it did not get acked.
     const ledger = new AckLedger({
@@ -252,7 +288,7 @@ export class AmqpConsumer {
   }
 
   async #consumeOn(s: Subscription, channel: Channel, ledger: AckLedger): Promise<void> {
-    if (this.#state !== 'running') return;
+    if (this.#state !== 'running' || s.cancelled) return;
     const onMessage = (message: ConsumeMessage | null) => {
       if (message === null) {
         this.#cancelledByBroker(s, channel, ledger);
@@ -269,10 +305,12 @@ export class AmqpConsumer {
     const tag = message.fields.deliveryTag;
     const tracked = ledger.delivered(tag);
     this.#inFlight++;
+    s.inFlight++;
     const settled = (settlement: Settlement) => {
       this.#inFlight--;
       if (tracked) ledger.settle(tag, settlement);
       else this.#settleDirect(channel, message, settlement);
+      if (--s.inFlight === 0) s.drained?.();
       if (this.#inFlight === 0) this.#idle?.();
     };
     let handled: Promise<Settlement>;
@@ -297,7 +335,7 @@ export class AmqpConsumer {
   /** The broker cancelled the consumer (its queue was deleted): consume again after a pause. */
   #cancelledByBroker(s: Subscription, channel: Channel, ledger: AckLedger): void {
     s.consumerTag = null;
-    if (this.#state !== 'running') return;
+    if (this.#state !== 'running' || s.cancelled) return;
     this.#warn('the broker cancelled a consumer; consuming again', { queue: s.queue });
     clearTimeout(s.retry);
     s.retry = setTimeout(() => {
@@ -321,7 +359,7 @@ export class AmqpConsumer {
     clearTimeout(s.retry);
     s.retry = setTimeout(() => {
       const live = this.#live;
-      if (live === null || this.#state !== 'running' || s.channel !== null) return;
+      if (live === null || this.#state !== 'running' || s.channel !== null || s.cancelled) return;
       this.#open(s, live).catch(() => undefined);
     }, this.#pause(s));
     s.retry.unref();

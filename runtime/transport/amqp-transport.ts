@@ -164,6 +164,10 @@ export class AmqpTransport implements Transport {
     await this.#consumer.consume(queue, prefetch, (message) => handler(toDelivery(queue, message)));
   }
 
+  async cancel(queue: string): Promise<void> {
+    await this.#consumer.cancel(queue);
+  }
+
   async stopConsuming(): Promise<void> {
     await this.#consumer.stop();
   }

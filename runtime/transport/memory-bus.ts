@@ -65,8 +65,18 @@ interface MemoryQueue {
   readonly ttl: number | undefined;
   readonly deadLetterExchange: string | undefined;
   readonly deadLetterRoutingKey: string | undefined;
-  consumer: { handler: DeliveryHandler; prefetch: number; unsettled: number } | undefined;
+  /** The active consumer (single active consumer: one at a time), then those waiting their turn. */
+  consumer: Consumer | undefined;
+  readonly waiting: Consumer[];
   expiry: NodeJS.Timeout | undefined;
+}
+
+interface Consumer {
+  readonly handler: DeliveryHandler;
+  readonly prefetch: number;
+  unsettled: number;
+  /** Set by `cancel`: called once its last delivery settled. */
+  drained?: () => void;
 }
 
 /**
@@ -115,6 +125,7 @@ export class MemoryBus implements Transport {
             ? args['x-dead-letter-routing-key']
             : undefined,
         consumer: undefined,
+        waiting: [],
         expiry: undefined,
       });
     }
@@ -193,10 +204,32 @@ export class MemoryBus implements Transport {
   async consume(queue: string, prefetch: number, handler: DeliveryHandler): Promise<void> {
     const q = this.#queues.get(queue);
     if (!q) throw new WarrenError('WARREN_CONFIG_INVALID', `no queue "${queue}" in the topology`);
-    if (q.consumer) return; // single active consumer: a second consumer in one process waits forever
-    q.consumer = { handler, prefetch, unsettled: 0 };
+    const consumer: Consumer = { handler, prefetch, unsettled: 0 };
     this.#consuming = true;
+    // Single active consumer, as the shard queues are declared: a second one waits its turn.
+    if (q.consumer) {
+      q.waiting.push(consumer);
+      return;
+    }
+    q.consumer = consumer;
     this.#markReady(q);
+  }
+
+  async cancel(queue: string): Promise<void> {
+    const q = this.#queues.get(queue);
+    if (!q) return;
+    const cancelled = [...(q.consumer ? [q.consumer] : []), ...q.waiting];
+    q.waiting.length = 0;
+    q.consumer = undefined;
+    await Promise.all(
+      cancelled.map((c) =>
+        c.unsettled === 0
+          ? undefined
+          : new Promise<void>((resolve) => {
+              c.drained = resolve;
+            }),
+      ),
+    );
   }
 
   async stopConsuming(): Promise<void> {
@@ -289,8 +322,8 @@ export class MemoryBus implements Transport {
         const stored = q.messages[q.head++] as Stored;
         consumer.unsettled++;
         consumer.handler(toDelivery(q.name, stored)).then(
-          (settlement) => this.#settle(q, stored, settlement),
-          () => this.#settle(q, stored, 'reject'),
+          (settlement) => this.#settle(q, consumer, stored, settlement),
+          () => this.#settle(q, consumer, stored, 'reject'),
         );
       }
       this.#compact(q);
@@ -298,8 +331,8 @@ export class MemoryBus implements Transport {
     ready.clear();
   }
 
-  #settle(q: MemoryQueue, stored: Stored, settlement: Settlement): void {
-    if (q.consumer) q.consumer.unsettled--;
+  #settle(q: MemoryQueue, consumer: Consumer, stored: Stored, settlement: Settlement): void {
+    if (--consumer.unsettled === 0) consumer.drained?.();
     const answer = brokerAck(settlement);
     if (answer.kind === 'nack' && answer.requeue) {
       q.messages.splice(q.head, 0, { ...stored, redelivered: true });

@@ -44,6 +44,11 @@ export interface Transport {
   publish(message: Publication, options?: { readonly mandatory?: boolean }): Promise<void>;
   /** Start consuming `queue` with at most `prefetch` unsettled deliveries. */
   consume(queue: string, prefetch: number, handler: DeliveryHandler): Promise<void>;
+  /**
+   * Stop consuming `queue` (this process's consumer of it: a shard handed to another worker): no new
+   * deliveries; resolves once every delivery it had handed out from the queue has settled.
+   */
+  cancel(queue: string): Promise<void>;
   /** Stop taking new deliveries; deliveries in flight still settle. */
   stopConsuming(): Promise<void>;
   /** Messages ready in a queue (not counting deliveries in flight). */
