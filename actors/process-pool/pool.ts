@@ -116,7 +116,10 @@ export type CallMeta = Readonly<Record<string, unknown>>;
 export interface ProcessPool {
   readonly name: string;
   readonly script: string;
-  /** Start the workers; rejects if one cannot start (missing interpreter, import error: with the traceback). */
+  /**
+   * Start the workers; rejects if one cannot start (missing interpreter, import error: with the
+   * traceback). Idempotent; a stopped pool starts afresh, one that gave up (`failed`) does not.
+   */
   start(): Promise<void>;
   /**
    * Run the user's function on one item. Resolves with what it returned (JSON); rejects with a
@@ -258,6 +261,14 @@ class PoolImpl implements ProcessPool {
   }
 
   start(): Promise<void> {
+    if (this.#state === 'stopped') {
+      // Stopped with the runtime that hosted it: the next runtime hosting the actor starts it afresh.
+      this.#starting = undefined;
+      this.#stopping = undefined;
+      this.#slots.length = 0;
+      this.#crashesInARow = 0;
+      this.#drained = undefined;
+    }
     this.#starting ??= this.#start();
     return this.#starting;
   }

@@ -71,7 +71,7 @@ describe('warren run with a Python processor', () => {
     const run = await warrenRun();
     expect(run.code, run.stderr).toBe(4);
     expect(run.stderr).toMatch(
-      /\nwarren: WARREN_ACTOR_FAILED: actor "scorer" failed: ProcessPoolError: the workers running \S*test\/fixtures\/python\/score\.py crashed 3 times in a row \(last: exit code 1\); the pool for scorer stopped\n/,
+      /\nwarren: WARREN_ACTOR_FAILED: actor "scorer" failed: ProcessPoolError: the workers running \S*test\/fixtures\/python\/score\.py crashed 2 times in a row \(last: exit code 1\); the pool for scorer stopped\n/,
     );
     expect(run.stdout).toMatch(/^stopped: /);
     expect(run.pids.length).toBeGreaterThanOrEqual(3); // the first worker and its replacements

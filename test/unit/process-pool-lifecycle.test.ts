@@ -132,7 +132,7 @@ function pipelineOf(
     ],
   });
   const runtime = createRuntime(pipeline, { transport: new MemoryBus(), logger: quiet, env: {} });
-  return { scorer, runtime, logger, outputs };
+  return { scorer, runtime, logger, outputs, pipeline };
 }
 
 describe("a Python or R processor's pool, with the runtime", () => {
@@ -155,6 +155,31 @@ describe("a Python or R processor's pool, with the runtime", () => {
     await expectNoWorkers(logger.lines);
     expect(pids.filter(alive)).toEqual([]);
     await expect(scorer.pool.call({ n: 5 })).rejects.toMatchObject({ kind: 'stopped' });
+  });
+
+  it('starts again with a second runtime hosting the same definitions (a restart in one process)', async () => {
+    const { scorer, runtime, logger, outputs, pipeline } = pipelineOf(
+      'python',
+      fixture('python/score.py'),
+      [1, 2].map((n) => ({ n })),
+    );
+    await runtime.start();
+    await runtime.whenIdle({ settleMs: 20 });
+    const first = scorer.pool.pids();
+    await runtime.stop();
+    expect(scorer.pool.pids()).toEqual([]);
+    const again = createRuntime(pipeline, { transport: new MemoryBus(), logger: quiet, env: {} });
+    await again.start();
+    try {
+      const second = scorer.pool.pids();
+      expect(second).toHaveLength(2);
+      expect(second.some((pid) => first.includes(pid))).toBe(false);
+      await again.whenIdle({ settleMs: 20 });
+      expect(outputs.sort((a, b) => a - b)).toEqual([1, 1, 2, 2]); // the source read its two again
+    } finally {
+      await again.stop();
+    }
+    await expectNoWorkers(logger.lines);
   });
 
   it.each([
@@ -209,16 +234,16 @@ describe("a Python or R processor's pool, with the runtime", () => {
       'python',
       fixture('python/score.py'),
       [1, 2, 3, 4, 5, 6].map((n) => ({ n, action: 'exit' })),
-      { workers: 1, maxCrashes: 3 },
+      { workers: 1, maxCrashes: 2 },
     );
     await runtime.start();
     try {
       const failed = await runtime.failed;
       expect(failed.code).toBe('WARREN_ACTOR_FAILED');
       expect(failed.message).toMatch(
-        /^actor "scorer" failed: ProcessPoolError: the workers running \S*fixtures\/python\/score\.py crashed 3 times in a row \(last: exit code 1\); the pool for scorer stopped$/,
+        /^actor "scorer" failed: ProcessPoolError: the workers running \S*fixtures\/python\/score\.py crashed 2 times in a row \(last: exit code 1\); the pool for scorer stopped$/,
       );
-      expect(scorer.pool.stats().crashes).toBeGreaterThanOrEqual(3);
+      expect(scorer.pool.stats().crashes).toBeGreaterThanOrEqual(2);
       // It gave up: no worker is started again, whatever the actor still receives.
       expect(scorer.pool.pids()).toEqual([]);
       await expect(scorer.pool.call({ n: 9 })).rejects.toMatchObject({ kind: 'crash-loop' });
