@@ -178,7 +178,8 @@ async function openPg(
     connectionString: url,
     max: options?.connections ?? 4,
     connectionTimeoutMillis: 5_000,
-    application_name: `warren:${actor}`.slice(0, 63),
+    // Names the worker process too, so an operator (or a test) can tell whose connection is whose.
+    application_name: `warren:${actor}:${process.pid}`.slice(0, 63),
   });
   // An idle client that loses its server emits here; without a listener the process would crash.
   pool.on('error', () => undefined);

@@ -33,7 +33,8 @@ describe('postgresSink on postgres, when the connection is lost mid-batch', () =
     const sleeping = async () =>
       (
         await test.db.query(
-          `SELECT pid FROM pg_stat_activity WHERE application_name = 'warren:orders-db' AND wait_event = 'PgSleep'`,
+          `SELECT pid FROM pg_stat_activity WHERE application_name = 'warren:orders-db:' || $1 AND wait_event = 'PgSleep'`,
+          [process.pid],
         )
       ).rows;
     await vi.waitFor(async () => expect(await sleeping()).toHaveLength(1), { timeout: 20_000 });
