@@ -83,7 +83,7 @@ describe.each(transports)('cancelling a queue on $name', ({ create }) => {
         exchange: '',
         routingKey: queue,
         body: String(n),
-        properties: { messageId: `m${n}` },
+        properties: { messageId: `m${n}`, type: 'item', contentType: 'application/json', headers: {} },
       });
     const first = holding();
     await a.consume(queue, 3, first.handler);
