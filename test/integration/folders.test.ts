@@ -421,6 +421,21 @@ describe.each(kinds)('$name folder', (kind) => {
       expect(err.message).toContain(`127.0.0.1:${port}`);
     });
 
+    it('fails a read in flight when the folder closes, and every call after', async () => {
+      await fresh();
+      await writeFile(join(dir, 'big.bin'), randomBytes(4 * 1024 * 1024));
+      const closing = open(name);
+      const stream = await closing.read('big.bin');
+      const reading = collect(stream).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      await closing.close();
+      const err = await reading;
+      expect((err as FolderError).kind).toBe('connection');
+      expect((await failure(closing.list())).message).toContain('closed');
+    });
+
     it('names its location without credentials', async () => {
       await fresh();
       expect(folder.location).toMatch(/^[a-z]+:\/\/127\.0\.0\.1:\d+\/t\d+$/);

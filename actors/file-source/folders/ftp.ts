@@ -86,6 +86,8 @@ export function ftpFolder(options: FtpFolderOptions): Folder {
   const idleMs = 30_000;
   const idle: { client: Client; timer: NodeJS.Timeout }[] = [];
   const waiting: (() => void)[] = [];
+  /** Connections in use: closed by `close()`, which fails what runs on them (reads included). */
+  const busy = new Set<Client>();
   let open = 0;
   let closed = false;
   let features: Features | undefined;
@@ -141,14 +143,24 @@ export function ftpFolder(options: FtpFolderOptions): Folder {
       const reused = idle.pop();
       if (reused !== undefined) {
         clearTimeout(reused.timer);
-        if (!reused.client.closed) return reused.client;
+        if (!reused.client.closed) {
+          busy.add(reused.client);
+          return reused.client;
+        }
         open -= 1; // the server closed it while idle
         continue;
       }
       if (open < maxConnections) {
         open += 1;
         try {
-          return await connect();
+          const client = await connect();
+          if (closed) {
+            client.close();
+            open -= 1;
+            continue;
+          }
+          busy.add(client);
+          return client;
         } catch (err) {
           open -= 1;
           wake();
@@ -160,6 +172,7 @@ export function ftpFolder(options: FtpFolderOptions): Folder {
   }
 
   function release(client: Client, broken: boolean): void {
+    if (!busy.delete(client)) return; // released already
     if (broken || closed || client.closed) {
       client.close();
       open -= 1;
@@ -327,6 +340,7 @@ export function ftpFolder(options: FtpFolderOptions): Folder {
         open -= 1;
       }
       for (const woken of waiting.splice(0)) woken();
+      for (const client of busy) client.close(); // their operations fail and release them
     },
   };
 

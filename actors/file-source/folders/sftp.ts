@@ -47,8 +47,8 @@ interface Session {
   readonly client: SftpClient;
   readonly sftp: SFTPWrapper;
   alive: boolean;
-  /** Reads in flight: failed with `connection` when the connection drops under them. */
-  readonly streams: Set<Readable>;
+  /** Reads in flight, with their file: failed with `connection` when the connection drops under them. */
+  readonly streams: Map<Readable, string>;
 }
 
 /**
@@ -82,9 +82,9 @@ export function sftpFolder(options: SftpFolderOptions): Folder {
   function drop(session: Session, reason: string): void {
     if (!session.alive) return;
     session.alive = false;
-    for (const stream of session.streams) {
+    for (const [stream, file] of session.streams) {
       stream.destroy(
-        new FolderError('connection', `the connection dropped mid-read (${reason})`, { location }),
+        new FolderError('connection', `the connection dropped mid-read (${reason})`, { location, file }),
       );
     }
     session.streams.clear();
@@ -126,7 +126,7 @@ export function sftpFolder(options: SftpFolderOptions): Folder {
       retries: 0, // we reconnect on the next call; the caller's backoff paces it
     });
     (client as unknown as { client: { setNoDelay(on: boolean): void } }).client.setNoDelay(true);
-    session = { client, sftp, alive: true, streams: new Set() };
+    session = { client, sftp, alive: true, streams: new Map() };
     return session;
   }
 
@@ -194,7 +194,7 @@ export function sftpFolder(options: SftpFolderOptions): Folder {
           () => session.streams.delete(stream),
           readOptions.signal,
         );
-        if (session.alive) session.streams.add(stream);
+        if (session.alive) session.streams.set(stream, name);
         else
           stream.destroy(
             new FolderError('connection', 'the connection dropped mid-read', { location, file: name }),
