@@ -10,7 +10,13 @@
  *
  *   process: python batched=<processor/ceiling> unbatched=<...> pool=<pool/ceiling> reference=<processor/TS processor> r ...
  *
- * Options: --rounds R, --n N, --only a,b,... (variant letters), --no-heap, --no-example, --no-process.
+ * Then the PostgreSQL and HTTP sinks (bench/postgres-sink.ts, bench/http-sink.ts):
+ *
+ *   postgres: sink=<rows/s> baseline=<hand-written pg rows/s> ratio=<sink/baseline> ceiling=<no-op sink msg/s> sink/ceiling=<...>
+ *   http: sink=<req/s> baseline=<bare undici req/s> ratio=<sink/baseline>
+ *
+ * Options: --rounds R, --n N, --only a,b,... (variant letters), --no-heap, --no-example, --no-process,
+ * --no-connectors.
  * A bench is never a test: nothing here asserts a speed.
  */
 import { execFile } from 'node:child_process';
@@ -20,6 +26,8 @@ import { parseArgs, promisify } from 'node:util';
 import { amqpRedisKeyed, amqpStateless } from './amqp-baseline.ts';
 import { median, type RoundResult, type RoundSpec, ServiceCpu } from './common.ts';
 import { cleanExample, type ExampleResult, examplePipeline } from './example-pipeline.ts';
+import { httpSinkSection } from './http-sink.ts';
+import { postgresSinkSection } from './postgres-sink.ts';
 import { processSection } from './process-processors.ts';
 import { BenchTracing, SAMPLED_RATIO } from './tracing.ts';
 import { warrenFlow } from './warren-flow.ts';
@@ -33,6 +41,7 @@ const { values } = parseArgs({
     'no-heap': { type: 'boolean', default: false },
     'no-example': { type: 'boolean', default: false },
     'no-process': { type: 'boolean', default: false },
+    'no-connectors': { type: 'boolean', default: false },
   },
 });
 const quick = values.quick;
@@ -265,6 +274,24 @@ if (!values['no-process']) {
   processRatios.push(...(await processSection(quick, out)));
 }
 
+// The PostgreSQL and HTTP sinks against a hand-written pg batch and a bare undici loop (--no-connectors).
+const connectorLines: string[] = [];
+if (!values['no-connectors']) {
+  out();
+  for (const [label, section] of [
+    ['postgres', postgresSinkSection],
+    ['http', httpSinkSection],
+  ] as const) {
+    try {
+      connectorLines.push(`${label}: ${await section(quick, out)}`);
+    } catch (err) {
+      connectorLines.push(
+        `${label}: failed: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`,
+      );
+    }
+  }
+}
+
 const b = summaries.get('b');
 const bt = summaries.get('bt');
 const bs = summaries.get('bs');
@@ -284,6 +311,7 @@ else out('tracing: not measured (variants bt and bs not selected)');
 out(`took ${fmt((performance.now() - started) / 1000)} s`);
 
 if (processRatios.length > 0) out(`process: ${processRatios.join(' ')}`);
+for (const line of connectorLines) out(line);
 const ratio = (x: number | undefined, y: number | undefined) =>
   x !== undefined && y !== undefined && y > 0 && Number.isFinite(x / y) ? (x / y).toFixed(2) : 'n/a';
 const a = summaries.get('a');
