@@ -89,6 +89,28 @@ export const topology = defineCommand({
   run: async (parsed) => (await import('./pipeline-commands.ts')).topologyCommand(parsed),
 });
 
+export const graphOptions = {
+  format: {
+    type: 'string',
+    choices: ['svg', 'html', 'mermaid', 'dot'],
+    default: 'svg',
+    description:
+      'svg (laid out by warren, no browser), html (a self-contained page around the SVG), mermaid or dot (text)',
+  },
+  out: { type: 'string', value: 'file', description: 'write to this file instead of standard output' },
+  prefix: prefixOption,
+} as const satisfies Options;
+
+export const graph = defineCommand({
+  name: 'graph',
+  summary: "draw a pipeline's architecture: actors, exchanges, queues, routes, feedback, dead letters",
+  description:
+    'Draw the compiled topology: sources, processors and sinks grouped; the exchange and the queues between them (shard queues folded into one); routes labelled with the message type and any `where`; feedback routes dashed; dead-letter queues.\n  warren graph config/pipeline.ts --format svg --out docs/pipeline.svg',
+  arguments: [pipeline],
+  options: graphOptions,
+  run: async (parsed) => (await import('./graph.ts')).graphCommand(parsed),
+});
+
 export const routeOptions = {
   type: { type: 'string', value: 'type', description: 'the message type (required)' },
   from: {
@@ -203,7 +225,7 @@ export const warren = defineCommand({
   name: 'warren',
   summary: 'an actor runtime for data pipelines',
   description: 'warren runs pipelines of XState actors on RabbitMQ and Redis, or on its embedded bus.',
-  commands: [run, topology, route, dlq, init],
+  commands: [run, topology, route, graph, dlq, init],
   options: rootOptions,
   notes: ENV,
   run: async (parsed) => (await import('./root-command.ts')).rootCommand(parsed),
@@ -212,6 +234,7 @@ export const warren = defineCommand({
 export type RunParsed = Parsed<typeof runOptions, PipelineArguments>;
 export type TopologyParsed = Parsed<typeof topologyOptions, PipelineArguments>;
 export type RouteParsed = Parsed<typeof routeOptions, PipelineArguments>;
+export type GraphParsed = Parsed<typeof graphOptions, PipelineArguments>;
 export type ListParsed = Parsed<typeof listOptions, DlqArguments>;
 export type ReplayParsed = Parsed<typeof replayOptions, DlqArguments>;
 export type PurgeParsed = Parsed<typeof purgeOptions, DlqArguments>;
