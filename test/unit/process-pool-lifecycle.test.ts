@@ -229,29 +229,35 @@ describe("a Python or R processor's pool, with the runtime", () => {
     },
   );
 
-  it('fails the actor, naming the script, when its workers crash at every call', async () => {
-    const { scorer, runtime, logger } = pipelineOf(
-      'python',
-      fixture('python/score.py'),
-      [1, 2, 3, 4, 5, 6].map((n) => ({ n, action: 'exit' })),
-      { workers: 1, maxCrashes: 2 },
-    );
-    await runtime.start();
-    try {
-      const failed = await runtime.failed;
-      expect(failed.code).toBe('WARREN_ACTOR_FAILED');
-      expect(failed.message).toMatch(
-        /^actor "scorer" failed: ProcessPoolError: the workers running \S*fixtures\/python\/score\.py crashed 2 times in a row \(last: exit code 1\); the pool for scorer stopped$/,
+  it.each([
+    ['python', 'python/score.py'],
+    ['r', 'r/score.R'],
+  ] as const)(
+    'fails the actor, naming the script, when its %s workers crash at every call',
+    async (language, script) => {
+      const { scorer, runtime, logger } = pipelineOf(
+        language,
+        fixture(script),
+        [1, 2, 3, 4, 5, 6].map((n) => ({ n, action: 'exit' })),
+        { workers: 1, maxCrashes: 2 },
       );
-      expect(scorer.pool.stats().crashes).toBeGreaterThanOrEqual(2);
-      // It gave up: no worker is started again, whatever the actor still receives.
-      expect(scorer.pool.pids()).toEqual([]);
-      await expect(scorer.pool.call({ n: 9 })).rejects.toMatchObject({ kind: 'crash-loop' });
-    } finally {
-      await runtime.stop();
-    }
-    await expectNoWorkers(logger.lines);
-  });
+      await runtime.start();
+      try {
+        const failed = await runtime.failed;
+        expect(failed.code).toBe('WARREN_ACTOR_FAILED');
+        expect(failed.message).toBe(
+          `actor "scorer" failed: ProcessPoolError: the workers running ${fixture(script)} crashed 2 times in a row (last: exit code 1); the pool for scorer stopped`,
+        );
+        expect(scorer.pool.stats().crashes).toBeGreaterThanOrEqual(2);
+        // It gave up: no worker is started again, whatever the actor still receives.
+        expect(scorer.pool.pids()).toEqual([]);
+        await expect(scorer.pool.call({ n: 9 })).rejects.toMatchObject({ kind: 'crash-loop' });
+      } finally {
+        await runtime.stop();
+      }
+      await expectNoWorkers(logger.lines);
+    },
+  );
 
   it('fails the actor when every replacement worker fails in init after the first one started', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'warren-lock-'));
