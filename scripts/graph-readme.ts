@@ -18,4 +18,6 @@ const pipeline = module.default ?? module.pipeline;
 if (!pipeline) throw new Error(`${modulePath} exports no pipeline (a default export or "pipeline")`);
 const svg = await drawPipeline(planTopology(pipeline), 'svg');
 await writeFile(out, svg);
-process.stdout.write(`wrote ${out}: ${pipeline.name}, ${pipeline.actors.length} actors, ${svg.length} bytes\n`);
+process.stdout.write(
+  `wrote ${out}: ${pipeline.name}, ${pipeline.actors.length} actors, ${svg.length} bytes\n`,
+);
