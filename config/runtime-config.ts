@@ -17,6 +17,37 @@ const url = (protocols: readonly string[]) =>
   );
 
 /**
+ * One AMQP URL, or several separated by commas (the nodes of a RabbitMQ cluster, tried in turn): each
+ * an `amqp://` or `amqps://` URL, all on the same vhost (the topology is declared once, for one vhost).
+ * Messages never echo the value: it holds passwords.
+ */
+const amqpUrls = z.string().superRefine((value, ctx) => {
+  // Split where a URL begins, as runtime/transport/amqp-url.ts `brokerUrls` does (a password may hold a comma).
+  const urls = value.split(/,(?=\s*[a-z][a-z0-9+.-]*:\/\/)/i).map((u) => u.trim());
+  const vhosts = new Set<string>();
+  for (const [i, u] of urls.entries()) {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(u);
+    } catch {}
+    if (parsed === undefined || !['amqp:', 'amqps:'].includes(parsed.protocol)) {
+      const which = urls.length > 1 ? `URL ${i + 1} of ${urls.length} ` : '';
+      ctx.addIssue({
+        code: 'custom',
+        message: `${which}must be a URL starting with amqp:// or amqps:// (several: separated by commas)`,
+      });
+      return;
+    }
+    vhosts.add(parsed.pathname.length > 1 ? parsed.pathname : '/');
+  }
+  if (vhosts.size > 1)
+    ctx.addIssue({
+      code: 'custom',
+      message: `every URL must name the same vhost (found ${[...vhosts].join(', ')})`,
+    });
+});
+
+/**
  * The runtime's configuration: one schema gives validation, types and defaults. Read from the
  * environment (`RABBITMQ_URL`, `REDIS_URL`, `WARREN_*`) and overridden by explicit options (CLI flags).
  */
@@ -25,7 +56,8 @@ export const RuntimeConfigSchema = z.object({
   bus: z.enum(['memory', 'amqp']),
   /** `memory`: in-process state; `redis`: Redis. Default: redis when REDIS_URL is set. */
   state: z.enum(['memory', 'redis']),
-  rabbitmqUrl: url(['amqp:', 'amqps:']).default(BASELINE.runtime.rabbitmqUrl),
+  /** One AMQP URL, or a comma-separated list of a cluster's nodes (docs/rabbitmq-cluster.md). */
+  rabbitmqUrl: amqpUrls.default(BASELINE.runtime.rabbitmqUrl),
   redisUrl: url(['redis:', 'rediss:']).default(BASELINE.runtime.redisUrl),
   /** Prefix of every queue, exchange and Redis key; default the pipeline name. */
   prefix: z
@@ -35,6 +67,16 @@ export const RuntimeConfigSchema = z.object({
   /** Host only these actors (a comma-separated list in WARREN_ACTORS); default all. */
   actors: z.array(z.string().min(1)).optional(),
   durable: z.boolean().default(BASELINE.runtime.durable),
+  /**
+   * `classic`, or `quorum`: every queue replicated across a RabbitMQ cluster's nodes
+   * (docs/rabbitmq-cluster.md). Quorum queues are durable only: `durable: false` is refused.
+   */
+  queueType: z.enum(['classic', 'quorum']).default(BASELINE.runtime.queueType),
+  /**
+   * Quorum queues only: deliveries of one message before the broker parks it in the actor's
+   * dead-letter queue (`x-delivery-limit`), a guard against a message that crashes every worker.
+   */
+  deliveryLimit: z.number().int().positive().max(1_000_000_000).default(BASELINE.runtime.deliveryLimit),
   settleTimeoutMs: z.number().int().positive().default(BASELINE.runtime.settleTimeoutMs),
   cacheSize: z.number().int().nonnegative().default(BASELINE.runtime.cacheSize),
   /** Unconfirmed publishes in flight per process (the publisher's confirm window). */
@@ -79,6 +121,8 @@ const ENV: Record<string, keyof z.input<typeof RuntimeConfigSchema>> = {
   RABBITMQ_URL: 'rabbitmqUrl',
   REDIS_URL: 'redisUrl',
   WARREN_PREFIX: 'prefix',
+  WARREN_QUEUE_TYPE: 'queueType',
+  WARREN_DELIVERY_LIMIT: 'deliveryLimit',
   WARREN_ACTORS: 'actors',
   WARREN_SETTLE_TIMEOUT_MS: 'settleTimeoutMs',
   WARREN_CACHE_SIZE: 'cacheSize',
@@ -92,7 +136,14 @@ const ENV: Record<string, keyof z.input<typeof RuntimeConfigSchema>> = {
   WARREN_TLS_KEY_FILE: 'tlsKeyFile',
 };
 const FIELD_TO_ENV = Object.fromEntries(Object.entries(ENV).map(([env, field]) => [field, env]));
-const NUMERIC = new Set(['settleTimeoutMs', 'cacheSize', 'publishWindow', 'sourceWindow', 'startTimeoutMs']);
+const NUMERIC = new Set([
+  'settleTimeoutMs',
+  'cacheSize',
+  'publishWindow',
+  'sourceWindow',
+  'startTimeoutMs',
+  'deliveryLimit',
+]);
 
 /**
  * Build the runtime configuration: environment first, then `overrides`. The result is cloned, validated
@@ -125,6 +176,12 @@ export function loadRuntimeConfig(
     const field = String(issue?.path[0] ?? 'config');
     throw new ConfigError(configFieldName(field, overrides), issue?.message ?? 'invalid');
   }
+  if (parsed.data.queueType === 'quorum' && !parsed.data.durable)
+    throw new ConfigError(
+      configFieldName('durable', overrides),
+      `quorum queues are always durable (${configFieldName('queueType', overrides)} is quorum): ` +
+        'leave durable on, or use classic queues',
+    );
   return deepFreeze(parsed.data);
 }
 

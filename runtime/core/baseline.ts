@@ -26,6 +26,10 @@ export const BASELINE = deepFrozen({
     rabbitmqUrl: 'amqp://guest:guest@127.0.0.1:5672',
     redisUrl: 'redis://127.0.0.1:6379',
     durable: true,
+    /** `classic`, or `quorum` for a RabbitMQ cluster (`docs/rabbitmq-cluster.md`). */
+    queueType: 'classic',
+    /** Quorum queues' `x-delivery-limit`: a crash-loop guard far above warren's own returns. */
+    deliveryLimit: 1_000,
     settleTimeoutMs: 30_000,
     cacheSize: 10_000,
     publishWindow: 500,

@@ -1,10 +1,5 @@
 import { BASELINE } from '../core/baseline.ts';
-import type {
-  ActorDefinition,
-  ConsumerDefinition,
-  PipelineDefinition,
-  RetryPolicy,
-} from '../core/define.ts';
+import type { ActorDefinition, ConsumerDefinition, PipelineDefinition, RetryPolicy } from '../core/define.ts';
 import { Headers } from '../core/envelope.ts';
 import { ConfigError } from '../core/errors.ts';
 import { deepFreeze, freezeCollection } from '../core/freeze.ts';
@@ -13,11 +8,19 @@ import { type Names, names } from './names.ts';
 import { type ActorData, parsePipeline, type SourceData } from './pipeline-schema.ts';
 
 /**
- * Where a pipeline's topology is declared: the name prefix, the vhost, and whether it is durable.
+ * The kind of RabbitMQ queue every pipeline queue is declared as: `classic` (one node holds it), or
+ * `quorum` (replicated by Raft across a cluster's nodes; durable only).
+ */
+export type QueueType = 'classic' | 'quorum';
+
+/**
+ * Where a pipeline's topology is declared: the name prefix, the vhost, whether it is durable, and the
+ * kind of queue.
  *
  * @example
  * ```ts
  * compileTopology(pipeline, { prefix: 'shop-test', vhost: 'ci', durable: false });
+ * compileTopology(pipeline, { queueType: 'quorum', deliveryLimit: 1000 }); // on a RabbitMQ cluster
  * ```
  */
 export interface TopologyOptions {
@@ -27,6 +30,16 @@ export interface TopologyOptions {
   readonly vhost?: string;
   /** Durable exchanges and queues, persistent messages; default true. */
   readonly durable?: boolean;
+  /** `classic` (default) or `quorum`: replicated queues for a RabbitMQ cluster; needs `durable`. */
+  readonly queueType?: QueueType;
+  /**
+   * Quorum queues only: how many times the broker hands out one message before it dead-letters it
+   * into the actor's dead-letter queue (`x-delivery-limit`); default 1000. A guard against a message
+   * that crashes every worker that takes it, set far above the returns warren itself causes (a
+   * worker stopping or dying, a shard moving, a node failing over): RabbitMQ 4's own default of 20
+   * could park good messages after a few such returns.
+   */
+  readonly deliveryLimit?: number;
 }
 
 /** One actor as the runtime needs it: its definition plus every broker name and policy resolved. */
@@ -67,6 +80,9 @@ export interface TopologyPlan {
   readonly pipeline: string;
   readonly vhost: string;
   readonly durable: boolean;
+  readonly queueType: QueueType;
+  /** Quorum queues' `x-delivery-limit` (unused by classic queues). */
+  readonly deliveryLimit: number;
   readonly names: Names;
   readonly hopLimit: number;
   readonly maxMessageBytes: number;
@@ -117,6 +133,14 @@ export function planTopology(pipeline: PipelineDefinition, options: TopologyOpti
   const prefix = options.prefix ?? data.name;
   if (!/^[a-zA-Z0-9][a-zA-Z0-9_.:-]{0,100}$/.test(prefix))
     fail('options.prefix', `invalid name prefix ${JSON.stringify(prefix)}`);
+  const queueType = options.queueType ?? BASELINE.runtime.queueType;
+  if (queueType !== 'classic' && queueType !== 'quorum')
+    fail('options.queueType', `must be "classic" or "quorum", not ${JSON.stringify(queueType)}`);
+  if (queueType === 'quorum' && options.durable === false)
+    fail('options.durable', 'quorum queues are always durable: leave durable on, or use classic queues');
+  const deliveryLimit = options.deliveryLimit ?? BASELINE.runtime.deliveryLimit;
+  if (!Number.isSafeInteger(deliveryLimit) || deliveryLimit < 1)
+    fail('options.deliveryLimit', `must be a positive integer, not ${JSON.stringify(deliveryLimit)}`);
   const n = names(prefix);
   /** Each actor's definition as given (its functions and machine), by name. */
   const byName = new Map<string, ActorDefinition>(pipeline.actors.map((actor) => [actor.name, actor]));
@@ -235,6 +259,8 @@ export function planTopology(pipeline: PipelineDefinition, options: TopologyOpti
     pipeline: data.name,
     vhost: options.vhost ?? '/',
     durable: options.durable ?? true,
+    queueType,
+    deliveryLimit,
     names: n,
     hopLimit: data.hopLimit,
     maxMessageBytes: data.maxMessageBytes,

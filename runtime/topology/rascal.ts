@@ -52,7 +52,8 @@ export interface RascalVhost extends RascalVhostTopology {
 /**
  * Turn a validated plan into a Rascal configuration: the main topic exchange with its alternate
  * exchange and `unroutable` queue; for each actor a mailbox (or a headers exchange and shard queues with
- * single active consumer) and a dead-letter queue; shared delay queues for retries. Topology only:
+ * single active consumer) and a dead-letter queue; shared delay queues for retries. With
+ * `queueType: 'quorum'`, every queue is a quorum queue (see `quorumArguments`). Topology only:
  * warren publishes with its own confirm publisher and consumes with its own consumer, so the config
  * has no Rascal publications or subscriptions.
  */
@@ -63,8 +64,16 @@ export function toRascal(plan: TopologyPlan): RascalConfig {
   const exchange = (name: string, type: string, options: Record<string, unknown> = {}) => {
     vhost.exchanges[name] = { type, options: { durable, ...options } };
   };
-  const queue = (name: string, args: Record<string, unknown> = {}) => {
-    vhost.queues[name] = { options: { durable, arguments: args } };
+  const quorum = plan.queueType === 'quorum';
+  /**
+   * A queue of `role`: `consumed` (a mailbox or shard: the host takes and settles its messages),
+   * `delay` (never consumed: its messages expire into the requeue exchange), or `kept` (a dead-letter
+   * or unroutable queue: what lands there stays until a person replays or deletes it).
+   */
+  const queue = (name: string, role: 'consumed' | 'delay' | 'kept', args: Record<string, unknown> = {}) => {
+    vhost.queues[name] = {
+      options: { durable, arguments: quorum ? { ...args, ...quorumArguments(plan, role, args) } : args },
+    };
   };
   const bind = (
     source: string,
@@ -90,7 +99,7 @@ export function toRascal(plan: TopologyPlan): RascalConfig {
   const caught = { alternateExchange: n.unroutableExchange };
   exchange(n.exchange, 'topic', caught);
   exchange(n.unroutableExchange, 'fanout');
-  queue(n.unroutableQueue);
+  queue(n.unroutableQueue, 'kept');
   bind(n.unroutableExchange, n.unroutableQueue, ['#']);
   exchange(n.deadLetterExchange, 'direct', caught);
   exchange(n.delayExchange, 'headers', caught);
@@ -98,12 +107,12 @@ export function toRascal(plan: TopologyPlan): RascalConfig {
   // Internal, so no one can publish to it directly: what reaches it was marked not selected by warren.
   exchange(n.notSelectedExchange, 'fanout', { internal: true });
   for (const ms of plan.delays) {
-    queue(n.delayQueue(ms), { 'x-message-ttl': ms, 'x-dead-letter-exchange': n.requeueExchange });
+    queue(n.delayQueue(ms), 'delay', { 'x-message-ttl': ms, 'x-dead-letter-exchange': n.requeueExchange });
     bind(n.delayExchange, n.delayQueue(ms), ['#'], { 'x-match': 'all', [Headers.retryDelay]: String(ms) });
   }
 
   for (const actor of plan.actors.values()) {
-    queue(actor.deadQueue);
+    queue(actor.deadQueue, 'kept');
     bind(n.deadLetterExchange, actor.deadQueue, [actor.name]);
     if (actor.definition.kind === 'source') continue;
     const deadLetter = {
@@ -125,7 +134,7 @@ export function toRascal(plan: TopologyPlan): RascalConfig {
       bind(n.exchange, shardExchange, [...actor.bindingKeys], undefined, true);
       if (actor.selection) notSelected(shardExchange);
       actor.queues.forEach((shardQueue, i) => {
-        queue(shardQueue, { ...deadLetter, 'x-single-active-consumer': true });
+        queue(shardQueue, 'consumed', { ...deadLetter, 'x-single-active-consumer': true });
         bind(shardExchange, shardQueue, ['#'], {
           'x-match': 'all',
           ...actor.selection,
@@ -139,18 +148,54 @@ export function toRascal(plan: TopologyPlan): RascalConfig {
       bind(n.exchange, selectExchange, [...actor.bindingKeys], undefined, true);
       notSelected(selectExchange);
       for (const q of actor.queues) {
-        queue(q, deadLetter);
+        queue(q, 'consumed', deadLetter);
         bind(selectExchange, q, ['#'], { 'x-match': 'all', ...actor.selection });
       }
     } else {
       for (const q of actor.queues) {
-        queue(q, deadLetter);
+        queue(q, 'consumed', deadLetter);
         bind(n.exchange, q, [...actor.bindingKeys]);
       }
     }
     for (const q of actor.queues) bind(n.requeueExchange, q, [q]);
   }
   return { vhosts: { [plan.vhost]: vhost } };
+}
+
+/**
+ * A quorum queue's `x-delivery-limit` where nothing may be dropped: RabbitMQ drops a message past its
+ * limit when the queue has no dead-letter exchange, every browse of a dead-letter queue returns its
+ * messages (and counts), and RabbitMQ 4 would otherwise apply its default of 20 (3.x reads -1, 4.x's
+ * "no limit", as a limit below the first delivery, so only a large number means the same on both).
+ */
+export const UNLIMITED_DELIVERIES = 2_147_483_647;
+
+/**
+ * The arguments a quorum queue adds to a classic one's:
+ * - `x-queue-leader-locator: balanced`: leaders spread over the cluster's nodes, not all on the node
+ *   the topology connection happened to reach;
+ * - with a dead-letter exchange, `x-dead-letter-strategy: at-least-once` (which RabbitMQ accepts only
+ *   with `x-overflow: reject-publish`): a message dead-lettered (parked, expired from a delay queue, or
+ *   past its delivery limit) stays in its queue until the target queue confirms it, where the default
+ *   `at-most-once` loses it if a node fails in between;
+ * - `x-delivery-limit`: the plan's limit on a consumed queue, past which the message is parked in the
+ *   actor's dead-letter queue; no limit that could drop a message anywhere else.
+ */
+function quorumArguments(
+  plan: TopologyPlan,
+  role: 'consumed' | 'delay' | 'kept',
+  args: Readonly<Record<string, unknown>>,
+): Record<string, unknown> {
+  return {
+    'x-queue-type': 'quorum',
+    'x-queue-leader-locator': 'balanced',
+    ...(args['x-dead-letter-exchange'] === undefined
+      ? {}
+      : { 'x-dead-letter-strategy': 'at-least-once', 'x-overflow': 'reject-publish' }),
+    ...(role === 'delay'
+      ? {}
+      : { 'x-delivery-limit': role === 'consumed' ? plan.deliveryLimit : UNLIMITED_DELIVERIES }),
+  };
 }
 
 /**

@@ -11,8 +11,9 @@ import { ConfigError, describeError, WarrenError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { untilReachable } from '../core/until-reachable.ts';
 import type { RascalConfig } from '../topology/rascal.ts';
+import { brokerOrder } from './amqp-connect.ts';
 import { AmqpConsumer } from './amqp-consumer.ts';
-import { connectionName, endpointOf, maskUrl } from './amqp-url.ts';
+import { brokerUrls, connectionName, endpointOf, maskUrl, scrubPassword } from './amqp-url.ts';
 import { ConfirmPublisher } from './confirm-publisher.ts';
 import type { DeliveryHandler, Transport } from './transport.ts';
 
@@ -28,7 +29,11 @@ interface RascalModule {
 }
 
 export interface AmqpTransportOptions {
-  /** `amqp://user:pass@host:port/vhost` or `amqps://...`; credentials never reach a log or an error. */
+  /**
+   * `amqp://user:pass@host:port/vhost` or `amqps://...`; or several, separated by commas, for the nodes
+   * of a cluster: each connection tries them in turn at start and moves on to the next one when it
+   * loses its broker. Credentials never reach a log or an error.
+   */
   readonly url: string;
   /** TLS and socket options for both the consuming (Rascal) and the publishing connection. */
   readonly socketOptions?: Record<string, unknown>;
@@ -91,20 +96,19 @@ export class AmqpTransport implements Transport {
 
   async start(config: RascalConfig): Promise<void> {
     const { url, logger } = this.#options;
+    const socketOptions = {
+      ...this.#options.socketOptions,
+      clientProperties: { connection_name: connectionName('topology') },
+    };
+    const urls = brokerUrls(url);
+    // Several brokers: Rascal's `connections`, which it shuffles and cycles through on connect and on
+    // every reconnection (its `random` connection strategy).
+    const connection =
+      urls.length > 1
+        ? { connections: urls.map((one) => ({ url: one, socketOptions })) }
+        : { connection: { url, socketOptions } };
     const vhosts = Object.fromEntries(
-      Object.entries(config.vhosts).map(([name, vhost]) => [
-        name,
-        {
-          ...vhost,
-          connection: {
-            url,
-            socketOptions: {
-              ...this.#options.socketOptions,
-              clientProperties: { connection_name: connectionName('topology') },
-            },
-          },
-        },
-      ]),
+      Object.entries(config.vhosts).map(([name, vhost]) => [name, { ...vhost, ...connection }]),
     );
     const module = rascal as unknown as RascalModule;
     const create = async () => {
@@ -115,7 +119,7 @@ export class AmqpTransport implements Transport {
         if (conflict) throw conflict;
         throw new WarrenError(
           'WARREN_SERVICE_UNAVAILABLE',
-          `RabbitMQ unreachable at ${maskUrl(url)} (${endpointOf(url)}): ${describeError(err).replaceAll(url, maskUrl(url))}`,
+          `RabbitMQ unreachable at ${maskUrl(url)} (${endpointOf(url)}): ${scrubPassword(describeError(err), url)}`,
           { retryable: true, cause: err },
         );
       }
@@ -129,7 +133,9 @@ export class AmqpTransport implements Transport {
         !FINAL.test(describeError(err instanceof Error ? (err.cause ?? err) : err)),
     });
     this.#broker.on('error', (err) =>
-      logger.warn('broker connection error; Rascal reconnects', { error: describeError(err) }),
+      logger.warn('broker connection error; Rascal reconnects', {
+        error: scrubPassword(describeError(err), url),
+      }),
     );
     this.#broker.on('blocked', () => {
       this.#blocked = true;
@@ -248,7 +254,7 @@ export class AmqpTransport implements Transport {
 
   async #adminChannel(): Promise<{ connection: ChannelModel; channel: Channel }> {
     if (this.#admin) return this.#admin;
-    const connection = await amqplib.connect(this.#options.url, {
+    const connection = await connectToAny(brokerUrls(this.#options.url), {
       ...this.#options.socketOptions,
       clientProperties: { connection_name: connectionName('admin') },
     });
@@ -264,6 +270,30 @@ export class AmqpTransport implements Transport {
     this.#admin = admin;
     return admin;
   }
+}
+
+/**
+ * A plain connection to the first broker of `urls` that answers (tried from a random one, round the
+ * list); the last failure, its passwords scrubbed, when none does.
+ */
+async function connectToAny(
+  urls: readonly string[],
+  options: Record<string, unknown>,
+): Promise<ChannelModel> {
+  let last: unknown;
+  for (const url of brokerOrder(urls)) {
+    try {
+      return await amqplib.connect(url, options);
+    } catch (err) {
+      last = err;
+    }
+  }
+  const list = urls.join(',');
+  throw new WarrenError(
+    'WARREN_SERVICE_UNAVAILABLE',
+    `RabbitMQ unreachable at ${endpointOf(list)}: ${scrubPassword(describeError(last), list)}`,
+    { retryable: true },
+  );
 }
 
 /**
