@@ -45,6 +45,7 @@ interface Kind {
 let sftp: SftpTestServer;
 let ftp: FtpTestServer;
 let certificate: { key: string; cert: string; caPath: string };
+let keyFile: string;
 
 /** A throwaway self-signed certificate for 127.0.0.1 (openssl, as the FTPS server's). */
 function selfSigned(dir: string): { key: string; cert: string; caPath: string } {
@@ -128,17 +129,19 @@ const kinds: Kind[] = [
     },
   },
   {
-    name: 'sftp (key, host fingerprint checked)',
+    name: 'sftp (key file, host fingerprint checked)',
     mtimeStepMs: 1000,
     async start(served) {
       sftp = await startSftpServer(served);
+      keyFile = join(await mkdtemp(join(tmpdir(), 'warren-sftp-key-')), 'id_ed25519');
+      await writeFile(keyFile, sftp.clientPrivateKey, { mode: 0o600 });
     },
     folder: (path) =>
       sftpFolder({
         host: sftp.host,
         port: sftp.port,
         username: sftp.username,
-        privateKey: sftp.clientPrivateKey,
+        privateKeyPath: keyFile,
         hostFingerprint: sftp.hostFingerprint,
         path: `/${path}`,
       }),
@@ -442,4 +445,29 @@ describe.each(kinds)('$name folder', (kind) => {
       for (const secret of remote.secrets()) expect(folder.location).not.toContain(secret);
     });
   }
+});
+
+describe('sftp host key check', () => {
+  it('refuses a server whose host key is not the fingerprint given, as denied', async () => {
+    const served = await mkdtemp(join(tmpdir(), 'warren-folders-'));
+    const server = await startSftpServer(served);
+    const other = await startSftpServer(served); // another throwaway host key
+    try {
+      const folder = sftpFolder({
+        host: server.host,
+        port: server.port,
+        username: server.username,
+        password: server.password,
+        hostFingerprint: other.hostFingerprint,
+        path: '/',
+      });
+      const err = await failure(folder.list());
+      expect(err.kind).toBe('denied');
+      expect(err.message).toMatch(/host denied/i);
+      await folder.close();
+    } finally {
+      await Promise.all([server.stop(), other.stop()]);
+      await rm(served, { recursive: true, force: true });
+    }
+  });
 });

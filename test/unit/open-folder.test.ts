@@ -5,6 +5,7 @@
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from 'warren';
+import { FolderError, fsError, ftpError, sftpError } from '../../actors/file-source/folders/errors.ts';
 import { listDate } from '../../actors/file-source/folders/ftp.ts';
 import { type FolderOptions, openFolder } from '../../actors/file-source/folders/open.ts';
 
@@ -173,5 +174,49 @@ describe('FTP LIST dates (the fallback when a server has neither MLSD nor MDTM)'
     ['yesterday', 0],
   ])('reads %s', (raw, expected) => {
     expect(listDate({ rawModifiedAt: raw }, now)).toBe(expected);
+  });
+});
+
+describe('folder errors: what each library error means to a caller', () => {
+  const context = { location: 'sftp://h:22/in', file: 'a.csv', action: 'read' };
+  const error = (message: string, code?: string | number) => Object.assign(new Error(message), { code });
+
+  it.each([
+    [fsError, error('no such file', 'ENOENT'), 'gone'],
+    [fsError, error('not a directory', 'ENOTDIR'), 'gone'],
+    [fsError, error('permission denied', 'EACCES'), 'denied'],
+    [fsError, error('operation not permitted', 'EPERM'), 'denied'],
+    [fsError, error('i/o error', 'EIO'), 'connection'],
+    [sftpError, error('No such file', 2), 'gone'],
+    [sftpError, error('_xstat: No such file: /in/a.csv', 'ENOENT'), 'gone'],
+    [sftpError, error('Permission denied', 3), 'denied'],
+    [
+      sftpError,
+      error('getConnection: All configured authentication methods failed', 'ERR_GENERIC_CLIENT'),
+      'denied',
+    ],
+    [sftpError, error('getConnection: Host denied (verification failed)', 'ERR_GENERIC_CLIENT'), 'denied'],
+    [sftpError, error('No response from server'), 'connection'],
+    [sftpError, error('connect ECONNREFUSED 127.0.0.1:22', 'ECONNREFUSED'), 'connection'],
+    [ftpError, error('550 No such file or directory', 550), 'gone'],
+    [ftpError, error('551 ENOENT: no such file or directory, open', 551), 'gone'],
+    [ftpError, error('450 File not found', 450), 'gone'],
+    [ftpError, error('550 Permission denied', 550), 'denied'],
+    [ftpError, error('530 Login incorrect', 530), 'denied'],
+    [ftpError, error('421 Too many connections', 421), 'connection'],
+    [ftpError, error('Server closed connection unexpectedly.'), 'connection'],
+    [ftpError, error('read ECONNRESET', 'ECONNRESET'), 'connection'],
+  ] as const)('%o: %s is %s', (classify, err, kind) => {
+    const folderError = classify(err, context);
+    expect(folderError).toBeInstanceOf(FolderError);
+    expect(folderError.kind).toBe(kind);
+    expect(folderError.retryable).toBe(kind !== 'gone');
+    expect(folderError.cause).toBe(err);
+    expect(folderError.message).toContain('a.csv in sftp://h:22/in: read failed');
+  });
+
+  it('keeps a FolderError as it is', () => {
+    const original = new FolderError('gone', 'vanished', { location: '/srv/drops', file: 'x.csv' });
+    expect(ftpError(original, context)).toBe(original);
   });
 });

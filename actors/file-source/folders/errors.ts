@@ -95,7 +95,7 @@ export function fsError(err: unknown, context: FolderErrorContext): FolderError 
 /**
  * An `ssh2-sftp-client` / `ssh2` error as a {@link FolderError}. SFTP status codes: 2 (no such file) →
  * `gone`, 3 (permission denied) → `denied`; the client's own `ENOENT`/`EACCES` codes likewise; a failed
- * login → `denied`; everything else (socket errors, `ERR_NOT_CONNECTED`, a closed channel, status 4
+ * login or a host key other than `hostFingerprint` → `denied`; everything else (socket errors, `ERR_NOT_CONNECTED`, a closed channel, status 4
  * "failure", 6 "no connection", 7 "connection lost") → `connection`.
  *
  * @internal
@@ -107,7 +107,9 @@ export function sftpError(err: unknown, context: FolderErrorContext): FolderErro
   if (code === 3 || code === 'EACCES' || code === 'EPERM' || /permission denied/i.test(text)) {
     return make('denied', err, context);
   }
-  if (/authentication methods failed|authentication failed/i.test(text)) return make('denied', err, context);
+  // A refused login, or a server whose host key is not the one expected: retrying will not help.
+  if (/authentication methods failed|authentication failed|host denied/i.test(text))
+    return make('denied', err, context);
   return make('connection', err, context);
 }
 
