@@ -287,6 +287,12 @@ describe.each(kinds)('$name folder', (kind) => {
     expect(err.location).toBe(folder.location);
   });
 
+  it('says gone when the folder itself does not exist', async () => {
+    await fresh();
+    const missing = open(`${name}/nowhere`);
+    expect((await failure(missing.list())).kind).toBe('gone');
+  });
+
   it('reads a file whole and from an offset, byte for byte (a multi-MB file of any bytes)', async () => {
     await fresh();
     const small = Buffer.from('naïve,日本語\n€1,💶\n', 'utf8');
@@ -467,6 +473,43 @@ describe('sftp host key check', () => {
       await folder.close();
     } finally {
       await Promise.all([server.stop(), other.stop()]);
+      await rm(served, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('ftp connection pool', () => {
+  it('with one connection, runs a listing after the read that holds it ends', async () => {
+    const served = await mkdtemp(join(tmpdir(), 'warren-folders-'));
+    const server = await startFtpServer(served);
+    const bytes = randomBytes(3 * 1024 * 1024);
+    await writeFile(join(served, 'big.bin'), bytes);
+    const folder = ftpFolder({
+      host: server.host,
+      port: server.port,
+      username: server.username,
+      password: server.password,
+      path: '/',
+      maxConnections: 1,
+    });
+    try {
+      const stream = await folder.read('big.bin');
+      const events: string[] = [];
+      const listing = folder.list().then((entries) => {
+        events.push('listed');
+        return entries;
+      });
+      const read = collect(stream).then((all) => {
+        events.push('read');
+        return all;
+      });
+      expect((await read).equals(bytes)).toBe(true);
+      expect((await listing).map((entry) => entry.name)).toEqual(['big.bin']);
+      expect(events).toEqual(['read', 'listed']);
+      expect(server.logins()).toBe(1);
+    } finally {
+      await folder.close();
+      await server.stop();
       await rm(served, { recursive: true, force: true });
     }
   });

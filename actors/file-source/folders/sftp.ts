@@ -206,7 +206,12 @@ export function sftpFolder(options: SftpFolderOptions): Folder {
       run(`move to ${subfolder}/`, name, async ({ client }) => {
         const into = posix.join(root, checkSubfolder(subfolder));
         const target = posix.join(into, checkFileName(as ?? name));
-        if ((await client.exists(into)) === false) await client.mkdir(into, true);
+        if ((await client.exists(into)) === false) {
+          // Another worker may make it at the same moment: fine as long as it exists afterwards.
+          await client.mkdir(into, true).catch(async (err: unknown) => {
+            if ((await client.exists(into)) !== 'd') throw err;
+          });
+        }
         try {
           await client.rename(at(name), target);
         } catch (err) {
