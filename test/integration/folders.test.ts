@@ -332,6 +332,21 @@ describe.each(kinds)('$name folder', (kind) => {
     for (const [i, bytes] of files.entries()) expect(read[i]?.equals(bytes)).toBe(true);
   });
 
+  it("ends a read when its signal aborts, with the signal's reason", async () => {
+    await fresh();
+    await writeFile(join(dir, 'big.bin'), randomBytes(4 * 1024 * 1024));
+    const controller = new AbortController();
+    const stream = await folder.read('big.bin', { signal: controller.signal });
+    const reading = collect(stream).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    const reason = new Error('the source stops');
+    controller.abort(reason);
+    expect(await reading).toBe(reason);
+    expect((await collect(await folder.read('big.bin', { start: 4 * 1024 * 1024 - 3 }))).length).toBe(3);
+  });
+
   it('moves a file into a subfolder it creates, replacing one of the same name, or under a new name', async () => {
     await fresh();
     await writeFile(join(dir, 'a.csv'), 'first');
