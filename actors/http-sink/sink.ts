@@ -1,3 +1,4 @@
+import type { Span } from '@opentelemetry/api';
 import { Redis } from 'ioredis';
 import { Agent, type Dispatcher, errors as undiciErrors } from 'undici';
 import {
@@ -13,6 +14,7 @@ import {
 import { fromPromise, setup } from 'xstate';
 import { localBucket, type RateLimiter, redisBucket } from './rate-limit.ts';
 import { backoffMs, isRetryableStatus, retryAfterMs } from './retry.ts';
+import { endRequestSpan, HttpAttr, startRequestSpan, withTraceHeaders } from './spans.ts';
 
 /**
  * A header whose value comes from the environment (a token), read at start and never logged.
@@ -186,19 +188,35 @@ export function httpSink<const TName extends string, TConsumes extends MessageSc
     }
   }
 
-  async function send(prepared: Prepared): Promise<void> {
-    if (prepared.invalid) throw prepared.invalid;
+  /** Runs where the message's process span is active: the request's span is its child. */
+  function send(prepared: Prepared): Promise<void> {
+    if (prepared.invalid) return Promise.reject(prepared.invalid);
+    const url = prepared.url ?? '';
+    const span = startRequestSpan(method, new URL(url), redact(url));
+    return sendWithin(prepared, span).then(
+      () => endRequestSpan(span),
+      (err: unknown) => {
+        endRequestSpan(span, err);
+        throw err;
+      },
+    );
+  }
+
+  async function sendWithin(prepared: Prepared, span: Span): Promise<void> {
     const dispatcher = agent;
     if (!dispatcher)
       throw new WarrenError('WARREN_HANDLER_FAILED', `${name} is not started`, { retryable: true });
     const { url = '', payload = '' } = prepared;
-    const requestHeaders = {
+    const requestHeaders = withTraceHeaders(span, {
       'content-type': 'application/json',
       ...headers,
       [idempotencyHeader.toLowerCase()]: prepared.id,
-    };
+    });
     for (let attempt = 1; ; attempt++) {
+      if (attempt > 1) span.setAttribute(HttpAttr.resendCount, attempt - 1);
       const outcome = await once(dispatcher, url, requestHeaders, payload);
+      if (outcome.kind !== 'again' || outcome.status !== undefined)
+        span.setAttribute(HttpAttr.status, outcome.status ?? 0);
       if (outcome.kind === 'done') return;
       if (outcome.kind === 'refused')
         throw new UnrecoverableError(
@@ -218,7 +236,7 @@ export function httpSink<const TName extends string, TConsumes extends MessageSc
   }
 
   type Outcome =
-    | { kind: 'done' }
+    | { kind: 'done'; status: number }
     | { kind: 'refused'; status: number; excerpt: string }
     | { kind: 'again'; reason: string; status?: number; retryAfter?: number };
 
@@ -243,7 +261,7 @@ export function httpSink<const TName extends string, TConsumes extends MessageSc
       const status = response.statusCode;
       if (status >= 200 && status < 300) {
         await response.body.dump();
-        return { kind: 'done' };
+        return { kind: 'done', status };
       }
       const text = await readExcerpt(response.body);
       if (isRetryableStatus(status)) {

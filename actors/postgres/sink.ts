@@ -1,3 +1,4 @@
+import type { Span } from '@opentelemetry/api';
 import {
   type ConsumerDefinition,
   defineSink,
@@ -12,6 +13,7 @@ import { fromPromise, setup } from 'xstate';
 import { Batcher, type ItemOutcome } from './batcher.ts';
 import { type Database, type DatabaseOptions, openDatabase, quoteIdent, type Sql } from './database.ts';
 import { batchError, isRowError, rowError } from './errors.ts';
+import { DbAttr, endWith, startClientSpan } from './spans.ts';
 
 /**
  * What {@link postgresSink} takes: which messages, the database, the table (or a query of your own),
@@ -80,6 +82,8 @@ interface Job {
   readonly row?: Record<string, unknown>;
   readonly values?: readonly unknown[];
   readonly invalid?: UnrecoverableError;
+  /** Its client span, told the size of the batch it went in. */
+  readonly span?: Span;
 }
 
 /** One statement of a batch: the jobs it writes, each key at most once. */
@@ -172,6 +176,7 @@ export function postgresSink<const TName extends string, TConsumes extends Messa
       job.invalid ? { ok: false, error: job.invalid } : { ok: true },
     );
     const valid = jobs.filter((job) => !job.invalid);
+    for (const job of jobs) job.span?.setAttribute(DbAttr.batchSize, jobs.length);
     if (valid.length === 0) return outcomes;
     try {
       await database.transaction(async (sql) => {
@@ -272,7 +277,15 @@ export function postgresSink<const TName extends string, TConsumes extends Messa
   const machine = setup({
     types: { events: {} as Incoming<TConsumes> },
     actors: {
-      write: fromPromise<void, Job>(({ input }) => batcher.add(input)),
+      // The span is started here, where the message's process span is active: its child.
+      write: fromPromise<void, Job>(({ input }) => {
+        const span = startClientSpan(options.table ? `write ${options.table}` : `write ${name}`, {
+          [DbAttr.system]: 'postgresql',
+          [DbAttr.operation]: options.query ? 'QUERY' : options.key ? 'UPSERT' : 'INSERT',
+          ...(options.table ? { [DbAttr.collection]: options.table } : {}),
+        });
+        return endWith(span, batcher.add({ ...input, span }));
+      }),
     },
   }).createMachine({
     id: name,
