@@ -166,7 +166,8 @@ export function httpSink<const TName extends string, TConsumes extends MessageSc
   let agent: Agent | undefined;
   let limiter: RateLimiter | undefined;
   let headers: Record<string, string> = {};
-  let stopping: AbortController | undefined;
+  /** The runtime's: aborted when it stops, so a message waiting for its next attempt goes back at once. */
+  let stopping: AbortSignal | undefined;
 
   /** The request of a message, or why it cannot be made (never throws: it runs in the machine). */
   function prepare(message: Incoming<TConsumes>): Prepared {
@@ -225,13 +226,17 @@ export function httpSink<const TName extends string, TConsumes extends MessageSc
         );
       const wait = backoffMs(attempt, outcome.retryAfter, policy);
       const tooLong = outcome.retryAfter !== undefined && outcome.retryAfter > policy.maxMs;
-      if (attempt >= policy.attempts || tooLong || stopping?.signal.aborted)
+      if (attempt >= policy.attempts || tooLong || stopping?.aborted)
         throw new WarrenError(
           'WARREN_HANDLER_FAILED',
           `${name}: ${method} ${redact(url)} failed ${attempt} time(s), last: ${outcome.reason}`,
           { retryable: true, data: outcome.status ? { status: outcome.status } : {} },
         );
-      await new Promise((resolve) => setTimeout(resolve, wait));
+      await pause(wait, stopping);
+      if (stopping?.aborted)
+        throw new WarrenError('WARREN_HANDLER_FAILED', `${name}: stopped while waiting to send again`, {
+          retryable: true,
+        });
     }
   }
 
@@ -248,7 +253,7 @@ export function httpSink<const TName extends string, TConsumes extends MessageSc
   ): Promise<Outcome> {
     const release = await inFlight.acquire();
     try {
-      await limiter?.take(stopping?.signal);
+      await limiter?.take(stopping);
       const response = await dispatcher.request({
         origin: new URL(url).origin,
         path: pathOf(url),
@@ -307,7 +312,7 @@ export function httpSink<const TName extends string, TConsumes extends MessageSc
     description: `sends ${Object.keys(options.consumes).join(', ')} to ${typeof options.url === 'string' ? redact(options.url) : 'an HTTP API'}`,
     machine,
     lifecycle: {
-      async start({ logger }) {
+      async start({ logger, signal }) {
         const resolved: Record<string, string> = {};
         for (const [header, value] of Object.entries(options.headers ?? {})) {
           if (typeof value === 'string') resolved[header.toLowerCase()] = value;
@@ -319,7 +324,7 @@ export function httpSink<const TName extends string, TConsumes extends MessageSc
           }
         }
         headers = resolved;
-        stopping = new AbortController();
+        stopping = signal;
         agent = new Agent({ connections: maxInFlight, keepAliveTimeout: 10_000 });
         const rate = options.rateLimit;
         if (rate) {
@@ -352,7 +357,6 @@ export function httpSink<const TName extends string, TConsumes extends MessageSc
         );
       },
       async stop() {
-        stopping?.abort(new WarrenError('WARREN_STOPPED', `${name} is stopping`, { retryable: true }));
         const closing = agent;
         agent = undefined;
         await closing?.close();
@@ -360,6 +364,20 @@ export function httpSink<const TName extends string, TConsumes extends MessageSc
         limiter = undefined;
       },
     },
+  });
+}
+
+/** Waits `ms`, or less when `signal` aborts (the attempt loop then gives the message back to warren). */
+function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
   });
 }
 

@@ -102,6 +102,8 @@ describe('httpSink against a misbehaving API', () => {
     // 3 tries in the sink, twice (warren's retry): 6 requests for a message the API always fails.
     expect(api.requests.filter((r) => r.key === 'thing-7')).toHaveLength(6);
     expect(api.requests.filter((r) => r.key === 'thing-6')).toHaveLength(1);
+    // A request slower than the timeout was sent again; the API had applied it once already.
+    for (const n of [4, 14, 24]) expect(api.requests.filter((r) => r.key === `thing-${n}`)).toHaveLength(2);
     // The 429's Retry-After (1 s) was waited out before the message was sent again.
     for (const n of [5, 15, 25]) {
       const [first, second] = api.requests.filter((r) => r.key === `thing-${n}`);
