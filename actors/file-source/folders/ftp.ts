@@ -46,9 +46,8 @@ export interface FtpFolderOptions {
   readonly timeoutMs?: number;
 }
 
-/** What the server offers, learnt from `FEAT` at the first connect. */
+/** What the server offers, learnt from `FEAT` at the first connect (basic-ftp picks MLSD itself). */
 interface Features {
-  readonly mlsd: boolean;
   readonly mdtm: boolean;
   readonly size: boolean;
 }
@@ -128,7 +127,7 @@ export function ftpFolder(options: FtpFolderOptions): Folder {
       });
       if (features === undefined) {
         const offered = await client.features();
-        features = { mlsd: offered.has('MLST'), mdtm: offered.has('MDTM'), size: offered.has('SIZE') };
+        features = { mdtm: offered.has('MDTM'), size: offered.has('SIZE') };
       }
       return client;
     } catch (err) {
