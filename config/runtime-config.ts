@@ -88,6 +88,11 @@ export const RuntimeConfigSchema = z.object({
   sourceWindow: z.number().int().positive().max(100_000).default(BASELINE.runtime.sourceWindow),
   logLevel: z.enum(['info', 'warn']).default(BASELINE.runtime.logLevel),
   /**
+   * How long a worker's lease on a keyed actor's shard lasts, and its heartbeat: renewed every quarter
+   * of it. A dead worker's shards move to the others once it ran out (docs/scale-out.md).
+   */
+  shardLeaseMs: z.number().int().min(100).max(600_000).default(BASELINE.runtime.shardLeaseMs),
+  /**
    * How long a start waits for RabbitMQ and Redis to answer (a worker started before them, or while
    * they restart) before it fails naming the one it waited for; 0 fails at the first refusal.
    */
@@ -129,6 +134,7 @@ const ENV: Record<string, keyof z.input<typeof RuntimeConfigSchema>> = {
   WARREN_PUBLISH_WINDOW: 'publishWindow',
   WARREN_SOURCE_WINDOW: 'sourceWindow',
   WARREN_LOG_LEVEL: 'logLevel',
+  WARREN_SHARD_LEASE_MS: 'shardLeaseMs',
   WARREN_START_TIMEOUT_MS: 'startTimeoutMs',
   WARREN_DATA_DIR: 'dataDir',
   WARREN_TLS_CA_FILE: 'tlsCaFile',
@@ -143,6 +149,7 @@ const NUMERIC = new Set([
   'sourceWindow',
   'startTimeoutMs',
   'deliveryLimit',
+  'shardLeaseMs',
 ]);
 
 /**

@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import {
   loadRuntimeConfig,
@@ -22,6 +24,7 @@ import {
   replaySource,
 } from './dead-letters.ts';
 import { ConsumerHost, type HostDeps } from './host/consumer-host.ts';
+import { ShardCoordinator } from './host/shard-coordinator.ts';
 import { SourceHost } from './host/source-host.ts';
 import { type ActorCounters, Stats } from './host/stats.ts';
 import { TimerPump } from './host/timer-pump.ts';
@@ -105,6 +108,16 @@ export interface Runtime {
   whenIdle(options?: { readonly settleMs?: number; readonly signal?: AbortSignal }): Promise<void>;
   /** Per-actor counters of this process. */
   stats(): ReadonlyMap<string, Readonly<ActorCounters>>;
+  /**
+   * What waits in each actor's queues, read from the bus: `ready` in its mailbox (shards summed; 0 for a
+   * source) and `parked` in its dead-letter queue; for every actor of the pipeline, hosted here or not.
+   *
+   * @example
+   * ```ts
+   * (await runtime.queueDepths()).get('sessionizer'); // { ready: 120, parked: 0 }
+   * ```
+   */
+  queueDepths(): Promise<ReadonlyMap<string, { readonly ready: number; readonly parked: number }>>;
   /** Up to `limit` messages parked in an actor's dead-letter queue, left where they are. */
   parked(actor: string, limit?: number): Promise<ParkedMessage[]>;
   /**
@@ -155,6 +168,8 @@ export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOpti
   const topology = planTopology(pipeline, {
     ...(config.prefix ? { prefix: config.prefix } : {}),
     durable: config.durable,
+    queueType: config.queueType,
+    deliveryLimit: config.deliveryLimit,
   });
   const hosted = config.actors ?? [...topology.actors.keys()];
   hosted.forEach((name, i) => {
@@ -169,6 +184,7 @@ export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOpti
   let transport: Transport | undefined;
   let store: StateStore | undefined;
   let pump: TimerPump | undefined;
+  let shards: ShardCoordinator | undefined;
   const consumers: ConsumerHost[] = [];
   const sources: SourceHost[] = [];
   let deps: HostDeps | undefined;
@@ -281,6 +297,15 @@ export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOpti
       // Meters and tracers are taken now, after whoever embeds warren had the chance to start an SDK.
       const metrics = new Metrics();
       stats.mirrorTo(metrics);
+      // The shards of the keyed actors hosted here are divided among the workers that host them.
+      shards = new ShardCoordinator({
+        worker: workerId(),
+        leaseMs: config.shardLeaseMs,
+        store,
+        transport,
+        logger,
+        clock,
+      });
       deps = {
         topology,
         transport,
@@ -292,6 +317,7 @@ export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOpti
         settleTimeoutMs: config.settleTimeoutMs,
         cacheSize: config.cacheSize,
         sourceWindow: config.sourceWindow,
+        shards,
       };
       await startLifecycles();
       for (const name of hosted) {
@@ -303,8 +329,10 @@ export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOpti
         }
         const host = new ConsumerHost(plan, deps);
         consumers.push(host);
-        for (const queue of plan.queues) await transport.consume(queue, plan.prefetch, host.handle);
+        if (plan.keyed) shards.add({ plan, handle: host.handle, claimed: () => host.clear() });
+        else for (const queue of plan.queues) await transport.consume(queue, plan.prefetch, host.handle);
       }
+      await shards.start();
       if (hosted.some((name) => topology.actors.get(name)?.keyed)) {
         pump = new TimerPump(topology, store, transport, logger, deps.clock);
         pump.start();
@@ -345,6 +373,16 @@ export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOpti
       }
     },
     stats: () => stats.snapshot(),
+    async queueDepths() {
+      const bus = requireTransport();
+      const depths = new Map<string, { ready: number; parked: number }>();
+      for (const plan of topology.actors.values()) {
+        let ready = 0;
+        for (const queue of plan.queues) ready += await bus.queueDepth(queue);
+        depths.set(plan.name, { ready, parked: await bus.queueDepth(plan.deadQueue) });
+      }
+      return depths;
+    },
     async parked(actor, limit = 100) {
       return listParked(requireTransport(), dlqOf(actor), limit);
     },
@@ -365,6 +403,7 @@ export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOpti
         while (consumers.some((c) => c.inFlight > 0) && Date.now() < deadline) {
           await new Promise((resolve) => setTimeout(resolve, 20));
         }
+        await shards?.stop();
         await pump?.stop();
         for (const c of consumers) c.clear();
         for (const { actor, stop } of lifecycleStops.splice(0).reverse()) {
@@ -393,6 +432,11 @@ export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOpti
 /** The embedded bus's journal of dead letters (and of what waits for an actor no process hosts). */
 function deadLetterFile(topology: TopologyPlan, dataDir: string, logger: Logger): DeadLetterFile {
   return new DeadLetterFile(resolve(dataDir, topology.names.prefix, 'dead-letters.jsonl'), logger);
+}
+
+/** This process's id among the workers that divide the shards: host, pid and a random part. */
+function workerId(): string {
+  return `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
 }
 
 /** `host:port` of a Redis URL, for logs (never the password). */

@@ -106,6 +106,8 @@ export function sessionizer(options: { readonly timeoutMs: number }) {
     consumes,
     emits,
     key: (message) => message.body.userId,
+    // Four shard queues: enough for the example's two workers (the default, 32, suits a fleet).
+    shards: 4,
     description: `one session machine per user; closes on checkout or after ${options.timeoutMs} ms idle`,
     machine,
   });

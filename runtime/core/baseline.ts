@@ -11,8 +11,8 @@
 export const BASELINE = deepFrozen({
   /** A pipeline's and its actors' defaults (`definePipeline`, `defineProcessor`, `defineSink`). */
   pipeline: {
-    /** Shard queues of a keyed actor. */
-    shards: 4,
+    /** Shard queues of a keyed actor: many, so that they divide evenly among workers. */
+    shards: 32,
     /** Deliveries in hand per queue (the prefetch). */
     concurrency: 32,
     hopLimit: 32,
@@ -35,6 +35,8 @@ export const BASELINE = deepFrozen({
     publishWindow: 500,
     sourceWindow: 512,
     logLevel: 'info',
+    /** A worker's lease on a keyed actor's shard, and its heartbeat (renewed every quarter of it). */
+    shardLeaseMs: 10_000,
     startTimeoutMs: 60_000,
     dataDir: '.warren',
   },

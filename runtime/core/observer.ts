@@ -4,9 +4,10 @@ import type { ParkReason } from './errors.ts';
 
 /**
  * How a delivery ends, as the observer sees it (the transport's `Settlement`), or `conflict`: the run
- * found its key moved on under it and runs again (a timer's firing runs again under a new span).
+ * found its key moved on under it and runs again (a timer's firing runs again under a new span), or
+ * `fenced`: another worker took the key's shard, so the delivery goes back to the queue for it.
  */
-type Outcome = 'ack' | 'reject' | 'requeue' | 'conflict';
+type Outcome = 'ack' | 'reject' | 'requeue' | 'conflict' | 'fenced';
 
 /** A span to link to from a later span (a W3C span context: structurally OpenTelemetry's). */
 export interface TraceLink {

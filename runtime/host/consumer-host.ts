@@ -61,7 +61,9 @@ export class ConsumerHost {
           .catch((err: unknown) => this.#failures.fail(delivery, err));
       return await this.#deps.observer.delivery(this.#plan.name, delivery, () => this.#handle(delivery));
     } finally {
-      this.#deps.observer.processed(this.#plan.name, (performance.now() - started) / 1000);
+      const seconds = (performance.now() - started) / 1000;
+      this.#deps.observer.processed(this.#plan.name, seconds);
+      this.#deps.stats.settled(this.#plan.name, seconds);
       this.#inFlight--;
     }
   };

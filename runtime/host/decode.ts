@@ -1,6 +1,6 @@
 import { gunzipSync, inflateSync } from 'node:zlib';
 import type { ConsumerDefinition, Incoming, MessageMeta, MessageSchemas } from '../core/define.ts';
-import { type Delivery, JSON_CONTENT_TYPE, readMeta } from '../core/envelope.ts';
+import { type Delivery, Headers, JSON_CONTENT_TYPE, numericHeader, readMeta } from '../core/envelope.ts';
 import { describeError, InvalidMessageError } from '../core/errors.ts';
 import { parseUntrusted } from '../core/json.ts';
 import { renderIssues } from '../core/schema-issues.ts';
@@ -131,4 +131,26 @@ export function decodeContent(delivery: Delivery, maxBytes: number): { body: Buf
       { cause: err },
     );
   }
+}
+
+/**
+ * A due timer's delivery (the timer pump's `warren.timer` message): the key, timer id, due time and
+ * message id its headers carry, or undefined when one is missing or malformed.
+ *
+ * @example
+ * ```ts
+ * const timer = decodeTimer(delivery); // { key: 'u1', timerId: 'inactivity', dueAt: 1700000000000, id: 't-1' }
+ * ```
+ */
+export function decodeTimer(
+  delivery: Delivery,
+): { key: string; timerId: string; dueAt: number; id: string } | undefined {
+  const headers = delivery.properties.headers ?? {};
+  const key = headers[Headers.timerKey];
+  const timerId = headers[Headers.timer];
+  const dueAt = numericHeader(headers, Headers.timerDue, -1);
+  const id = delivery.properties.messageId;
+  if (typeof key !== 'string' || typeof timerId !== 'string' || typeof id !== 'string') return undefined;
+  if (dueAt === undefined || dueAt < 0) return undefined;
+  return { key, timerId, dueAt, id };
 }

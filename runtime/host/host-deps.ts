@@ -4,6 +4,7 @@ import type { HostObserver } from '../core/observer.ts';
 import type { StateStore } from '../state/store.ts';
 import type { TopologyPlan } from '../topology/plan.ts';
 import type { Transport } from '../transport/transport.ts';
+import type { ShardLeases } from './shard-coordinator.ts';
 import type { Stats } from './stats.ts';
 
 /**
@@ -34,4 +35,6 @@ export interface HostDeps {
   readonly cacheSize: number;
   /** Unconfirmed publishes a source may have outstanding before it stops reading. */
   readonly sourceWindow: number;
+  /** The leases of the shards this worker holds, when keyed shards are divided among workers. */
+  readonly shards?: ShardLeases;
 }

@@ -9,11 +9,11 @@ import {
 } from '../core/envelope.ts';
 import { InvalidMessageError, WarrenError } from '../core/errors.ts';
 import { decideFailure, retriesInLane } from '../policy/failure.ts';
-import type { LoadResult, TimerRecord } from '../state/store.ts';
+import type { Fence, LoadResult, TimerRecord } from '../state/store.ts';
 import type { ActorPlan } from '../topology/plan.ts';
 import type { Settlement } from '../transport/transport.ts';
 import { applyEvent, lineageOf } from './apply.ts';
-import type { Decoded } from './decode.ts';
+import { type Decoded, decodeTimer } from './decode.ts';
 import type { HostDeps } from './host-deps.ts';
 import {
   aggregateLinks,
@@ -62,7 +62,9 @@ export class KeyedRun {
 
   run(delivery: Delivery, decoded: Decoded, key: string): Promise<Settlement> {
     return this.#lanes.run(key, () =>
-      this.#inLane(delivery, key, (again) => this.#apply(decoded, key, again || delivery.redelivered)),
+      this.#inLane(delivery, key, (again, fence) =>
+        this.#apply(decoded, key, again || delivery.redelivered, fence),
+      ),
     );
   }
 
@@ -78,15 +80,24 @@ export class KeyedRun {
   async #inLane(
     delivery: Delivery,
     key: string,
-    run: (again: boolean) => Promise<Settlement | 'conflict'>,
+    run: (again: boolean, fence: Fence | undefined) => Promise<Settlement | 'conflict' | 'fenced'>,
   ): Promise<Settlement> {
+    // With shards divided among workers, a delivery of a shard this worker does not hold (any more)
+    // goes back to the queue for its owner; its commit carries the lease, which the store checks.
+    const shards = this.#deps.shards;
+    const fence = shards ? shards.fenceOf(this.#plan.name, delivery.queue) : undefined;
+    if (fence === null) return 'requeue';
     const first = Math.max(1, numericHeader(delivery.properties.headers ?? {}, Headers.attempt, 1) ?? 1);
     let attempt = first;
     let conflicts = 0;
     for (let again = false; ; again = true) {
       let error: unknown;
       try {
-        const settlement = await run(again);
+        const settlement = await run(again, fence);
+        if (settlement === 'fenced') {
+          shards?.lost(this.#plan.name, delivery.queue);
+          return 'requeue';
+        }
         if (settlement !== 'conflict') return settlement;
         error = new WarrenError(
           'WARREN_VERSION_CONFLICT',
@@ -121,8 +132,9 @@ export class KeyedRun {
     decoded: Decoded,
     key: string,
     fresh: boolean,
+    fence: Fence | undefined,
     preloaded?: Instance,
-  ): Promise<Settlement | 'conflict'> {
+  ): Promise<Settlement | 'conflict' | 'fenced'> {
     const { store, observer } = this.#deps;
     const id = decoded.meta.id;
     let instance = preloaded ?? (fresh ? undefined : this.#cache.get(key));
@@ -168,6 +180,7 @@ export class KeyedRun {
         snapshot: JSON.stringify(instance.actor.getPersistedSnapshot()),
         timers: pendingTimers(instance, this.#originOf(decoded.meta)),
         outbox: outputs.map(encodeOutgoing),
+        ...(fence ? { fence } : {}),
       })
       .catch((err: unknown) => {
         committing?.failed(err);
@@ -176,8 +189,9 @@ export class KeyedRun {
       });
     committing?.done(result.status);
     if (result.status !== 'committed') {
-      // Someone else applied this message, or moved this key on: our in-memory result is void.
+      // Someone else applied this message, or moved this key on, or took the shard: our result is void.
       this.#cache.drop(key, instance);
+      if (result.status === 'fenced') return 'fenced';
       if (result.status !== 'duplicate') return 'conflict';
       const loaded = await store.load(this.#plan.name, key, id);
       return this.#outbox.replay(id, loaded.outbox);
@@ -217,26 +231,16 @@ export class KeyedRun {
 
   /** A durable timer came due: deliver its event if the instance still has it booked, else it is stale. */
   fireTimer(delivery: Delivery): Promise<Settlement> {
-    const headers = delivery.properties.headers ?? {};
-    const key = headers[Headers.timerKey];
-    const timerId = headers[Headers.timer];
-    const dueAt = numericHeader(headers, Headers.timerDue, -1);
-    const id = delivery.properties.messageId;
-    if (
-      typeof key !== 'string' ||
-      typeof timerId !== 'string' ||
-      dueAt === undefined ||
-      dueAt < 0 ||
-      typeof id !== 'string'
-    )
-      return Promise.reject(new InvalidMessageError('bad-header', 'malformed timer message'));
+    const timer = decodeTimer(delivery);
+    if (!timer) return Promise.reject(new InvalidMessageError('bad-header', 'malformed timer message'));
+    const { key, timerId, dueAt, id } = timer;
     return this.#lanes.run(key, () =>
-      this.#inLane(delivery, key, async () => {
+      this.#inLane(delivery, key, async (_again, fence) => {
         const loaded = await this.#deps.store.load(this.#plan.name, key, id);
         // The firing continues the flow, and the trace, of the message that armed the timer.
         const armed = loaded.record?.timers.find((t) => t.id === timerId && t.dueAt === dueAt);
         const origin = (armed && originOf(armed)) ?? { flowId: id, generation: 0, hops: 0 };
-        const fire = () => this.#fireLoaded(loaded, key, timerId, dueAt, id, origin);
+        const fire = () => this.#fireLoaded(loaded, key, timerId, dueAt, id, origin, fence);
         // A stale timer (its state was left, its booking gone) is dropped without a span: it would
         // start a trace of its own, a root in Jaeger that belongs to no flow.
         if (armed === undefined) return fire();
@@ -257,7 +261,8 @@ export class KeyedRun {
     dueAt: number,
     id: string,
     origin: TimerOrigin,
-  ): Promise<Settlement | 'conflict'> {
+    fence: Fence | undefined,
+  ): Promise<Settlement | 'conflict' | 'fenced'> {
     if (loaded.processed) return this.#outbox.replay(id, loaded.outbox);
     if (!loaded.record) return 'ack';
     // Restored from the store, which has the timer exactly as committed.
@@ -279,7 +284,7 @@ export class KeyedRun {
       generation: origin.generation,
       createdAt: dueAt,
     };
-    return this.#apply({ event: event as Incoming<MessageSchemas>, meta }, key, false, instance);
+    return this.#apply({ event: event as Incoming<MessageSchemas>, meta }, key, false, fence, instance);
   }
 
   clear(): void {
