@@ -127,7 +127,7 @@ const range = (n: number, from = 1) => Array.from({ length: n }, (_, i) => i + f
  * option or a missing table fails the start naming it.
  */
 export function postgresSinkContract(kind: 'postgres' | 'pglite'): void {
-  describe(`postgresSink on ${kind}`, () => {
+  describe(`postgresSink on ${kind}`, { timeout: 60_000 }, () => {
     let test: TestDatabase;
     beforeAll(async () => {
       test = await openTestDatabase(kind, `sink-${kind}`);
@@ -300,7 +300,7 @@ export async function runSource(
  * insert and update, each version once; after a restart it goes on from its stored position.
  */
 export function postgresSourceContract(kind: 'postgres' | 'pglite'): void {
-  describe(`postgresSource on ${kind}`, () => {
+  describe(`postgresSource on ${kind}`, { timeout: 60_000 }, () => {
     let test: TestDatabase;
     beforeAll(async () => {
       test = await openTestDatabase(kind, `source-${kind}`);

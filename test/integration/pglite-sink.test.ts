@@ -52,5 +52,5 @@ describe('PGlite as the embedded database', () => {
       await db.close();
       if (saved !== undefined) process.env.DATABASE_URL = saved;
     }
-  });
+  }, 90_000);
 });
