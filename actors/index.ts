@@ -3,7 +3,9 @@
  * an ordinary actor definition over the public API: nothing here could not have been written by a user.
  */
 
+export { FolderError, type FolderErrorKind } from './file-source/folders/errors.ts';
 export type { Folder, FolderEntry } from './file-source/folders/folder.ts';
+export { type FolderOptions, openFolder } from './file-source/folders/open.ts';
 export type { FileCompletion, FileSourceOptions } from './file-source/options.ts';
 export type { CsvOptions, FileEncoding, FileFormat } from './file-source/records.ts';
 export { fileSource } from './file-source/source.ts';

@@ -1,5 +1,6 @@
 import { ConfigError, type MessageSchemas, type SourceRestart } from 'warren';
 import type { Folder } from './folders/folder.ts';
+import type { FolderOptions } from './folders/open.ts';
 import type { CsvOptions, FileEncoding, FileFormat } from './records.ts';
 
 /**
@@ -38,10 +39,11 @@ export interface FileSourceOptions<TName extends string, TEmits extends MessageS
   readonly type?: keyof TEmits & string;
   /**
    * Where the files are dropped: a local folder (`./drops`, `/srv/drops`), `sftp://user@host[:port]/path`
-   * or `ftp://` / `ftps://user@host[:port]/path` (credentials from `env`: see docs/file-drops.md), or a
-   * `Folder` of your own.
+   * or `ftp://` / `ftps://user@host[:port]/path` (passwords from `env`: `WARREN_SFTP_PASSWORD`,
+   * `WARREN_FTP_PASSWORD`; an SSH key file from `WARREN_SFTP_KEY_PATH`; see docs/file-drops.md), the
+   * same as `FolderOptions`, or a `Folder` of your own.
    */
-  readonly from: string | Folder;
+  readonly from: string | FolderOptions | Folder;
   /** Where credentials are read (passwords, key files); default `process.env`. */
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** Which file names to read: a glob (`*`, `?`, `{csv,tsv}`) or a RegExp; default every file. */
@@ -82,7 +84,7 @@ export interface FileSourceOptions<TName extends string, TEmits extends MessageS
 export interface FileSourceConfig {
   readonly name: string;
   readonly type: string;
-  readonly from: string | Folder;
+  readonly from: string | FolderOptions | Folder;
   readonly env: Readonly<Record<string, string | undefined>>;
   readonly match: (name: string) => boolean;
   readonly format: FileFormat | undefined;
@@ -119,11 +121,11 @@ export function resolveOptions<TName extends string, TEmits extends MessageSchem
     throw new ConfigError(at('type'), `must name one of the emitted types (${types.join(', ') || 'none'})`);
   }
   const from = options.from;
-  if (
-    !(typeof from === 'string' && from !== '') &&
-    !(typeof from === 'object' && from !== null && 'list' in from)
-  ) {
-    throw new ConfigError(at('from'), 'must be a folder path, an sftp:// or ftp(s):// URL, or a Folder');
+  if (!(typeof from === 'string' && from !== '') && !(typeof from === 'object' && from !== null)) {
+    throw new ConfigError(
+      at('from'),
+      'must be a folder path, an sftp:// or ftp(s):// URL, folder options, or a Folder',
+    );
   }
   if (options.format !== undefined && !FORMATS.includes(options.format)) {
     throw new ConfigError(at('format'), `must be one of ${FORMATS.join(', ')}`);

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import {
+  ConfigError,
   defineSource,
   type Logger,
   type MessageSchemas,
@@ -10,7 +11,7 @@ import {
   type SourceLedger,
 } from 'warren';
 import type { Folder, FolderEntry } from './folders/folder.ts';
-import { locateFolder as openFolder } from './locate.ts';
+import { type FolderOptions, openFolder } from './folders/open.ts';
 import { type FileSourceConfig, type FileSourceOptions, resolveOptions } from './options.ts';
 import { Progress } from './progress.ts';
 import { type FileOutcome, readFile } from './read-file.ts';
@@ -44,6 +45,7 @@ export function fileSource<const TName extends string, const TEmits extends Mess
   options: FileSourceOptions<TName, TEmits>,
 ): SourceDefinition<TName, TEmits, SourceItem<TEmits>> {
   const config = resolveOptions(options);
+  checkFrom(config.name, config.from, config.env);
   const schema = options.emits[config.type] as StandardSchemaV1;
   const owner = `${hostname()}:${process.pid}:${randomBytes(6).toString('base64url')}`;
   return defineSource({
@@ -88,14 +90,12 @@ interface Running {
 /** One run of the source: discover complete files, read up to `concurrency` at once, merge their records. */
 async function* readFolder(deps: ReadDeps): AsyncGenerator<SourceItem> {
   const { config, logger } = deps;
-  const own = typeof config.from === 'string';
-  const folder: Folder =
-    typeof config.from === 'string' ? await openFolder(config.from, config.env) : config.from;
+  const own = !isFolder(config.from);
+  const folder: Folder = isFolder(config.from) ? config.from : openFolder(config.from, config.env);
   const stop = new AbortController();
   const signal = AbortSignal.any([deps.signal, stop.signal]);
   const wake = new Wake();
-  const watcher =
-    own && isLocal(config.from as string) ? await watchLocal(folder.location, wake, logger) : undefined;
+  const watcher = isLocal(folder.location) ? await watchLocal(folder.location, wake, logger) : undefined;
   const known = new Map<string, Known>();
   const progress = new Map<string, Progress>();
   const active = new Map<string, Running>();
@@ -279,9 +279,24 @@ async function scan(
   return true;
 }
 
-/** A path, not a URL: a local folder, which chokidar can watch. */
-function isLocal(from: string): boolean {
-  return !/^[a-z][a-z0-9+.-]*:\/\//i.test(from);
+/** A location that is a path, not a URL: a local folder, which chokidar can watch. */
+function isLocal(location: string): boolean {
+  return !/^[a-z][a-z0-9+.-]*:\/\//i.test(location);
+}
+
+function isFolder(from: string | FolderOptions | Folder): from is Folder {
+  return typeof from === 'object' && from !== null && typeof (from as Folder).list === 'function';
+}
+
+/** Open `from` once at definition time, without connecting: a bad location fails now, naming the field. */
+function checkFrom(name: string, from: string | FolderOptions | Folder, env: FileSourceConfig['env']): void {
+  if (isFolder(from)) return;
+  try {
+    openFolder(from, env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    throw new ConfigError(`${name}.${err.path}`, err.message.slice(err.path.length + 2));
+  }
 }
 
 /** Wake the scan on any change in a local folder (events can be lost: the interval scan stays). */
