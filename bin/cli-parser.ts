@@ -18,6 +18,11 @@ export interface OptionSpec {
   /** The only values accepted; anything else is a usage error naming the option. */
   readonly choices?: readonly string[];
   readonly default?: string;
+  /**
+   * A string option whose value may be left out: `--dashboard` alone (last, or followed by another
+   * option) means `--dashboard=<implicit>`.
+   */
+  readonly implicit?: string;
   readonly description: string;
 }
 
@@ -143,6 +148,13 @@ export function parseCommandLine(root: Command, argv: readonly string[]): Invoca
     if (!given.startsWith('-')) throw new UsageError(path, `unknown command "${given}"`);
   }
   const specs = command.options ?? {};
+  rest = rest.map((arg, i) => {
+    const spec = arg.startsWith('--') ? specs[arg.slice(2)] : undefined;
+    const next = rest[i + 1];
+    return spec?.implicit !== undefined && (next === undefined || next.startsWith('-'))
+      ? `${arg}=${spec.implicit}`
+      : arg;
+  });
   let parsed: ReturnType<typeof parseArgs>;
   try {
     parsed = parseArgs({
@@ -264,6 +276,7 @@ function optionLabel(key: string, s: OptionSpec): string {
   const names = s.short ? `-${s.short}, ${flag}` : `    ${flag}`;
   if (s.type === 'boolean') return names;
   const placeholder = s.value ?? (s.choices ? s.choices.join('|') : 'value');
+  if (s.implicit !== undefined) return `${names} [<${placeholder}>]`;
   return `${names} <${placeholder}>${s.multiple ? '...' : ''}`;
 }
 

@@ -60,6 +60,13 @@ export const runOptions = {
     type: 'boolean',
     description: 'run until SIGINT or SIGTERM even when the whole pipeline has drained',
   },
+  dashboard: {
+    type: 'string',
+    value: 'host:port',
+    implicit: '127.0.0.1:7780',
+    description:
+      "serve the live dashboard from this worker (default address 127.0.0.1:7780): the pipeline's picture with live figures, dead letters with replay, /metrics for Prometheus",
+  },
   'stop-with-parent': {
     type: 'boolean',
     negatable: true,
@@ -77,6 +84,28 @@ A process hosting the whole pipeline exits once it has drained; one hosting only
   options: runOptions,
   notes: `${EXIT_CODES}\n\n${ENV}`,
   run: async (parsed) => (await import('./run-command.ts')).runCommand(parsed),
+});
+
+export const dashboardOptions = {
+  listen: {
+    type: 'string',
+    value: 'host:port',
+    default: '127.0.0.1:7780',
+    description: 'where to serve it; an address other than loopback makes replay need the token',
+  },
+  prefix: prefixOption,
+} as const satisfies Options;
+
+export const dashboard = defineCommand({
+  name: 'dashboard',
+  summary: 'serve the live dashboard of a pipeline running on RabbitMQ + Redis, hosting no actor',
+  description:
+    "Attach to a running deployment (RABBITMQ_URL, REDIS_URL) and serve its dashboard: the pipeline's picture, queue depths and dead letters read from the broker, and each worker's rates, in-flight counts and processing times from the reports workers write to Redis every second.\n  warren dashboard config/pipeline.ts --listen 127.0.0.1:7780",
+  arguments: [pipeline],
+  options: dashboardOptions,
+  notes:
+    "Environment: WARREN_DASHBOARD_TOKEN (the token replay needs; generated and logged once when bound elsewhere than loopback), WARREN_JAEGER_URL (a Jaeger UI to link dead letters' flows to), OTEL_SERVICE_NAME, RABBITMQ_URL, REDIS_URL, WARREN_PREFIX. The same applies to `warren run --dashboard`.",
+  run: async (parsed) => (await import('./dashboard.ts')).dashboardCommand(parsed),
 });
 
 export const topologyOptions = { prefix: prefixOption } as const satisfies Options;
@@ -225,7 +254,7 @@ export const warren = defineCommand({
   name: 'warren',
   summary: 'an actor runtime for data pipelines',
   description: 'warren runs pipelines of XState actors on RabbitMQ and Redis, or on its embedded bus.',
-  commands: [run, topology, route, graph, dlq, init],
+  commands: [run, topology, route, graph, dashboard, dlq, init],
   options: rootOptions,
   notes: ENV,
   run: async (parsed) => (await import('./root-command.ts')).rootCommand(parsed),
@@ -235,6 +264,7 @@ export type RunParsed = Parsed<typeof runOptions, PipelineArguments>;
 export type TopologyParsed = Parsed<typeof topologyOptions, PipelineArguments>;
 export type RouteParsed = Parsed<typeof routeOptions, PipelineArguments>;
 export type GraphParsed = Parsed<typeof graphOptions, PipelineArguments>;
+export type DashboardParsed = Parsed<typeof dashboardOptions, PipelineArguments>;
 export type ListParsed = Parsed<typeof listOptions, DlqArguments>;
 export type ReplayParsed = Parsed<typeof replayOptions, DlqArguments>;
 export type PurgeParsed = Parsed<typeof purgeOptions, DlqArguments>;

@@ -32,6 +32,12 @@ export async function runCommand({ arguments: args, options, path }: RunParsed):
     ...(actors ? { actors } : {}),
     ...(options.prefix ? { prefix: options.prefix } : {}),
   });
+  // The worker's report in Redis (for `warren dashboard`), and --dashboard: see dashboard-run.ts.
+  const dashboard = await (await import('./dashboard-run.ts')).startRunDashboard(
+    runtime,
+    options.dashboard,
+    path,
+  );
   const startedAt = Date.now();
   const mode = runMode(runtime, options['until-stopped']);
   const stopProgress = showProgress(runtime, { finite: mode !== 'until-stopped', startedAt });
@@ -76,6 +82,7 @@ export async function runCommand({ arguments: args, options, path }: RunParsed):
     unwatch();
     stopProgress();
     await runtime.stop();
+    await dashboard.stop();
     await starting.catch(() => undefined); // its error, if any, was thrown above
     await closeJsonlFiles();
     await telemetry.shutdown().catch((err: unknown) => {

@@ -30,6 +30,8 @@ export interface ParkedMessage {
   readonly queue: string | undefined;
   readonly parkedAt: number | undefined;
   readonly body: string;
+  /** The flow it belongs to (the id of the message that started it): what traces carry as `messaging.message.conversation_id`. */
+  readonly flowId?: string | undefined;
 }
 
 /** What a dead letter's headers say about it. */
@@ -46,6 +48,7 @@ export function describeParked(d: Delivery): ParkedMessage {
     queue: text(Headers.parkedFrom),
     parkedAt: number(Headers.parkedAt),
     body: d.content.toString(),
+    flowId: text(Headers.flow),
   };
 }
 

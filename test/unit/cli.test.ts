@@ -90,6 +90,8 @@ describe('--help', () => {
       'run',
       'topology',
       'route',
+      'graph',
+      'dashboard',
       'dlq',
       'dlq list',
       'dlq replay',
