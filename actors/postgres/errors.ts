@@ -17,14 +17,20 @@ export function sqlState(err: unknown): string | undefined {
   return typeof code === 'string' && SQLSTATE.test(code) ? code : undefined;
 }
 
+/** Of class 42 (syntax or access rule), the errors a row's values cause: a value of the wrong type. */
+const ROW_TYPE_ERRORS = new Set(['42804', '42846']);
+
 /**
  * Whether the error is the row's fault: bad data (class 22), a broken constraint (23), a value of the
- * wrong type or an unknown column (42), or a trigger that raised (P0). Running it again cannot help; the
- * other rows of its batch are fine.
+ * wrong type (42804, 42846), or a trigger or routine that raised (P0, 2F, 27). Running it again cannot
+ * help; the other rows of its batch are fine. The rest of class 42 (a table or column dropped under the
+ * sink, a privilege revoked) is the database's state, not the row's: retried, so fixing it lets the
+ * messages through.
  */
 export function isRowError(err: unknown): boolean {
   const state = sqlState(err);
-  return state !== undefined && ['22', '23', '42', 'P0', '2F', '27'].includes(state.slice(0, 2));
+  if (state === undefined) return false;
+  return ['22', '23', 'P0', '2F', '27'].includes(state.slice(0, 2)) || ROW_TYPE_ERRORS.has(state);
 }
 
 /**

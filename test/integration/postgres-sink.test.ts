@@ -1,8 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { createRuntime, definePipeline, defineSource } from 'warren';
+import { postgresSink } from 'warren/actors';
+import { MemoryBus } from '../../runtime/transport/memory-bus.ts';
 import {
+  Order,
   openTestDatabase,
   order,
   postgresSinkContract,
+  quiet,
   runSink,
   type TestDatabase,
 } from '../helpers/postgres.ts';
@@ -63,4 +68,55 @@ describe('postgresSink start', () => {
       await test.close();
     }
   });
+});
+
+describe('postgresSink when the table goes away under it', () => {
+  it('retries (does not park) while the table is missing, and writes everything once it is back', async () => {
+    const test = await openTestDatabase('postgres', 'sink-gone');
+    try {
+      await test.db.query(`CREATE TABLE ${test.t('orders')} (id int PRIMARY KEY, amount numeric)`);
+      let release: () => void = () => undefined;
+      const gate = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      const feed = defineSource({
+        name: 'feed',
+        emits: { order: Order },
+        read: async function* () {
+          await gate;
+          for (let id = 1; id <= 20; id++)
+            yield { type: 'order' as const, id: `g-${id}`, body: { id, amount: id } };
+        },
+      });
+      const sink = postgresSink({
+        name: 'orders-db',
+        consumes: { order: Order },
+        database: test.options,
+        schema: test.schema,
+        table: 'orders',
+        key: ['id'],
+        retry: { maxAttempts: 100, delays: [100] },
+      });
+      const runtime = createRuntime(definePipeline({ name: 'pg-gone', actors: [feed, sink] }), {
+        transport: new MemoryBus(),
+        env: {},
+        logger: quiet,
+      });
+      await runtime.start();
+      // The start found the table; now it is gone (42P01 on every write) until the test puts it back.
+      await test.db.query(`ALTER TABLE ${test.t('orders')} RENAME TO orders_away`);
+      release();
+      await vi.waitFor(() => expect(runtime.stats().get('orders-db')?.retried).toBeGreaterThanOrEqual(3), {
+        timeout: 20_000,
+      });
+      await test.db.query(`ALTER TABLE ${test.t('orders_away')} RENAME TO orders`);
+      await runtime.whenIdle({ settleMs: 30 });
+      const parked = await runtime.parked('orders-db');
+      await runtime.stop();
+      expect(parked).toEqual([]);
+      expect(await test.count('orders')).toBe(20);
+    } finally {
+      await test.close();
+    }
+  }, 60_000);
 });
