@@ -10,10 +10,12 @@
  *
  *   process: python batched=<processor/ceiling> unbatched=<...> pool=<pool/ceiling> reference=<processor/TS processor> r ...
  *
- * Then the PostgreSQL and HTTP sinks (bench/postgres-sink.ts, bench/http-sink.ts):
+ * Then the PostgreSQL and HTTP sinks and the file source (bench/postgres-sink.ts, bench/http-sink.ts,
+ * bench/file-source.ts):
  *
  *   postgres: sink=<rows/s> baseline=<hand-written pg rows/s> ratio=<sink/baseline> ceiling=<no-op sink msg/s> sink/ceiling=<...>
  *   http: sink=<req/s> baseline=<bare undici req/s> ratio=<sink/baseline>
+ *   file-source: <rec/s> rec/s, csv-parse <rec/s> rec/s, ratio <source/csv-parse> (... file-source/generator <r>)
  *
  * Options: --rounds R, --n N, --only a,b,... (variant letters), --no-heap, --no-example, --no-process,
  * --no-connectors.
@@ -26,6 +28,7 @@ import { parseArgs, promisify } from 'node:util';
 import { amqpRedisKeyed, amqpStateless } from './amqp-baseline.ts';
 import { median, type RoundResult, type RoundSpec, ServiceCpu } from './common.ts';
 import { cleanExample, type ExampleResult, examplePipeline } from './example-pipeline.ts';
+import { fileSourceSection } from './file-source.ts';
 import { httpSinkSection } from './http-sink.ts';
 import { postgresSinkSection } from './postgres-sink.ts';
 import { processSection } from './process-processors.ts';
@@ -281,6 +284,7 @@ if (!values['no-connectors']) {
   for (const [label, section] of [
     ['postgres', postgresSinkSection],
     ['http', httpSinkSection],
+    ['file-source', fileSourceSection],
   ] as const) {
     try {
       connectorLines.push(`${label}: ${await section(quick, out)}`);

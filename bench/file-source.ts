@@ -1,0 +1,186 @@
+/**
+ * The file source against its ceiling: records per second from one local CSV (1,000,000 rows; 200,000
+ * with `--quick`) through `fileSource` to a stateless sink on the embedded bus, against `csv-parse`
+ * alone reading the same file (columns from the header, every record an object) in the same run, and
+ * against a source yielding the same records ready-made to the same sink (the runtime's own ceiling:
+ * what a record costs the bus, the host and the sink whatever its source). Prints
+ * `file-source: <n> rec/s, csv-parse <m> rec/s, ratio <r> (generator source ... file-source/generator <g>)`.
+ *
+ * The embedded bus confirms a publication once it is queued and bounds no queue, so a source faster
+ * than its sink would queue the whole file in memory; here it reports itself blocked past 10,000
+ * queued, as RabbitMQ does when a queue outgrows its memory, and the source host waits.
+ *
+ * Run alone: `npx node bench/file-source.ts [--quick]`; `bench/run.ts` calls {@link fileSourceSection}.
+ */
+import { once } from 'node:events';
+import { createReadStream, createWriteStream, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse } from 'csv-parse';
+import {
+  createRuntime,
+  definePipeline,
+  defineSink,
+  defineSource,
+  type Incoming,
+  type SourceDefinition,
+} from 'warren';
+import { fileSource } from 'warren/actors';
+import { MemoryBus } from 'warren/testing';
+import { setup } from 'xstate';
+import { z } from 'zod';
+
+const Spend = z.object({ campaign: z.string(), day: z.string(), clicks: z.number(), cost: z.number() });
+const types = { spend: Spend };
+const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
+
+class FlowControlledBus extends MemoryBus {
+  #published = 0;
+  readonly #consumed: { readonly count: number };
+  constructor(consumed: { readonly count: number }) {
+    super();
+    this.#consumed = consumed;
+  }
+  override publish(...args: Parameters<MemoryBus['publish']>): Promise<void> {
+    this.#published++;
+    return super.publish(...args);
+  }
+  override isBlocked(): boolean {
+    return this.#published - this.#consumed.count > 10_000 || super.isBlocked();
+  }
+}
+
+async function writeCsv(path: string, rows: number): Promise<void> {
+  const out = createWriteStream(path);
+  out.write('campaign,day,clicks,cost\n');
+  for (let i = 1; i <= rows; i += 10_000) {
+    let chunk = '';
+    for (let j = i; j < Math.min(i + 10_000, rows + 1); j++) {
+      chunk += `c${j % 97},2026-11-${String((j % 28) + 1).padStart(2, '0')},${j},${(j % 1000) / 10}\n`;
+    }
+    if (!out.write(chunk)) await once(out, 'drain');
+  }
+  out.end();
+  await once(out, 'finish');
+}
+
+/** csv-parse alone: the same file, the same options the source gives it, every record counted. */
+async function csvParseAlone(path: string, rows: number): Promise<number> {
+  const started = performance.now();
+  let count = 0;
+  const parser = createReadStream(path).pipe(parse({ columns: true, bom: true, skip_empty_lines: true }));
+  for await (const _record of parser) count++;
+  if (count !== rows) throw new Error(`csv-parse read ${count} records, not ${rows}`);
+  return rows / ((performance.now() - started) / 1000);
+}
+
+/** The counting sink, and a promise of its seeing `rows` records. */
+function countingSink(rows: number) {
+  const seen = { count: 0 };
+  let done: () => void = () => undefined;
+  const all = new Promise<void>((resolve) => {
+    done = resolve;
+  });
+  const sink = defineSink({
+    name: 'count',
+    consumes: types,
+    emits: {},
+    idempotent: true,
+    machine: setup({ types: { events: {} as Incoming<typeof types> } }).createMachine({
+      on: {
+        spend: {
+          actions: () => {
+            if (++seen.count === rows) done();
+          },
+        },
+      },
+    }),
+  });
+  return { sink, seen, all };
+}
+
+/** Records per second from `source` to the counting sink, until it has seen every record. */
+async function throughRuntime(source: SourceDefinition, rows: number): Promise<number> {
+  const { sink, seen, all } = countingSink(rows);
+  const pipeline = definePipeline({ name: 'bench-files', actors: [source, sink] });
+  const runtime = createRuntime(pipeline, { transport: new FlowControlledBus(seen), logger: quiet, env: {} });
+  const started = performance.now();
+  await runtime.start();
+  try {
+    await all;
+    return rows / ((performance.now() - started) / 1000);
+  } finally {
+    await runtime.stop();
+  }
+}
+
+/** The file source to a stateless sink. */
+function throughSource(dir: string, rows: number): Promise<number> {
+  const source = fileSource({
+    name: 'files',
+    emits: types,
+    from: dir,
+    pattern: '*.csv',
+    after: 'leave',
+    once: true,
+    complete: { minAgeMs: 0 },
+  });
+  return throughRuntime(source, rows);
+}
+
+/**
+ * The runtime's own ceiling: a source that yields the same records ready-made (no file, no parsing),
+ * to the same sink. What the file source costs on top of it is the file source's.
+ */
+function throughGenerator(rows: number): Promise<number> {
+  const source = defineSource({
+    name: 'files',
+    emits: types,
+    read: function* () {
+      for (let j = 1; j <= rows; j++) {
+        const day = `2026-11-${String((j % 28) + 1).padStart(2, '0')}`;
+        yield {
+          type: 'spend' as const,
+          id: `f:${j}`,
+          body: { campaign: `c${j % 97}`, day, clicks: j, cost: (j % 1000) / 10 },
+        };
+      }
+    },
+  });
+  return throughRuntime(source, rows);
+}
+
+/** The section `bench/run.ts` prints: its rounds through `out`, its summary returned (after `file-source: `). */
+export async function fileSourceSection(quick: boolean, out: (line: string) => void): Promise<string> {
+  const rows = quick ? 200_000 : 1_000_000;
+  const rounds = quick ? 1 : 2;
+  const dir = mkdtempSync(join(tmpdir(), 'warren-bench-files-'));
+  try {
+    const path = join(dir, 'spend.csv');
+    await writeCsv(path, rows);
+    const source: number[] = [];
+    const alone: number[] = [];
+    const ceiling: number[] = [];
+    for (let round = 0; round < rounds; round++) {
+      alone.push(await csvParseAlone(path, rows));
+      source.push(await throughSource(dir, rows));
+      ceiling.push(await throughGenerator(rows));
+      out(
+        `  file-source round ${round + 1}: source ${Math.round(source.at(-1) ?? 0)} rec/s | csv-parse ${Math.round(alone.at(-1) ?? 0)} rec/s | generator source ${Math.round(ceiling.at(-1) ?? 0)} rec/s`,
+      );
+    }
+    const s = Math.max(...source);
+    const a = Math.max(...alone);
+    const c = Math.max(...ceiling);
+    return `${Math.round(s)} rec/s, csv-parse ${Math.round(a)} rec/s, ratio ${(s / a).toFixed(2)} (generator source to the same sink ${Math.round(c)} rec/s, file-source/generator ${(s / c).toFixed(2)})`;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const line = await fileSourceSection(process.argv.includes('--quick'), (l) =>
+    process.stdout.write(`${l}\n`),
+  );
+  process.stdout.write(`file-source: ${line}\n`);
+}
