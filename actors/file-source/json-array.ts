@@ -87,6 +87,9 @@ export class JsonArraySplitter {
 
   #emit(out: string[], text: string, last: boolean): void {
     this.#pending = '';
+    if (text.length > this.#maxChars) {
+      throw new UnreadableFile(`an array element is longer than ${this.#maxChars} characters`);
+    }
     const element = text.trim();
     // `[]` has no element (nor has the blank after a trailing comma); `[1,,2]` has an empty, bad one.
     if (element !== '' || !last) out.push(element);
