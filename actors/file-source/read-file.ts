@@ -5,7 +5,7 @@ import type { Folder, FolderEntry } from './folders/folder.ts';
 import { type FileSourceConfig, formatOf } from './options.ts';
 import { LeaseKeeper, type Progress } from './progress.ts';
 import { type RawRecord, readRecords, truncate, UnreadableFile } from './records.ts';
-import { RecordTyper } from './typing.ts';
+import { RecordTyper, type Typed } from './typing.ts';
 
 /** How reading one file ended (a folder error is thrown instead, for the caller to retry). */
 export type FileOutcome = 'done' | 'busy' | 'failed' | 'lost';
@@ -93,7 +93,8 @@ export async function* readFile(
             last = record.n;
             if (record.n <= progress.yielded) continue;
             if (lease.lost || deps.signal.aborted) break;
-            const item = await toItem(config.type, id, file, record, typer, progress);
+            const made = toItem(config.type, id, file, record, typer, progress);
+            const item = made instanceof Promise ? await made : made;
             progress.yielded = record.n;
             yield item;
           }
@@ -142,14 +143,14 @@ function lost(logger: Pick<Logger, 'warn'>, file: string): FileOutcome {
   return 'lost';
 }
 
-async function toItem(
+function toItem(
   type: string,
   id: string,
   file: string,
   record: RawRecord,
   typer: RecordTyper,
   progress: Progress,
-): Promise<SourceItem> {
+): SourceItem | Promise<SourceItem> {
   const n = record.n;
   const receipt = (outcome: { status: string }) => progress.settle(n, outcome.status !== 'failed');
   const messageId = `${id}:${n}`;
@@ -163,15 +164,24 @@ async function toItem(
       receipt,
     };
   }
-  const typed = await typer.type(record.value);
-  if (typed.ok) return { type, id: messageId, body: typed.value, receipt };
-  return {
-    type,
-    id: messageId,
-    body: { file, record: n, field: typed.field ?? null, raw: truncate(rawText(record)), error: typed.error },
-    park: { reason: 'schema', error: `${file} record ${n}: ${typed.error}` },
-    receipt,
-  };
+  const typed = typer.type(record.value);
+  const shape = (result: Typed): SourceItem =>
+    result.ok
+      ? { type, id: messageId, body: result.value, receipt }
+      : {
+          type,
+          id: messageId,
+          body: {
+            file,
+            record: n,
+            field: result.field ?? null,
+            raw: truncate(rawText(record)),
+            error: result.error,
+          },
+          park: { reason: 'schema', error: `${file} record ${n}: ${result.error}` },
+          receipt,
+        };
+  return typed instanceof Promise ? typed.then(shape) : shape(typed);
 }
 
 function rawText(record: RawRecord & { value: unknown }): string {

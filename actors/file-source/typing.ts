@@ -31,35 +31,40 @@ export class RecordTyper {
     this.#strings = strings;
   }
 
-  async type(record: unknown): Promise<Typed> {
-    if (!this.#strings || typeof record !== 'object' || record === null) return this.#check(record);
-    const row = record as Record<string, unknown>;
-    const first = this.#coerced.size > 0 ? coerceFields(row, this.#coerced) : row;
-    const tried = await this.#validate(first);
-    if (!tried.issues) return { ok: true, value: first };
-    // Fields coerced already hold their coerced values now; the others are still the strings read.
-    const fields = new Set<string>();
-    for (const issue of tried.issues) {
-      const key = topKey(issue);
-      if (key !== undefined && typeof row[key] === 'string') fields.add(key);
+  /** The typed record; synchronous when the schema validates synchronously (zod does), as most do. */
+  type(record: unknown): Typed | Promise<Typed> {
+    if (!this.#strings || typeof record !== 'object' || record === null) {
+      return then(this.#validate(record), (result) =>
+        result.issues ? failure(result.issues) : { ok: true, value: record },
+      );
     }
-    const fresh = [...fields].filter((field) => !this.#coerced.has(field));
-    if (fresh.length === 0) return failure(tried.issues);
-    for (const field of fresh) this.#coerced.add(field);
-    const second = coerceFields(row, this.#coerced);
-    const again = await this.#validate(second);
-    return again.issues ? failure(again.issues) : { ok: true, value: second };
+    const row = record as Record<string, unknown>;
+    if (this.#coerced.size > 0) coerceFields(row, this.#coerced);
+    return then(this.#validate(row), (tried) => {
+      if (!tried.issues) return { ok: true, value: row };
+      // Fields coerced already hold their coerced values now; the others are still the strings read.
+      const fresh: string[] = [];
+      for (const issue of tried.issues) {
+        const key = topKey(issue);
+        if (key !== undefined && typeof row[key] === 'string' && !this.#coerced.has(key)) fresh.push(key);
+      }
+      if (fresh.length === 0) return failure(tried.issues);
+      for (const field of fresh) this.#coerced.add(field);
+      coerceFields(row, this.#coerced);
+      return then(this.#validate(row), (again) =>
+        again.issues ? failure(again.issues) : { ok: true, value: row },
+      );
+    });
   }
 
-  async #check(value: unknown): Promise<Typed> {
-    const result = await this.#validate(value);
-    return result.issues ? failure(result.issues) : { ok: true, value };
+  #validate(value: unknown): StandardSchemaV1.Result<unknown> | Promise<StandardSchemaV1.Result<unknown>> {
+    return this.#schema['~standard'].validate(value);
   }
+}
 
-  async #validate(value: unknown): Promise<StandardSchemaV1.Result<unknown>> {
-    const result = this.#schema['~standard'].validate(value);
-    return result instanceof Promise ? await result : result;
-  }
+/** `next(value)`, at once when `value` is not a promise. */
+function then<T, U>(value: T | Promise<T>, next: (value: T) => U | Promise<U>): U | Promise<U> {
+  return value instanceof Promise ? value.then(next) : next(value);
 }
 
 /** Coerce `fields` of a record csv-parse made for us alone, in place (one object less per record). */
