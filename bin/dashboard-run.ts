@@ -5,7 +5,6 @@ import {
   startDashboard,
   startWorkerBeacon,
   WorkerDirectory,
-  type WorkerReport,
   workerIdentity,
 } from '../dashboard/index.ts';
 import { UsageError } from './cli-parser.ts';
@@ -63,17 +62,7 @@ export async function startRunDashboard(
       ? new WorkerDirectory({ url: runtime.config.redisUrl, prefix: runtime.topology.names.prefix })
       : undefined;
   const beacon = directory ? startWorkerBeacon(runtime, directory, identity) : undefined;
-  const startedAt = Date.now();
-  const actors = runtime.config.actors ?? [...runtime.topology.actors.keys()];
-  const self =
-    beacon?.report ??
-    ((): WorkerReport => ({
-      ...identity,
-      actors,
-      startedAt,
-      at: Date.now(),
-      counters: Object.fromEntries(runtime.stats()),
-    }));
+  const self = beacon?.report;
   const dashboard = address
     ? await startDashboard({ runtime, mode: 'worker', ...address, ...settings, directory, self })
     : undefined;

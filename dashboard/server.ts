@@ -7,7 +7,21 @@ import { layoutGraph, pipelineGraph, renderSvg } from '../graph/index.ts';
 import { type Frame, FrameBuilder, type Sample, sumCounters, type WorkerReport } from './frame.ts';
 import { dashboardPage } from './page.ts';
 import { PROMETHEUS_CONTENT_TYPE, prometheusText } from './prometheus.ts';
-import type { WorkerDirectory } from './workers.ts';
+import { type WorkerDirectory, workerIdentity } from './workers.ts';
+
+/** This process's report, read from its runtime, for a dashboard served by a worker that writes none. */
+function localReport(runtime: Runtime): () => WorkerReport {
+  const identity = workerIdentity();
+  const startedAt = Date.now();
+  const actors = runtime.config.actors ?? [...runtime.topology.actors.keys()];
+  return () => ({
+    ...identity,
+    actors,
+    startedAt,
+    at: Date.now(),
+    counters: Object.fromEntries(runtime.stats()),
+  });
+}
 
 /**
  * What the dashboard shows and where: the runtime it reads (hosting actors, or none when attached),
@@ -31,7 +45,7 @@ export interface DashboardOptions {
   readonly serviceName?: string | undefined;
   /** Where workers report (Redis); without it, the workers shown are this process alone. */
   readonly directory?: WorkerDirectory | undefined;
-  /** This process's own report, when it hosts actors. */
+  /** This process's own report, when it hosts actors (default in `worker` mode: read from `runtime`). */
   readonly self?: (() => WorkerReport) | undefined;
   /** How often the figures are read and pushed to the pages; default 1000 ms. */
   readonly intervalMs?: number;
@@ -141,7 +155,8 @@ const BODY_PREVIEW = 2_000;
  * ```
  */
 export async function startDashboard(options: DashboardOptions): Promise<Dashboard> {
-  const { runtime, mode, directory, self } = options;
+  const { runtime, mode, directory } = options;
+  const self = options.self ?? (mode === 'worker' ? localReport(runtime) : undefined);
   const host = options.host ?? '127.0.0.1';
   const loopback = isLoopback(host);
   const given = options.token === '' ? undefined : options.token;
