@@ -113,3 +113,39 @@ describe('postgresSource under concurrent writers whose transactions commit in a
     expect(new Set(ids).size).toBe(ids.length);
   }, 240_000);
 });
+
+describe('postgresSource when its connections are killed', () => {
+  it('restarts its read from the stored position and loses nothing', async () => {
+    const test = await openTestDatabase('postgres', 'source-killed');
+    try {
+      await test.db.query(`CREATE TABLE ${test.t('items')} (id int PRIMARY KEY, v text NOT NULL)`);
+      await test.db.query(`INSERT INTO ${test.t('items')} SELECT g, 'a' || g FROM generate_series(1, 30) g`);
+      const run = await runSource(test, 'items', { pollMs: 10 });
+      try {
+        await vi.waitFor(() => expect(run.got).toHaveLength(30), { timeout: 20_000 });
+        // Their position is stored once the broker confirmed them.
+        await vi.waitFor(async () => expect(await test.count('warren_source_positions')).toBe(1), {
+          timeout: 20_000,
+        });
+        // Every connection of the source (its polls and its LISTEN) dies at once.
+        const killed = await test.db.query(
+          `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1`,
+          [`warren:rows:${process.pid}`],
+        );
+        expect(killed.rows.length).toBeGreaterThan(0);
+        await test.db.query(
+          `INSERT INTO ${test.t('items')} SELECT g, 'b' || g FROM generate_series(31, 60) g`,
+        );
+        await vi.waitFor(() => expect(new Set(run.got.map((g) => g.body.id)).size).toBe(60), {
+          timeout: 30_000,
+        });
+      } finally {
+        await run.stop();
+      }
+      // Rows read before the kill were confirmed and their position stored: none came again.
+      expect(run.got.map((g) => g.id).length).toBe(60);
+    } finally {
+      await test.close();
+    }
+  }, 60_000);
+});
