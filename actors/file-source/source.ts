@@ -14,7 +14,7 @@ import type { Folder, FolderEntry } from './folders/folder.ts';
 import { type FolderOptions, openFolder } from './folders/open.ts';
 import { type FileSourceConfig, type FileSourceOptions, resolveOptions } from './options.ts';
 import { Progress } from './progress.ts';
-import { type FileOutcome, readFile } from './read-file.ts';
+import { type FileOutcome, fileId, readFile } from './read-file.ts';
 
 /**
  * A source of dropped files: CSV, NDJSON or JSON-array exports landing in a local folder, on SFTP or on
@@ -172,6 +172,9 @@ async function* readFolder(deps: ReadDeps): AsyncGenerator<SourceItem> {
       if (!k) continue;
       if (step.kind === 'item') finish(k, step.result.value as FileOutcome, config);
       else failed(k, step.error, folder, config, logger);
+      // Kept only across the retries of a failed read; a file read to an outcome starts afresh.
+      if (k.state !== 'retry' || step.kind === 'item')
+        progress.delete(fileId(config.name, folder.location, k.entry));
     }
   } finally {
     stop.abort();
