@@ -1,0 +1,102 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import type { Frame } from '../../dashboard/index.ts';
+import { CONSUMERS, exampleCluster } from '../helpers/example-cluster.ts';
+import { RABBITMQ_URL, REDIS_URL } from '../helpers/services.ts';
+
+/*
+ * `warren dashboard` attached to a running RabbitMQ + Redis deployment of the example: it hosts no actor;
+ * the workers' figures come from the reports they write to Redis, queue depths from the broker.
+ */
+
+const cluster = exampleCluster('dashboard', 3_000);
+let dashboard: ChildProcess | undefined;
+
+afterAll(async () => {
+  dashboard?.kill('SIGKILL');
+  await cluster.cleanup();
+});
+
+async function state(url: string): Promise<Frame> {
+  return (await (await fetch(`${url}api/state`)).json()) as Frame;
+}
+
+describe('warren dashboard <pipeline> on RabbitMQ + Redis', () => {
+  it("shows the workers and their actors' counts, the queues' depths, and drops a worker that stopped", async () => {
+    const worker = cluster.warren(['--actors', CONSUMERS]);
+    await worker.started;
+    let stderr = '';
+    dashboard = spawn(
+      process.execPath,
+      [
+        'bin/warren.ts',
+        'dashboard',
+        'config/pipeline.ts',
+        '--prefix',
+        cluster.prefix,
+        '--listen',
+        '127.0.0.1:0',
+      ],
+      { env: { ...process.env, RABBITMQ_URL, REDIS_URL, WARREN_LOG_LEVEL: 'warn' } },
+    );
+    dashboard.stderr?.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const url = await vi.waitFor(
+      () => {
+        const found = /warren: dashboard at (http:\/\/127\.0\.0\.1:\d+\/)/.exec(stderr)?.[1];
+        if (!found) throw new Error(`no dashboard line yet: ${stderr.slice(-400)}`);
+        return found;
+      },
+      { timeout: 60_000, interval: 100 },
+    );
+    expect(stderr).not.toContain('guest:guest'); // nothing secret in what it prints
+
+    const first = await state(url);
+    expect(first.mode).toBe('attached');
+    expect(first.actors.map((a) => a.name)).toEqual([
+      'clickstream',
+      'sessionizer',
+      'scorer',
+      'outcomes',
+      'sessions',
+      'scores',
+      'high-value',
+    ]);
+    await vi.waitFor(
+      async () => expect((await state(url)).workers.map((w) => w.actors.join(','))).toEqual([CONSUMERS]),
+      {
+        timeout: 20_000,
+      },
+    );
+
+    const source = cluster.warren(['--actors', 'clickstream']);
+    // The sessionizer's count (read from the consumer worker's report in Redis) moves, the depth is read.
+    await vi.waitFor(
+      async () => {
+        const s = await state(url);
+        const sessionizer = s.actors.find((a) => a.name === 'sessionizer');
+        expect(sessionizer?.processed).toBeGreaterThan(0);
+        expect(typeof sessionizer?.ready).toBe('number');
+        expect(s.actors.find((a) => a.name === 'clickstream')?.emitted).toBeGreaterThan(0);
+      },
+      { timeout: 60_000, interval: 250 },
+    );
+    expect(await source.exited).toBe(0);
+    const metrics = await (await fetch(`${url}metrics`)).text();
+    expect(metrics).toMatch(/^warren_queue_ready\{pipeline="shop",actor="sessionizer"\} \d+$/m);
+    expect(metrics).toMatch(
+      /^warren_messages_processed_total\{pipeline="shop",actor="sessionizer"\} [1-9]\d*$/m,
+    );
+    expect(metrics).toMatch(/^warren_workers\{pipeline="shop"\} [12]$/m);
+
+    // A worker stopped (SIGTERM) removes its report: the dashboard no longer lists it.
+    worker.child.kill('SIGTERM');
+    expect(await worker.exited).toBe(0);
+    await vi.waitFor(async () => expect((await state(url)).workers).toEqual([]), { timeout: 20_000 });
+
+    dashboard.kill('SIGTERM');
+    const code = await new Promise((resolve) => dashboard?.once('exit', resolve));
+    expect(code).toBe(0);
+  }, 180_000);
+});
