@@ -28,6 +28,14 @@ export interface PostgresSourceOptions<TName extends string, TEmits extends Mess
   readonly schema?: string;
   /** The columns that identify a row: with the writing transaction's id, they make the message id. */
   readonly key: readonly string[];
+  /** The columns read (default all); the key columns are always read. */
+  readonly columns?: readonly string[];
+  /**
+   * Only rows meeting this SQL condition (from your code, never from a message), e.g. `"status <>
+   * 'draft'"`. A row that does not meet it when read is passed over for good; a later update that makes
+   * it meet the condition is read then.
+   */
+  readonly where?: string;
   /** The body of a row (its columns, `warren_xid` left out); default the row itself. */
   readonly body?: (row: Record<string, unknown>) => unknown;
   /**
@@ -127,6 +135,10 @@ export function postgresSource<const TName extends string, const TEmits extends 
     const t = `${quoteIdent(schema)}.${quoteIdent(options.table)}`;
     const positions = `${quoteIdent(schema)}.${quoteIdent(POSITIONS)}`;
     const order = [XID, ...options.key].map(quoteIdent).join(', ');
+    const filter = options.where ? ` AND (${options.where})` : '';
+    const picked = options.columns ? [...new Set([...options.key, ...options.columns])] : undefined;
+    const select = (alias: string) =>
+      picked ? [XID, ...picked].map((c) => `${alias}.${quoteIdent(c)}`).join(', ') : `${alias}.*`;
     const stored = await database.query(`SELECT xid::text AS xid FROM ${positions} WHERE source = $1`, [
       name,
     ]);
@@ -146,8 +158,8 @@ export function postgresSource<const TName extends string, const TEmits extends 
              (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS warren_hx,
                      pg_snapshot_xmin(pg_current_snapshot())::text AS warren_horizon) h
              LEFT JOIN LATERAL (
-               SELECT t.*, t.${XID}::text AS warren_xid_text FROM ${t} t
-                WHERE t.${XID} >= $1::xid8 AND t.${XID} < h.warren_hx
+               SELECT ${select('t')}, t.${XID}::text AS warren_xid_text FROM ${t} t
+                WHERE t.${XID} >= $1::xid8 AND t.${XID} < h.warren_hx${filter}
                 ORDER BY ${order} LIMIT $2) r ON true
              ORDER BY ${[XID, ...options.key].map((c) => `r.${quoteIdent(c)}`).join(', ')}`,
           [String(low), batch],
@@ -169,7 +181,7 @@ export function postgresSource<const TName extends string, const TEmits extends 
             // One transaction wrote more rows than a page: read it whole.
             rows = (
               await database.query(
-                `SELECT r.*, r.${XID}::text AS warren_xid_text FROM ${t} r WHERE r.${XID} = $1::xid8 ORDER BY ${order}`,
+                `SELECT ${select('t')}, t.${XID}::text AS warren_xid_text FROM ${t} t WHERE t.${XID} = $1::xid8${filter} ORDER BY ${order}`,
                 [String(last)],
               )
             ).rows;
@@ -263,8 +275,12 @@ export function postgresSource<const TName extends string, const TEmits extends 
           const known = new Set(columns.rows.map((row) => String(row.column_name)));
           if (known.size === 0)
             fail('table', `${schema}.${options.table} does not exist in ${database.label}`);
-          for (const column of options.key)
-            if (!known.has(column)) fail('key', `${schema}.${options.table} has no column ${column}`);
+          for (const [field, list] of [
+            ['key', options.key],
+            ['columns', options.columns ?? []],
+          ] as const)
+            for (const column of list)
+              if (!known.has(column)) fail(field, `${schema}.${options.table} has no column ${column}`);
           if (options.setup) await runSetup(database, setupStatements(schema, options.table));
           else if (!known.has(XID))
             fail(
