@@ -51,6 +51,13 @@ export interface ConfirmPublisherOptions {
   /** Exponential backoff (with jitter) between reconnection attempts. */
   reconnect?: { minMs: number; maxMs: number };
   publishTimeoutMs?: number;
+  /**
+   * How long a nacked publish is sent again (after 100 ms, doubling to 1 s) before it rejects; default
+   * 10 s, 0 rejects at the first nack. A quorum queue nacks while it elects a new leader (a node of the
+   * cluster died), which a moment later it would take. A message routed to several queues may land
+   * twice in those that did take it: warren's consumers drop a message id they already applied.
+   */
+  nackRetryMs?: number;
   closeTimeoutMs?: number;
   /** Sent as the `connection_name` client property, shown by `rabbitmqctl` and the management UI. */
   connectionName?: string;
@@ -64,13 +71,17 @@ export interface ConfirmPublisherOptions {
 interface Pending {
   readonly exchange: string;
   readonly routingKey: string;
-  /** Dropped once sent unless `mandatory`, where a return may have to be matched by content. */
-  content: Buffer | null;
+  /** Kept until settled: a nacked publish is sent again, and a return may be matched by content. */
+  readonly content: Buffer;
   readonly options: Options.Publish;
   /** When a publish queued for window room or a connection gives up; set only when it queues. */
   deadline: number;
   /** `replyCode replyText` of its `basic.return`; the ack that follows then rejects. */
   returned: string | null;
+  /** When the broker first nacked it (0: never): it is sent again until `nackRetryMs` after that. */
+  firstNack: number;
+  /** Nacks so far: the pause before the next send doubles with each. */
+  nacks: number;
   readonly resolve: () => void;
   readonly reject: (err: Error) => void;
 }
@@ -119,6 +130,8 @@ export class ConfirmPublisher {
   #blocked = false;
   #sweepTimer: NodeJS.Timeout | undefined;
   #idle: (() => void) | undefined;
+  /** Nacked publishes waiting to be sent again, by their timer. */
+  readonly #resends = new Map<NodeJS.Timeout, Pending>();
   #closing: Promise<void> | undefined;
 
   constructor(options: ConfirmPublisherOptions) {
@@ -170,15 +183,13 @@ export class ConfirmPublisher {
       options,
       deadline: 0,
       returned: null,
+      firstNack: 0,
+      nacks: 0,
       resolve,
       reject,
     };
     if (this.#waiting.length === 0 && this.#canSend()) this.#send(p);
-    else {
-      p.deadline = Date.now() + (this.#opts.publishTimeoutMs ?? 30_000);
-      this.#waiting.push(p);
-      if (this.#sweepTimer === undefined) this.#armSweep();
-    }
+    else this.#enqueue(p);
     return promise;
   }
 
@@ -200,6 +211,13 @@ export class ConfirmPublisher {
 
   async #close(): Promise<void> {
     this.#state = 'closing';
+    // A nacked publish waiting to be sent again goes now: close() waits for its confirm as for any other.
+    for (const [timer, p] of this.#resends) {
+      clearTimeout(timer);
+      this.#enqueue(p);
+    }
+    this.#resends.clear();
+    if (this.#ch !== null) this.#pump();
     if (this.#ch !== null && (this.#pending.size > 0 || this.#waiting.length > 0)) {
       let timer: NodeJS.Timeout | undefined;
       await new Promise<void>((resolve) => {
@@ -225,7 +243,7 @@ export class ConfirmPublisher {
     const ch = this.#ch as ConfirmChannel;
     let flowing: boolean;
     try {
-      flowing = publishDirect(ch, p.exchange, p.routingKey, p.content as Buffer, p.options);
+      flowing = publishDirect(ch, p.exchange, p.routingKey, p.content, p.options);
     } catch (err) {
       // Thrown before any frame was written: a closing channel (worth a retry) or invalid options.
       const retryable = err instanceof Error && err.name === 'IllegalOperationError';
@@ -233,7 +251,6 @@ export class ConfirmPublisher {
       p.reject(new WarrenError('WARREN_PUBLISH_FAILED', reason, { retryable, cause: err }));
       return;
     }
-    if (p.options.mandatory !== true) p.content = null;
     this.#pending.set(this.#nextTag++, p);
     // `false`: amqplib buffered the frame past its high-water mark. It is sent; we pause until 'drain'.
     if (!flowing) this.#awaitingDrain = true;
@@ -243,7 +260,7 @@ export class ConfirmPublisher {
     let i = 0;
     while (i < this.#waiting.length && this.#canSend()) this.#send(this.#waiting[i++] as Pending);
     if (i > 0) this.#waiting.splice(0, i);
-    if (this.#pending.size === 0 && this.#waiting.length === 0) this.#idle?.();
+    if (this.#pending.size === 0 && this.#waiting.length === 0 && this.#resends.size === 0) this.#idle?.();
   }
 
   // One timer for the whole queue: it is FIFO, so deadlines ascend and only the head's matters.
@@ -284,8 +301,35 @@ export class ConfirmPublisher {
       const data = { exchange: p.exchange, routingKey: p.routingKey };
       const what = `unroutable: exchange '${p.exchange}', routing key '${p.routingKey}' (${p.returned})`;
       p.reject(new WarrenError('WARREN_UNROUTABLE', what, { data }));
-    } else if (nacked) p.reject(publishFailed('the broker nacked the publish'));
+    } else if (nacked) this.#nacked(p);
     else p.resolve();
+  }
+
+  /** Send a nacked publish again after a pause, while `nackRetryMs` allows; else reject it. */
+  #nacked(p: Pending): void {
+    const now = Date.now();
+    if (p.firstNack === 0) p.firstNack = now;
+    const pause = Math.min(1_000, 100 * 2 ** p.nacks);
+    p.nacks += 1;
+    if (this.#state !== 'running' || now + pause - p.firstNack > (this.#opts.nackRetryMs ?? 10_000)) {
+      // Which exchange and key: a nack comes from a queue the message reached (unavailable, or full).
+      const to = `exchange '${p.exchange}', routing key '${p.routingKey}'`;
+      p.reject(publishFailed(`the broker nacked the publish to ${to} (${p.nacks} time(s))`));
+      return;
+    }
+    const timer = setTimeout(() => {
+      this.#resends.delete(timer);
+      this.#enqueue(p);
+      this.#pump();
+    }, pause);
+    this.#resends.set(timer, p);
+  }
+
+  /** Queue a publish for window room or a connection, with its deadline. */
+  #enqueue(p: Pending): void {
+    p.deadline = Date.now() + (this.#opts.publishTimeoutMs ?? 30_000);
+    this.#waiting.push(p);
+    if (this.#sweepTimer === undefined) this.#armSweep();
   }
 
   // The broker sends a `basic.return` before the ack of the same message, and its returns in publish
@@ -298,7 +342,7 @@ export class ConfirmPublisher {
     for (const [tag, p] of this.#pending) {
       if (tag <= this.#lastReturnedTag || p.options.mandatory !== true || p.returned !== null) continue;
       if (p.exchange !== f.exchange || p.routingKey !== f.routingKey || p.options.messageId !== id) continue;
-      if (id === undefined && p.content?.equals(msg.content) !== true) continue;
+      if (id === undefined && !p.content.equals(msg.content)) continue;
       p.returned = `${f.replyCode} ${f.replyText}`;
       this.#lastReturnedTag = tag;
       return;

@@ -39,8 +39,8 @@ export interface RabbitCluster {
   restart(node: RabbitNode): Promise<void>;
   /** `queue name -> node name` of the leader of every quorum queue of `vhost`, asked of a live node. */
   leaders(vhost?: string): Promise<Map<string, string>>;
-  /** Client connections per node name (`rabbitmqctl list_connections node`). */
-  connectionsPerNode(): Promise<Map<string, number>>;
+  /** Every client connection of the cluster: the node it is on, and its `connection_name`. */
+  connections(): Promise<{ readonly node: string; readonly name: string }[]>;
   /** Kill every node and delete their directories. */
   stop(): Promise<void>;
 }
@@ -186,14 +186,18 @@ export async function startRabbitCluster(label: string, size = 3): Promise<Rabbi
           .map((line) => line.split('\t') as [string, string]),
       );
     },
-    async connectionsPerNode() {
+    async connections() {
       const live = nodes.find((n) => n.server !== undefined);
       if (!live) throw new Error('no node of the cluster is running');
-      const out = await ctl(live, ['list_connections', '--quiet', '--no-table-headers', 'node']);
-      const counts = new Map<string, number>();
-      for (const name of out.trim().split('\n').filter(Boolean))
-        counts.set(name, (counts.get(name) ?? 0) + 1);
-      return counts;
+      // Cluster-wide; each connection's server port says which node it is on.
+      const out = await ctl(live, ['list_connections', 'port', 'client_properties', '--formatter', 'json']);
+      const rows = JSON.parse(out) as { port: number; client_properties: unknown }[];
+      return rows.map((row) => ({
+        node: nodes.find((n) => n.port === Number(row.port))?.name ?? `port ${row.port}`,
+        // The client-provided `connection_name`, however the formatter nests the properties.
+        name:
+          /"connection_name",(?:"longstr",)?"([^"]*)"/.exec(JSON.stringify(row.client_properties))?.[1] ?? '',
+      }));
     },
     async stop() {
       await Promise.all(nodes.map((n) => kill(n).catch(() => undefined)));

@@ -1,0 +1,98 @@
+import { randomBytes } from 'node:crypto';
+import amqp, { type Channel, type ChannelModel } from 'amqplib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WarrenError } from '../../runtime/core/errors.ts';
+import { ConfirmPublisher, type ConfirmPublisherOptions } from '../../runtime/transport/confirm-publisher.ts';
+
+// A queue that holds one message and refuses more (`reject-publish`): the broker nacks a publish into
+// it while it is full, as a quorum queue nacks while it elects a new leader.
+const url = process.env.RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+const prefix = `warren-test-nack-${randomBytes(4).toString('hex')}.`;
+const exchange = `${prefix}x`;
+const queue = `${prefix}one`;
+
+let admin: ChannelModel;
+let ch: Channel;
+const publishers: ConfirmPublisher[] = [];
+
+async function started(options: Partial<ConfirmPublisherOptions> = {}): Promise<ConfirmPublisher> {
+  const publisher = new ConfirmPublisher({ url, ...options });
+  publishers.push(publisher);
+  await publisher.start();
+  return publisher;
+}
+
+const settled = (p: Promise<void>): Promise<'ok' | unknown> =>
+  p.then(
+    () => 'ok',
+    (err: unknown) => err,
+  );
+
+beforeAll(async () => {
+  admin = await amqp.connect(url);
+  ch = await admin.createChannel();
+  await ch.assertExchange(exchange, 'direct', { durable: false });
+  await ch.assertQueue(queue, {
+    durable: false,
+    arguments: { 'x-max-length': 1, 'x-overflow': 'reject-publish' },
+  });
+  await ch.bindQueue(queue, exchange, 'k');
+});
+
+afterAll(async () => {
+  await Promise.all(publishers.map((p) => p.close()));
+  await ch.deleteQueue(queue);
+  await ch.deleteExchange(exchange);
+  await admin.close();
+});
+
+describe('ConfirmPublisher and a broker that nacks', () => {
+  it('rejects at the first nack with nackRetryMs 0, naming the exchange and routing key', async () => {
+    await ch.purgeQueue(queue);
+    const publisher = await started({ nackRetryMs: 0 });
+    await publisher.publish(exchange, 'k', Buffer.from('first'));
+    const err = await settled(publisher.publish(exchange, 'k', Buffer.from('second')));
+    expect(err).toBeInstanceOf(WarrenError);
+    expect(err).toMatchObject({ code: 'WARREN_PUBLISH_FAILED', retryable: true });
+    expect((err as Error).message).toBe(
+      `the broker nacked the publish to exchange '${exchange}', routing key 'k' (1 time(s))`,
+    );
+  });
+
+  it('sends a nacked publish again until its budget runs out, then rejects', async () => {
+    await ch.purgeQueue(queue);
+    const publisher = await started({ nackRetryMs: 1_000 });
+    await publisher.publish(exchange, 'k', Buffer.from('first'));
+    const err = await settled(publisher.publish(exchange, 'k', Buffer.from('second')));
+    expect(err).toMatchObject({ code: 'WARREN_PUBLISH_FAILED' });
+    // Pauses of 100, 200, 400 ms fit in 1 s and the next (800 ms) does not: at most four nacks, fewer
+    // if the round trips were slow, never one.
+    const nacks = Number(/\((\d+) time\(s\)\)$/.exec((err as Error).message)?.[1]);
+    expect(nacks).toBeGreaterThanOrEqual(2);
+    expect(nacks).toBeLessThanOrEqual(4);
+    expect((await ch.checkQueue(queue)).messageCount).toBe(1);
+  });
+
+  it('confirms a nacked publish once the queue takes it again', async () => {
+    await ch.purgeQueue(queue);
+    const publisher = await started();
+    await publisher.publish(exchange, 'k', Buffer.from('first'));
+    const second = settled(publisher.publish(exchange, 'k', Buffer.from('second')));
+    // Room again: the next send goes through.
+    const first = await ch.get(queue, { noAck: true });
+    expect(first ? first.content.toString() : null).toBe('first');
+    expect(await second).toBe('ok');
+    const kept = await ch.get(queue, { noAck: true });
+    expect(kept ? kept.content.toString() : null).toBe('second');
+  });
+
+  it('close() settles a publish waiting to be sent again: it is sent once more, and rejects if nacked', async () => {
+    await ch.purgeQueue(queue);
+    const publisher = await started({ nackRetryMs: 60_000 });
+    await publisher.publish(exchange, 'k', Buffer.from('first'));
+    const second = settled(publisher.publish(exchange, 'k', Buffer.from('second')));
+    await publisher.close();
+    expect(await second).toMatchObject({ code: 'WARREN_PUBLISH_FAILED' });
+    expect((await ch.checkQueue(queue)).messageCount).toBe(1);
+  });
+});
