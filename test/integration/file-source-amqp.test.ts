@@ -2,6 +2,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { compileTopology, createRuntime, type PipelineDefinition, type Runtime } from 'warren';
+import type { Folder } from 'warren/actors';
+import { localFolder } from '../../actors/file-source/folders/local.ts';
 import {
   type Applied,
   applied,
@@ -82,18 +84,40 @@ describe('fileSource on RabbitMQ + Redis', () => {
       folder.write(`export-${String(f).padStart(2, '0')}.csv`, spendCsv(rows, f * 1_000));
     }
     const into: Applied = applied();
-    const options = { from: folder.dir, complete: { minAgeMs: 0 }, intervalMs: 100, concurrency: 3 } as const;
+    // once: each worker ends when every file is done, by itself or by the other (it waits out the
+    // files the other holds). Each worker's first listing waits for the other's, so both take part.
+    const listed: (() => void)[] = [];
+    const bothListed = Promise.all([0, 1].map(() => new Promise<void>((resolve) => listed.push(resolve))));
+    const gated = (worker: number): Folder => {
+      const inner = localFolder(folder.dir);
+      return {
+        ...inner,
+        location: inner.location,
+        list: async () => {
+          listed[worker]?.();
+          await bothListed;
+          return inner.list();
+        },
+      };
+    };
+    const options = (worker: number) =>
+      ({
+        from: gated(worker),
+        complete: { minAgeMs: 0 },
+        intervalMs: 100,
+        concurrency: 2,
+        once: true,
+      }) as const;
     // Two fileSource definitions: two worker identities, as two processes would have.
-    const first = filePipeline(options, into);
+    const first = filePipeline(options(0), into);
     const prefix = prefixFor('files-two', first);
-    const workers = [onRabbit(first, prefix), onRabbit(filePipeline(options, into), prefix)];
+    const workers = [onRabbit(first, prefix), onRabbit(filePipeline(options(1), into), prefix)];
     await Promise.all(workers.map((w) => w.start()));
     try {
-      await vi.waitFor(() => expect(into.ids.size).toBe(total), { timeout: 60_000, interval: 50 });
+      await Promise.all(workers.map((w) => w.sourcesDone()));
       // A file is archived only once all its records are confirmed: then all that was published is counted.
-      await vi.waitFor(() => expect(readdirSync(folder.path('archive'))).toHaveLength(50), {
-        timeout: 20_000,
-      });
+      expect(readdirSync(folder.path('archive'))).toHaveLength(50);
+      await vi.waitFor(() => expect(into.ids.size).toBe(total), { timeout: 60_000, interval: 50 });
       expect(tally(into)).toEqual({ distinct: total, twice: [] });
       // No file was read by both: what the two published adds up to the records, once each.
       expect(emitted(workers[0] as Runtime) + emitted(workers[1] as Runtime)).toBe(total);
