@@ -37,8 +37,11 @@ async function open(
 /** `on RabbitMQ (127.0.0.1:5672)` or `on the embedded bus (dead letters in .warren)`. */
 function busLabel(runtime: Runtime): string {
   if (runtime.config.bus === 'amqp') {
-    const url = new URL(runtime.config.rabbitmqUrl);
-    return `on RabbitMQ (${url.host}${url.pathname.length > 1 ? url.pathname : ''})`;
+    // RABBITMQ_URL may list a cluster's nodes, separated by commas where a URL begins: name the first.
+    const [first = '', ...more] = runtime.config.rabbitmqUrl.split(/,(?=\s*[a-z][a-z0-9+.-]*:\/\/)/i);
+    const url = new URL(first.trim());
+    const others = more.length > 0 ? ` and ${more.length} more node${more.length === 1 ? '' : 's'}` : '';
+    return `on RabbitMQ (${url.host}${url.pathname.length > 1 ? url.pathname : ''}${others})`;
   }
   const file = join(runtime.config.dataDir, runtime.topology.names.prefix, 'dead-letters.jsonl');
   return `on the embedded bus (kept in ${file})`;
