@@ -172,7 +172,7 @@ describe('the packed tarball', () => {
     const stray = [...packed].filter(
       (path) =>
         !/^(package\.json|README\.md|LICENSE)$/.test(path) &&
-        !/^dist\/(runtime|observability|actors|bin|config)\/.+\.(js|d\.ts|lua)$/.test(path) &&
+        !/^dist\/(runtime|observability|actors|bin|config|graph|dashboard)\/.+\.(js|d\.ts|lua)$/.test(path) &&
         !/^dist\/actors\/shims\/warren_worker\.(py|R)$/.test(path) &&
         !path.startsWith('templates/init/'),
     );
@@ -272,6 +272,19 @@ process.stdout.write(JSON.stringify({ '.': names(warren), './testing': names(tes
     expectSuccess(start, 'npm start');
     expect(start.stdout.trim().split('\n').at(-1)).toMatch(/^done: 200 events, 200 totals in \d+\.\ds$/);
     expect(readFileSync(join(demo, 'out/totals.jsonl'), 'utf8').trim().split('\n')).toHaveLength(200);
+
+    // The picture, drawn by the built CLI (elkjs from the installed dependencies).
+    const bin = join(demo, 'node_modules/warren', manifest.bin.warren ?? 'missing bin');
+    const graph = await run(
+      join(demo, 'node_modules/.bin/node'),
+      [bin, 'graph', 'pipeline.ts'],
+      demo,
+      60_000,
+    );
+    expectSuccess(graph, 'warren graph');
+    expect(graph.stdout).toMatch(/^<svg /);
+    expect(graph.stdout).toContain('>totals</text>');
+    expect(graph.stdout.endsWith('</svg>\n')).toBe(true);
 
     const test = await run('npm', ['test'], demo, 120_000);
     expectSuccess(test, 'npm test');
