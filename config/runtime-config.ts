@@ -3,18 +3,16 @@ import { z } from 'zod';
 import { BASELINE } from '../runtime/core/baseline.ts';
 import { ConfigError } from '../runtime/core/errors.ts';
 import { deepFreeze } from '../runtime/core/freeze.ts';
+import { parseRedisUrl } from '../runtime/core/redis-url.ts';
 
-const url = (protocols: readonly string[]) =>
-  z.string().refine(
-    (value) => {
-      try {
-        return protocols.includes(new URL(value).protocol);
-      } catch {
-        return false;
-      }
-    },
-    { message: `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}` },
-  );
+/** `REDIS_URL` as `RedisStore` reads it (runtime/core/redis-url.ts); messages never echo the value. */
+const redisUrls = z.string().superRefine((value, ctx) => {
+  try {
+    parseRedisUrl(value);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+  }
+});
 
 /**
  * One AMQP URL, or several separated by commas (the nodes of a RabbitMQ cluster, tried in turn): each
@@ -58,7 +56,8 @@ export const RuntimeConfigSchema = z.object({
   state: z.enum(['memory', 'redis']),
   /** One AMQP URL, or a comma-separated list of a cluster's nodes (docs/rabbitmq-cluster.md). */
   rabbitmqUrl: amqpUrls.default(BASELINE.runtime.rabbitmqUrl),
-  redisUrl: url(['redis:', 'rediss:']).default(BASELINE.runtime.redisUrl),
+  /** One Redis URL, or a Redis Cluster's seed nodes: several comma-separated, or `redis-cluster://` (docs/redis-cluster.md). */
+  redisUrl: redisUrls.default(BASELINE.runtime.redisUrl),
   /** Prefix of every queue, exchange and Redis key; default the pipeline name. */
   prefix: z
     .string()

@@ -55,6 +55,7 @@ export type {
   LoadResult,
   Member,
   ShardClaim,
+  ShardScope,
   StateStore,
   TimerRecord,
 } from './state/store.ts';

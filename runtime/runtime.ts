@@ -15,6 +15,7 @@ import { type Clock, systemClock } from './core/clock.ts';
 import type { PipelineDefinition } from './core/define.ts';
 import { ConfigError, describeError, WarrenError } from './core/errors.ts';
 import { guardLogger, jsonLogger, type Logger } from './core/logger.ts';
+import { parseRedisUrl, redisEndpoints } from './core/redis-url.ts';
 import { untilReachable } from './core/until-reachable.ts';
 import {
   listParked,
@@ -27,7 +28,7 @@ import { ConsumerHost, type HostDeps } from './host/consumer-host.ts';
 import { ShardCoordinator } from './host/shard-coordinator.ts';
 import { SourceHost } from './host/source-host.ts';
 import { type ActorCounters, Stats } from './host/stats.ts';
-import { TimerPump } from './host/timer-pump.ts';
+import { TimerPump, timerScopes } from './host/timer-pump.ts';
 import { MemoryStore } from './state/memory-store.ts';
 import { RedisStore } from './state/redis-store.ts';
 import type { StateStore } from './state/store.ts';
@@ -334,7 +335,7 @@ export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOpti
       }
       await shards.start();
       if (hosted.some((name) => topology.actors.get(name)?.keyed)) {
-        pump = new TimerPump(topology, store, transport, logger, deps.clock);
+        pump = new TimerPump(topology, timerScopes(topology, hosted), store, transport, logger, deps.clock);
         pump.start();
       }
       for (const source of sources)
@@ -361,7 +362,8 @@ export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOpti
       if (!transport || !store) return false;
       if (consumers.some((c) => c.inFlight > 0)) return false;
       for (const queue of pipelineQueues()) if ((await transport.queueDepth(queue)) > 0) return false;
-      return (await store.nextDueAt()) === null && consumers.every((c) => c.inFlight === 0);
+      const scopes = timerScopes(topology, topology.actors.keys());
+      return (await store.nextDueAt(scopes)) === null && consumers.every((c) => c.inFlight === 0);
     },
     async whenIdle({ settleMs = 100, signal } = {}) {
       await runtime.sourcesDone();
@@ -439,10 +441,9 @@ function workerId(): string {
   return `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
 }
 
-/** `host:port` of a Redis URL, for logs (never the password). */
+/** `host:port` of a Redis URL's node(s), for logs (never the password). */
 function redisEndpoint(url: string): string {
-  const { hostname, port } = new URL(url);
-  return `${hostname}:${port || '6379'}`;
+  return redisEndpoints(parseRedisUrl(url));
 }
 
 /** How often a Redis connection error is logged again while it keeps failing the same way. */

@@ -10,6 +10,7 @@ import {
 import { InvalidMessageError, WarrenError } from '../core/errors.ts';
 import { decideFailure, retriesInLane } from '../policy/failure.ts';
 import type { Fence, LoadResult, TimerRecord } from '../state/store.ts';
+import { shardOf } from '../topology/names.ts';
 import type { ActorPlan } from '../topology/plan.ts';
 import type { Settlement } from '../transport/transport.ts';
 import { applyEvent, lineageOf } from './apply.ts';
@@ -137,11 +138,12 @@ export class KeyedRun {
   ): Promise<Settlement | 'conflict' | 'fenced'> {
     const { store, observer } = this.#deps;
     const id = decoded.meta.id;
+    const shard = this.#shardOf(key, fence);
     let instance = preloaded ?? (fresh ? undefined : this.#cache.get(key));
     if (!instance) {
       this.#cache.evict(key);
-      const loaded = await store.load(this.#plan.name, key, id);
-      if (loaded.processed) return this.#outbox.replay(id, loaded.outbox);
+      const loaded = await store.load(this.#plan.name, key, id, shard);
+      if (loaded.processed) return this.#outbox.replay(id, loaded.outbox, shard);
       instance = this.#start(
         loaded.record?.snapshot,
         loaded.record?.timers ?? [],
@@ -164,8 +166,8 @@ export class KeyedRun {
       this.#cache.drop(key, instance);
       // A duplicate of a message the cached instance already applied is a replay, not an unhandled event.
       if (err instanceof InvalidMessageError && err.reason === 'unhandled' && !preloaded) {
-        const loaded = await store.load(this.#plan.name, key, id);
-        if (loaded.processed) return this.#outbox.replay(id, loaded.outbox);
+        const loaded = await store.load(this.#plan.name, key, id, shard);
+        if (loaded.processed) return this.#outbox.replay(id, loaded.outbox, shard);
       }
       throw err;
     }
@@ -175,6 +177,7 @@ export class KeyedRun {
       .commit({
         actor: this.#plan.name,
         key,
+        shard,
         messageId: id,
         expectedVersion: instance.version,
         snapshot: JSON.stringify(instance.actor.getPersistedSnapshot()),
@@ -193,8 +196,8 @@ export class KeyedRun {
       this.#cache.drop(key, instance);
       if (result.status === 'fenced') return 'fenced';
       if (result.status !== 'duplicate') return 'conflict';
-      const loaded = await store.load(this.#plan.name, key, id);
-      return this.#outbox.replay(id, loaded.outbox);
+      const loaded = await store.load(this.#plan.name, key, id, shard);
+      return this.#outbox.replay(id, loaded.outbox, shard);
     }
     instance.version = result.version;
     this.#cache.remember(key, instance);
@@ -202,13 +205,21 @@ export class KeyedRun {
       ? aggregateLinks(instance, observer.currentLink(), outputs.length)
       : undefined;
     observer.outboxPending(this.#plan.name, outputs.length);
-    const settlement = await this.#outbox.publishCommitted(id, outputs, links);
+    const settlement = await this.#outbox.publishCommitted(id, shard, outputs, links);
     observer.outboxPending(this.#plan.name, -outputs.length);
     if (settlement === 'ack') {
       this.#deps.stats.add(this.#plan.name, 'processed');
       if (this.#definition.kind === 'sink') observer.reachedSink(this.#plan.name, decoded.meta.createdAt);
     }
     return settlement;
+  }
+
+  /**
+   * The key's shard, the scope of its state in the store: the shard whose lease the commit carries, or
+   * (not fenced) the shard its messages are routed to.
+   */
+  #shardOf(key: string, fence: Fence | undefined): number {
+    return fence?.shard ?? shardOf(key, this.#plan.queues.length);
   }
 
   /** What a timer armed while handling this message continues when it fires. */
@@ -236,7 +247,7 @@ export class KeyedRun {
     const { key, timerId, dueAt, id } = timer;
     return this.#lanes.run(key, () =>
       this.#inLane(delivery, key, async (_again, fence) => {
-        const loaded = await this.#deps.store.load(this.#plan.name, key, id);
+        const loaded = await this.#deps.store.load(this.#plan.name, key, id, this.#shardOf(key, fence));
         // The firing continues the flow, and the trace, of the message that armed the timer.
         const armed = loaded.record?.timers.find((t) => t.id === timerId && t.dueAt === dueAt);
         const origin = (armed && originOf(armed)) ?? { flowId: id, generation: 0, hops: 0 };
@@ -263,7 +274,7 @@ export class KeyedRun {
     origin: TimerOrigin,
     fence: Fence | undefined,
   ): Promise<Settlement | 'conflict' | 'fenced'> {
-    if (loaded.processed) return this.#outbox.replay(id, loaded.outbox);
+    if (loaded.processed) return this.#outbox.replay(id, loaded.outbox, this.#shardOf(key, fence));
     if (!loaded.record) return 'ack';
     // Restored from the store, which has the timer exactly as committed.
     const instance = this.#start(loaded.record.snapshot, loaded.record.timers, loaded.record.version);

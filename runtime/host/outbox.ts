@@ -38,7 +38,7 @@ export async function publishObserved(
  * @example
  * ```ts
  * const outbox = new Outbox(plan, deps);
- * const settlement = await outbox.publishCommitted(inputId, outputs); // 'ack', or 'requeue' to replay it
+ * const settlement = await outbox.publishCommitted(inputId, shard, outputs); // 'ack', or 'requeue' to replay it
  * ```
  */
 export class Outbox {
@@ -70,9 +70,13 @@ export class Outbox {
     this.#deps.stats.add(this.#plan.name, 'emitted', outputs.length);
   }
 
-  /** After a commit: publish the outbox, ack, clear it. If publishing fails, requeue: the redelivery replays it. */
+  /**
+   * After a commit (in the key's `shard`): publish the outbox, ack, clear it. If publishing fails,
+   * requeue: the redelivery replays it.
+   */
   async publishCommitted(
     messageId: string,
+    shard: number,
     outputs: readonly OutgoingMessage[],
     links?: readonly TraceLink[],
   ): Promise<Settlement> {
@@ -82,7 +86,7 @@ export class Outbox {
       // replayed only by a redelivery of its input, whose outputs keep their ids and are dropped
       // downstream, and it expires with the processed marker (commit-6.lua).
       if (outputs.length > 0)
-        this.#deps.store.clearOutbox(this.#plan.name, messageId).catch((err: unknown) =>
+        this.#deps.store.clearOutbox(this.#plan.name, messageId, shard).catch((err: unknown) =>
           this.#deps.logger.warn('clearing a published outbox failed; it expires with its marker', {
             actor: this.#plan.name,
             messageId,
@@ -101,9 +105,9 @@ export class Outbox {
   }
 
   /** A redelivery of an applied message: publish what its commit left, never apply it again. */
-  replay(messageId: string, outbox: readonly string[]): Promise<Settlement> {
+  replay(messageId: string, outbox: readonly string[], shard: number): Promise<Settlement> {
     this.#deps.stats.add(this.#plan.name, 'duplicates');
     this.#deps.observer.duplicate();
-    return this.publishCommitted(messageId, outbox.map(decodeOutgoing));
+    return this.publishCommitted(messageId, shard, outbox.map(decodeOutgoing));
   }
 }

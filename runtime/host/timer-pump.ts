@@ -3,8 +3,7 @@ import { type Clock, systemClock } from '../core/clock.ts';
 import { Headers, TIMER_TYPE } from '../core/envelope.ts';
 import { describeError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
-import type { DueTimer, StateStore } from '../state/store.ts';
-import { shardOf } from '../topology/names.ts';
+import type { DueTimer, ShardScope, StateStore } from '../state/store.ts';
 import type { TopologyPlan } from '../topology/plan.ts';
 import type { Transport } from '../transport/transport.ts';
 
@@ -22,19 +21,39 @@ function leaseMs(): number {
 }
 
 /**
- * Delivers durable timers: claims due timers from the store (leased, so a crashed worker's claims come
+ * The timer scopes of the keyed actors a worker hosts: every shard of each.
+ *
+ * @example
+ * ```ts
+ * const scopes = timerScopes(topology, ['sessionizer']); // [{ actor: 'sessionizer', shard: 0 }, ...]
+ * ```
+ */
+export function timerScopes(topology: TopologyPlan, actors: Iterable<string>): ShardScope[] {
+  const scopes: ShardScope[] = [];
+  for (const name of actors) {
+    const plan = topology.actors.get(name);
+    if (plan?.keyed)
+      for (let shard = 0; shard < plan.queues.length; shard++) scopes.push({ actor: name, shard });
+  }
+  return scopes;
+}
+
+/**
+ * Delivers durable timers: claims due timers of the shards it is given (those of the keyed actors its
+ * worker hosts) from the store (leased, so a crashed worker's claims come
  * due again), publishes each as a `warren.timer` message straight into the shard queue that owns its key
  * (so it is serialised with that key's messages), then releases it. Its deterministic message id lets the
  * keyed actor drop a timer delivered twice. It reads the time and sleeps on `clock`.
  *
  * @example
  * ```ts
- * const pump = new TimerPump(topology, store, transport, logger);
+ * const pump = new TimerPump(topology, timerScopes(topology, hosted), store, transport, logger);
  * pump.start(); // ... await pump.stop();
  * ```
  */
 export class TimerPump {
   readonly #topology: TopologyPlan;
+  readonly #scopes: readonly ShardScope[];
   readonly #store: StateStore;
   readonly #transport: Transport;
   readonly #logger: Logger;
@@ -45,6 +64,7 @@ export class TimerPump {
 
   constructor(
     topology: TopologyPlan,
+    scopes: readonly ShardScope[],
     store: StateStore,
     transport: Transport,
     logger: Logger,
@@ -52,6 +72,7 @@ export class TimerPump {
   ) {
     this.#clock = clock;
     this.#topology = topology;
+    this.#scopes = scopes;
     this.#store = store;
     this.#transport = transport;
     this.#logger = logger;
@@ -72,10 +93,10 @@ export class TimerPump {
     while (this.#running) {
       let sleepMs = MAX_SLEEP_MS;
       try {
-        const due = await this.#store.claimDueTimers(this.#clock.now(), 200, leaseMs());
+        const due = await this.#store.claimDueTimers(this.#scopes, this.#clock.now(), 200, leaseMs());
         await Promise.all(due.map((timer) => this.#deliver(timer)));
         if (due.length === 200) continue;
-        const next = await this.#store.nextDueAt();
+        const next = await this.#store.nextDueAt(this.#scopes);
         if (next !== null) sleepMs = Math.max(0, Math.min(MAX_SLEEP_MS, next - this.#clock.now()));
       } catch (err) {
         this.#logger.warn('timer pump failed; trying again', { error: describeError(err) });
@@ -92,8 +113,9 @@ export class TimerPump {
 
   async #deliver(timer: DueTimer): Promise<void> {
     const actor = this.#topology.actors.get(timer.actor);
-    if (!actor?.keyed) return; // another pipeline's timer under the same prefix: not ours to deliver
-    const queue = actor.queues[shardOf(timer.key, actor.queues.length)] as string;
+    if (!actor?.keyed) return; // not a keyed actor of this pipeline (its scopes come from it): a bug
+    // The shard the timer was stored in is its key's shard: the queue its key's messages go to.
+    const queue = actor.queues[timer.shard] as string;
     await this.#transport.publish(
       {
         exchange: '',

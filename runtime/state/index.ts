@@ -21,6 +21,7 @@ export type {
   LoadResult,
   Member,
   ShardClaim,
+  ShardScope,
   StateStore,
   TimerRecord,
 } from './store.ts';

@@ -12,10 +12,11 @@ import type {
   LoadResult,
   Member,
   ShardClaim,
+  ShardScope,
   StateStore,
   TimerRecord,
 } from './store.ts';
-import { storedTimer } from './store.ts';
+import { assertFence, storedTimer } from './store.ts';
 
 export type { Clock };
 
@@ -49,23 +50,33 @@ interface LedgerItem {
 interface TimerEntry {
   readonly member: string;
   readonly actor: string;
+  readonly shard: number;
   readonly key: string;
   readonly timerId: string;
   readonly dueAt: number;
   score: number;
 }
 
+/** One shard's timers, as one Redis sorted set (and its due hash) holds them. */
+interface TimerScope {
+  /** By member. */
+  readonly timers: Map<string, TimerEntry>;
+  /** Ordered by (score, member) as a Redis sorted set orders them. */
+  readonly queue: TimerEntry[];
+}
+
 /**
  * The embedded state store: plain Maps in this process, with the semantics of `RedisStore` (processed
- * markers that expire, outboxes, durable timers with leases that expire). Nothing survives the process,
+ * markers that expire, outboxes, durable timers with leases that expire, everything keyed kept apart
+ * by shard). Nothing survives the process,
  * so it serves `npm start` on a machine without Redis, and tests.
  *
  * @example
  * ```ts
  * const store = new MemoryStore();
- * const { record } = await store.load('sessionizer', 'user-1', 'msg-1');
+ * const { record } = await store.load('sessionizer', 'user-1', 'msg-1', 0);
  * await store.commit({
- *   actor: 'sessionizer', key: 'user-1', messageId: 'msg-1', expectedVersion: record?.version ?? 0,
+ *   actor: 'sessionizer', key: 'user-1', shard: 0, messageId: 'msg-1', expectedVersion: record?.version ?? 0,
  *   snapshot: '{"value":"active"}', timers: [], outbox: [],
  * });
  * ```
@@ -85,9 +96,8 @@ export class MemoryStore implements StateStore {
     { readonly token: string; readonly until: number; readonly inDoubt: boolean }
   >();
   readonly #outboxes = new Map<string, string[]>();
-  readonly #timers = new Map<string, TimerEntry>();
-  /** Every timer, ordered by (score, member) as a Redis sorted set orders them. */
-  readonly #queue: TimerEntry[] = [];
+  /** Timers by shard scope. */
+  readonly #timerScopes = new Map<string, TimerScope>();
   /** Sources' ledger items, until `expiresAt`; swept now and then. */
   readonly #items = new Map<string, LedgerItem>();
   #itemWrites = 0;
@@ -105,15 +115,21 @@ export class MemoryStore implements StateStore {
     this.#dedupeTtlMs = ttl * 1000;
   }
 
-  async load(actor: string, key: string, messageId: string): Promise<LoadResult> {
-    const processed = this.#isProcessed(messageKey(actor, messageId));
-    const outbox = processed ? (this.#outboxes.get(messageKey(actor, messageId)) ?? []) : [];
-    return { record: this.#records.get(instanceKey(actor, key)) ?? null, processed, outbox: [...outbox] };
+  async load(actor: string, key: string, messageId: string, shard: number): Promise<LoadResult> {
+    const done = keyedMessageKey(actor, shard, messageId);
+    const processed = this.#isProcessed(done);
+    const outbox = processed ? (this.#outboxes.get(done) ?? []) : [];
+    return {
+      record: this.#records.get(instanceKey(actor, shard, key)) ?? null,
+      processed,
+      outbox: [...outbox],
+    };
   }
 
   async commit(commit: Commit): Promise<CommitResult> {
-    const id = instanceKey(commit.actor, commit.key);
-    const done = messageKey(commit.actor, commit.messageId);
+    const id = instanceKey(commit.actor, commit.shard, commit.key);
+    const done = keyedMessageKey(commit.actor, commit.shard, commit.messageId);
+    assertFence(commit);
     assertTimers(commit.timers);
     if (this.#isProcessed(done)) return { status: 'duplicate' };
     if (commit.fence && !this.#holds(commit.actor, commit.fence)) return { status: 'fenced' };
@@ -130,12 +146,12 @@ export class MemoryStore implements StateStore {
       outbox.push(...commit.outbox);
       this.#outboxes.set(done, outbox);
     }
-    this.#replaceTimers(commit.actor, commit.key, previous?.timers ?? [], timers);
+    this.#replaceTimers(commit.actor, commit.shard, commit.key, previous?.timers ?? [], timers);
     return { status: 'committed', version };
   }
 
-  async clearOutbox(actor: string, messageId: string): Promise<void> {
-    this.#outboxes.delete(messageKey(actor, messageId));
+  async clearOutbox(actor: string, messageId: string, shard: number): Promise<void> {
+    this.#outboxes.delete(keyedMessageKey(actor, shard, messageId));
   }
 
   async claimEffect(actor: string, messageId: string, token: string, leaseMs: number): Promise<EffectClaim> {
@@ -156,39 +172,67 @@ export class MemoryStore implements StateStore {
     return true;
   }
 
-  /** Same rules as claim-timers-2.lua: first what is leased until exactly this lease end, then what is due. */
-  async claimDueTimers(now: number, limit: number, leaseMs: number): Promise<DueTimer[]> {
+  /**
+   * Same rules as claim-timers-2.lua, run on each scope in turn (as `RedisStore` does) until `limit`:
+   * first what is leased until exactly this lease end, then what is due.
+   */
+  async claimDueTimers(
+    scopes: readonly ShardScope[],
+    now: number,
+    limit: number,
+    leaseMs: number,
+  ): Promise<DueTimer[]> {
     const leaseUntil = now + leaseMs;
     const claimed: TimerEntry[] = [];
-    const take = (entry: TimerEntry) => {
-      if (claimed.length < limit && !claimed.includes(entry)) claimed.push(entry);
-    };
-    const probe = { score: leaseUntil, member: '' } as TimerEntry;
-    for (let i = this.#position(probe); i < this.#queue.length; i++) {
-      const entry = this.#queue[i] as TimerEntry;
-      if (entry.score !== leaseUntil) break;
-      take(entry);
+    for (const { actor, shard } of scopes) {
+      const scope = this.#timerScopes.get(shardKey(actor, shard));
+      if (!scope || claimed.length >= limit) continue;
+      const mine: TimerEntry[] = [];
+      const take = (entry: TimerEntry) => {
+        if (claimed.length + mine.length < limit && !mine.includes(entry)) mine.push(entry);
+      };
+      const probe = { score: leaseUntil, member: '' } as TimerEntry;
+      for (let i = position(scope.queue, probe); i < scope.queue.length; i++) {
+        const entry = scope.queue[i] as TimerEntry;
+        if (entry.score !== leaseUntil) break;
+        take(entry);
+      }
+      for (const entry of scope.queue) {
+        if (entry.score > now || claimed.length + mine.length >= limit) break;
+        take(entry);
+      }
+      for (const entry of mine) {
+        removeTimer(scope, entry);
+        entry.score = leaseUntil;
+        scope.timers.set(entry.member, entry);
+        enqueue(scope, entry);
+      }
+      claimed.push(...mine);
     }
-    for (const entry of this.#queue) {
-      if (entry.score > now || claimed.length >= limit) break;
-      take(entry);
-    }
-    return claimed.map((entry) => {
-      this.#removeTimer(entry);
-      entry.score = leaseUntil;
-      this.#timers.set(entry.member, entry);
-      this.#enqueue(entry);
-      return { actor: entry.actor, key: entry.key, timerId: entry.timerId, dueAt: entry.dueAt, leaseUntil };
-    });
+    return claimed.map((entry) => ({
+      actor: entry.actor,
+      shard: entry.shard,
+      key: entry.key,
+      timerId: entry.timerId,
+      dueAt: entry.dueAt,
+      leaseUntil,
+    }));
   }
 
   async releaseTimer(timer: DueTimer): Promise<void> {
-    const entry = this.#timers.get(timerMember(timer.actor, timer.key, timer.timerId));
-    if (entry && entry.score === timer.leaseUntil && entry.dueAt === timer.dueAt) this.#removeTimer(entry);
+    const scope = this.#timerScopes.get(shardKey(timer.actor, timer.shard));
+    const entry = scope?.timers.get(timerMember(timer.actor, timer.key, timer.timerId));
+    if (scope && entry && entry.score === timer.leaseUntil && entry.dueAt === timer.dueAt)
+      removeTimer(scope, entry);
   }
 
-  async nextDueAt(): Promise<number | null> {
-    return this.#queue[0]?.score ?? null;
+  async nextDueAt(scopes: readonly ShardScope[]): Promise<number | null> {
+    let next: number | null = null;
+    for (const { actor, shard } of scopes) {
+      const score = this.#timerScopes.get(shardKey(actor, shard))?.queue[0]?.score;
+      if (score !== undefined && (next === null || score < next)) next = score;
+    }
+    return next;
   }
 
   /** Same rules as claim-item-1.lua. */
@@ -329,68 +373,82 @@ export class MemoryStore implements StateStore {
   /** Same rules as commit-6.lua: an unchanged timer keeps its score, so a lease on it survives. */
   #replaceTimers(
     actor: string,
+    shard: number,
     key: string,
     previous: readonly TimerRecord[],
     next: readonly TimerRecord[],
   ): void {
+    const id = shardKey(actor, shard);
+    let scope = this.#timerScopes.get(id);
+    if (!scope) {
+      if (next.length === 0) return;
+      scope = { timers: new Map(), queue: [] };
+      this.#timerScopes.set(id, scope);
+    }
     const kept = new Set<string>();
     for (const timer of next) {
       const member = timerMember(actor, key, timer.id);
       kept.add(member);
-      const existing = this.#timers.get(member);
+      const existing = scope.timers.get(member);
       if (existing?.dueAt === timer.dueAt) continue;
-      if (existing) this.#removeTimer(existing);
+      if (existing) removeTimer(scope, existing);
       const entry: TimerEntry = {
         member,
         actor,
+        shard,
         key,
         timerId: timer.id,
         dueAt: timer.dueAt,
         score: timer.dueAt,
       };
-      this.#timers.set(member, entry);
-      this.#enqueue(entry);
+      scope.timers.set(member, entry);
+      enqueue(scope, entry);
     }
     for (const timer of previous) {
       const member = timerMember(actor, key, timer.id);
-      const existing = this.#timers.get(member);
-      if (existing && !kept.has(member)) this.#removeTimer(existing);
+      const existing = scope.timers.get(member);
+      if (existing && !kept.has(member)) removeTimer(scope, existing);
     }
   }
+}
 
-  #removeTimer(entry: TimerEntry): void {
-    this.#timers.delete(entry.member);
-    const index = this.#position(entry);
-    if (this.#queue[index] === entry) this.#queue.splice(index, 1);
-  }
+function removeTimer(scope: TimerScope, entry: TimerEntry): void {
+  scope.timers.delete(entry.member);
+  const index = position(scope.queue, entry);
+  if (scope.queue[index] === entry) scope.queue.splice(index, 1);
+}
 
-  #enqueue(entry: TimerEntry): void {
-    this.#queue.splice(this.#position(entry), 0, entry);
-  }
+function enqueue(scope: TimerScope, entry: TimerEntry): void {
+  scope.queue.splice(position(scope.queue, entry), 0, entry);
+}
 
-  /** Binary search: the index of `entry`, or where it belongs. */
-  #position(entry: TimerEntry): number {
-    let low = 0;
-    let high = this.#queue.length;
-    while (low < high) {
-      const middle = (low + high) >>> 1;
-      const other = this.#queue[middle] as TimerEntry;
-      if (other.score < entry.score || (other.score === entry.score && other.member < entry.member)) {
-        low = middle + 1;
-      } else {
-        high = middle;
-      }
+/** Binary search: the index of `entry` in `queue`, or where it belongs. */
+function position(queue: readonly TimerEntry[], entry: TimerEntry): number {
+  let low = 0;
+  let high = queue.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    const other = queue[middle] as TimerEntry;
+    if (other.score < entry.score || (other.score === entry.score && other.member < entry.member)) {
+      low = middle + 1;
+    } else {
+      high = middle;
     }
-    return low;
   }
+  return low;
 }
 
 function shardKey(actor: string, shard: number): string {
   return `${actor}\u0000${shard}`;
 }
 
-function instanceKey(actor: string, key: string): string {
-  return JSON.stringify([actor, key]);
+function instanceKey(actor: string, shard: number, key: string): string {
+  return JSON.stringify([actor, shard, key]);
+}
+
+/** A keyed commit's processed marker and outbox: in its shard's scope, apart from a sink's markers. */
+function keyedMessageKey(actor: string, shard: number, messageId: string): string {
+  return JSON.stringify([actor, shard, messageId]);
 }
 
 function messageKey(actor: string, messageId: string): string {

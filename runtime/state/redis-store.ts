@@ -1,42 +1,47 @@
 /**
- * The Redis state store. Every key starts with `prefix`:
+ * The Redis state store, on one Redis server or a Redis Cluster. Every key starts with `prefix`; the
+ * part in braces is the key's hash tag, which alone decides its hash slot on a cluster, so that the keys
+ * each script touches share one slot (docs/redis-cluster.md):
  *
- * | key                                 | type   | holds                                                     |
- * | ----------------------------------- | ------ | --------------------------------------------------------- |
- * | `{prefix}:a:{actor}:{key}`          | hash   | `v` version, `s` snapshot, `t` timers JSON                 |
- * | `{prefix}:done:{actor}:{messageId}` | string | processed marker: the token of the call that set it (a     |
- * |                                     |        | commit's `{token}:{version}`), for `dedupeTtlSeconds`      |
- * | `{prefix}:ob:{actor}:{messageId}`   | list   | the outbox of that commit, until `clearOutbox`             |
- * | `{prefix}:claim:{actor}:{messageId}`| string | a sink effect's claimer token, for its lease               |
- * | `{prefix}:timers`                   | zset   | every durable timer; score = due time, or lease end        |
- * | `{prefix}:timers:due`               | hash   | timer member -> due time as committed                      |
- * | `{prefix}:shard:{actor}:{shard}`    | hash   | a shard's lease: `o` owner, `e` epoch (fences commits),    |
- * |                                     |        | `u` lease end                                              |
- * | `{prefix}:members`                  | zset   | live workers; score = heartbeat end                       |
- * | `{prefix}:members:actors`           | hash   | worker id -> JSON list of the keyed actors it hosts        |
- * | `{prefix}:item:{scope}:{itemId}`    | hash   | a source's ledger item: `o` owner, `u` lease end, `c`      |
- * |                                     |        | checkpoint, `d` done; `dedupeTtlSeconds` after its last    |
- * |                                     |        | claim or renewal, the finish's TTL once done               |
+ * | key                                        | type   | holds                                              |
+ * | ------------------------------------------ | ------ | -------------------------------------------------- |
+ * | `<prefix>:{<actor>:<shard>}:a:<key>`       | hash   | `v` version, `s` snapshot, `t` timers JSON          |
+ * | `<prefix>:{<actor>:<shard>}:done:<msgId>`  | string | a keyed commit's processed marker: its token and    |
+ * |                                            |        | version `<token>:<version>`, for `dedupeTtlSeconds` |
+ * | `<prefix>:{<actor>:<shard>}:ob:<msgId>`    | list   | the outbox of that commit, until `clearOutbox`      |
+ * | `<prefix>:{<actor>:<shard>}:timers`        | zset   | the shard's durable timers; score = due time, or    |
+ * |                                            |        | lease end while claimed                             |
+ * | `<prefix>:{<actor>:<shard>}:timers:due`    | hash   | timer member -> due time as committed               |
+ * | `<prefix>:{<actor>:<shard>}:shard`         | hash   | the shard's lease: `o` owner, `e` epoch (fences     |
+ * |                                            |        | commits), `u` lease end                             |
+ * | `<prefix>:{<actor>:m:<msgId>}:done`        | string | a sink's (stateless actor's) processed marker       |
+ * | `<prefix>:{<actor>:m:<msgId>}:claim`       | string | a sink effect's claimer token, for its lease        |
+ * | `<prefix>:{members}`                       | zset   | live workers; score = heartbeat end                 |
+ * | `<prefix>:{members}:actors`                | hash   | worker id -> JSON list of the keyed actors it hosts |
+ * | `<prefix>:item:<scope>:<itemId>`           | hash   | a source's ledger item: `o` owner, `u` lease end,   |
+ * |                                            |        | `c` checkpoint, `d` done; `dedupeTtlSeconds` after  |
+ * |                                            |        | its last claim or renewal, the finish's TTL once    |
+ * |                                            |        | done                                                |
  *
- * `%` and `:` in an actor name are percent-encoded, so `{actor}:{key}` cannot be read two ways. A timer
- * member is the JSON array `[actor, key, timerId]`, encoded by the Lua scripts (cjson) so that commit
- * and release always build the same string.
+ * `<shard>` is the key's shard, `shardOf(key, shards)`: an instance lives in its shard's scope, so
+ * changing an actor's shard count moves its keys to other scopes, where their state is not found.
+ * `%`, `:`, `{` and `}` in an actor name are percent-encoded, so `<actor>:<key>` cannot be read two ways
+ * and a name never ends a hash tag early. A timer member is the JSON array `[actor, key, timerId]`,
+ * encoded by the Lua scripts (cjson) so that commit and release always build the same string.
  *
  * Every operation is safe to run again after its reply was lost with the connection (the client re-sends
  * what it had sent, and this store runs again what the client aborted): reads change nothing, a commit
  * or `markProcessed` recognises its own token in the processed marker, a claim hands out again what it
  * leased until the same lease end, a release or `clearOutbox` is conditional or idempotent.
- *
- * Redis Cluster is not supported: the scripts touch an instance's keys and the shared timers zset
- * together, which a cluster only allows within one hash slot.
  */
 
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { Redis } from 'ioredis';
+import { Cluster, type ClusterNode, Redis } from 'ioredis';
 import { BASELINE } from '../core/baseline.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
 import { ConfigError, describeError, WarrenError } from '../core/errors.ts';
+import { parseRedisUrl, type RedisTarget, redisEndpoints } from '../core/redis-url.ts';
 import type {
   Commit,
   CommitResult,
@@ -47,10 +52,11 @@ import type {
   LoadResult,
   Member,
   ShardClaim,
+  ShardScope,
   StateStore,
   TimerRecord,
 } from './store.ts';
-import { storedTimer } from './store.ts';
+import { assertFence, storedTimer } from './store.ts';
 
 export type RedisStoreOptions = {
   /** Every key starts with it; one per deployment (or per test file). */
@@ -67,11 +73,15 @@ export type RedisStoreOptions = {
   readonly clock?: Pick<Clock, 'now'>;
 } & (
   | {
-      /** A client the caller owns: `close()` leaves it open. */
-      readonly redis: Redis;
+      /** A client the caller owns (one server's, or a cluster's): `close()` leaves it open. */
+      readonly redis: Redis | Cluster;
     }
   | {
-      /** The store creates its own client, and quits it on `close()`. */
+      /**
+       * The store creates its own client, and quits it on `close()`: one `redis://` or `rediss://` URL
+       * for one server; several separated by commas, or one `redis-cluster://` (`rediss-cluster://`),
+       * for the seed nodes of a Redis Cluster (`parseRedisUrl`).
+       */
       readonly url: string;
       /** Told about the client's connection errors (it reconnects by itself). */
       readonly onError?: (err: Error) => void;
@@ -123,20 +133,61 @@ const SCRIPTS = {
   warrenReleaseShard: { lua: lua('release-shard-1.lua'), numberOfKeys: 1 },
 } as const;
 
-const scripted = new WeakSet<Redis>();
+/** The commands this store sends besides its scripts; a `Cluster` has them with the same signatures. */
+type Commands = Pick<Redis, 'del' | 'get' | 'set' | 'zrange' | 'zcount'> & ScriptCommands;
+
+const scripted = new WeakSet<Redis | Cluster>();
+
+/**
+ * The key layout (the table above), for the store and for tests that look at the keys themselves.
+ *
+ * @example
+ * ```ts
+ * const keys = redisKeys('warren:shop');
+ * await redis.hget(keys.instance('sessionizer', shardOf('user-1', 4), 'user-1'), 'v');
+ * ```
+ */
+export function redisKeys(prefix: string) {
+  const scope = (actor: string, shard: number): string => {
+    if (!Number.isInteger(shard) || shard < 0) {
+      throw new WarrenError('WARREN_STATE_FAILED', `shard must be a non-negative integer, got ${shard}`);
+    }
+    return `${prefix}:{${actorSegment(actor)}:${shard}}`;
+  };
+  const message = (actor: string, messageId: string): string =>
+    `${prefix}:{${actorSegment(actor)}:m:${messageId}}`;
+  return {
+    /** The hash tag's scope of one shard of one actor: every key below but a sink's and the members'. */
+    scope,
+    instance: (actor: string, shard: number, key: string) => `${scope(actor, shard)}:a:${key}`,
+    done: (actor: string, shard: number, messageId: string) => `${scope(actor, shard)}:done:${messageId}`,
+    outbox: (actor: string, shard: number, messageId: string) => `${scope(actor, shard)}:ob:${messageId}`,
+    timers: (actor: string, shard: number) => `${scope(actor, shard)}:timers`,
+    timersDue: (actor: string, shard: number) => `${scope(actor, shard)}:timers:due`,
+    shard: (actor: string, shard: number) => `${scope(actor, shard)}:shard`,
+    effectDone: (actor: string, messageId: string) => `${message(actor, messageId)}:done`,
+    effectClaim: (actor: string, messageId: string) => `${message(actor, messageId)}:claim`,
+    members: `${prefix}:{members}`,
+    memberActors: `${prefix}:{members}:actors`,
+    item: (scope: string, itemId: string) => `${prefix}:item:${actorSegment(scope)}:${itemId}`,
+  };
+}
+
+type RedisKeys = ReturnType<typeof redisKeys>;
 
 /**
  * The state store on Redis: each operation is one round trip, and each commit is one Lua script, so a
  * crash never leaves a snapshot without its processed marker and outbox. Keep Redis on an append-only
- * file (`appendonly yes`): without one, a Redis crash loses actor state.
+ * file (`appendonly yes`): without one, a Redis crash loses actor state. On a Redis Cluster (several
+ * URLs, or `redis-cluster://`) each script's keys share one hash slot; reads and writes go to masters.
  *
  * @example
  * ```ts
  * const store = new RedisStore({ url: 'redis://127.0.0.1:6379', prefix: 'warren:shop' });
- * const { record, processed } = await store.load('sessionizer', 'user-1', 'msg-1');
+ * const { record, processed } = await store.load('sessionizer', 'user-1', 'msg-1', 0);
  * if (!processed) {
  *   await store.commit({
- *     actor: 'sessionizer', key: 'user-1', messageId: 'msg-1', expectedVersion: record?.version ?? 0,
+ *     actor: 'sessionizer', key: 'user-1', shard: 0, messageId: 'msg-1', expectedVersion: record?.version ?? 0,
  *     snapshot: '{"value":"active"}', timers: [], outbox: [],
  *   });
  * }
@@ -144,13 +195,16 @@ const scripted = new WeakSet<Redis>();
  * ```
  */
 export class RedisStore implements StateStore {
-  readonly #redis: Redis & ScriptCommands;
+  /** The client, one server's or a cluster's: status, events, ping and quit. */
+  readonly #client: Redis | Cluster;
+  /** The same client, as the commands this store sends. */
+  readonly #redis: Commands;
+  readonly #cluster: boolean;
+  /** `host:port` of the node(s), for messages. */
+  readonly #endpoint: string;
   readonly #owned: boolean;
-  readonly #prefix: string;
+  readonly #keys: RedisKeys;
   readonly #ttl: string;
-  readonly #timers: string;
-  readonly #timersDue: string;
-  readonly #members: string;
   readonly #retryWindowMs: number;
   readonly #clock: Pick<Clock, 'now'>;
   #closing = false;
@@ -158,8 +212,8 @@ export class RedisStore implements StateStore {
   #lastError: Error | undefined;
   /** Calls not settled yet; `close()` lets them finish first. */
   readonly #inFlight = new Set<Promise<unknown>>();
-  /** Outbox keys to clear with the next DEL. */
-  #clearing: { readonly keys: string[]; readonly done: Promise<void> } | undefined;
+  /** Outbox keys to clear with the next DEL (one per hash tag's scope on a cluster). */
+  #clearing: { readonly keys: Map<string, string[]>; readonly done: Promise<void> } | undefined;
 
   constructor(options: RedisStoreOptions) {
     if (typeof options.prefix !== 'string' || options.prefix === '') {
@@ -173,55 +227,63 @@ export class RedisStore implements StateStore {
     if (!Number.isFinite(retryWindowMs) || retryWindowMs < 0) {
       throw new ConfigError('retryWindowMs', `must be a non-negative number, got ${retryWindowMs}`);
     }
-    // Auto-pipelining: the commits of many keys in flight share round trips. When the connection drops
-    // after part of a pipeline was answered, ioredis aborts the rest instead of re-sending it; #run
-    // runs those again.
-    const redis =
-      'redis' in options
-        ? options.redis
-        : new Redis(options.url, {
-            enableAutoPipelining: true,
-            connectionName: `warren-state-${process.pid}`,
-            ...('tls' in options && options.tls && options.url.startsWith('rediss:')
-              ? { tls: { ...options.tls } }
-              : {}),
-          });
-    // ioredis reconnects by itself; without a listener its connection errors would crash the process.
-    if (!('redis' in options)) {
+    let redis: Redis | Cluster;
+    if ('redis' in options) {
+      redis = options.redis;
+      this.#endpoint =
+        redis instanceof Cluster
+          ? 'the Redis Cluster'
+          : `${redis.options.host ?? 'localhost'}:${redis.options.port ?? 6379}`;
+    } else {
+      let target: RedisTarget;
+      try {
+        target = parseRedisUrl(options.url);
+      } catch (err) {
+        throw new ConfigError('url', (err as Error).message);
+      }
+      redis = createClient(target, 'tls' in options ? options.tls : undefined);
+      this.#endpoint = redisEndpoints(target);
+      // ioredis reconnects by itself; without a listener its connection errors would crash the process.
       const onError = 'onError' in options ? options.onError : undefined;
-      redis.on('error', (err: Error) => {
+      const heard = (err: Error) => {
         this.#lastError = err;
         onError?.(err);
-      });
+      };
+      redis.on('error', heard);
+      // A cluster tells about each node's connection errors apart; they are what says why it is down.
+      if (redis instanceof Cluster) redis.on('node error', heard);
     }
-    // Each definition sends its script once per connection; stores sharing a client share one set.
+    // Each definition sends its script once per connection (each node's, on a cluster: EVALSHA, then
+    // EVAL where the node lacks it); stores sharing a client share one set.
     if (!scripted.has(redis)) {
       for (const [name, definition] of Object.entries(SCRIPTS)) redis.defineCommand(name, definition);
       scripted.add(redis);
     }
-    this.#redis = redis as Redis & ScriptCommands;
+    this.#client = redis;
+    // A Cluster has the very commands of a Redis client (both are ioredis Commanders).
+    this.#redis = redis as unknown as Commands;
+    this.#cluster = redis instanceof Cluster;
     this.#owned = !('redis' in options);
-    this.#prefix = options.prefix;
+    this.#keys = redisKeys(options.prefix);
     this.#ttl = String(ttl);
-    this.#timers = `${options.prefix}:timers`;
-    this.#timersDue = `${options.prefix}:timers:due`;
-    this.#members = `${options.prefix}:members`;
     this.#retryWindowMs = retryWindowMs;
     this.#clock = options.clock ?? systemClock;
   }
 
-  async load(actor: string, key: string, messageId: string): Promise<LoadResult> {
+  async load(actor: string, key: string, messageId: string, shard: number): Promise<LoadResult> {
+    const keys = this.#keys;
     const reply = await this.#run('load', () =>
       this.#redis.warrenLoad(
-        this.#key('a', actor, key),
-        this.#key('done', actor, messageId),
-        this.#key('ob', actor, messageId),
+        keys.instance(actor, shard, key),
+        keys.done(actor, shard, messageId),
+        keys.outbox(actor, shard, messageId),
       ),
     );
     return toLoadResult(reply);
   }
 
   async commit(commit: Commit): Promise<CommitResult> {
+    assertFence(commit);
     for (const timer of commit.timers) {
       if (!Number.isFinite(timer.dueAt)) {
         throw new WarrenError(
@@ -232,14 +294,16 @@ export class RedisStore implements StateStore {
     }
     const timers = JSON.stringify(commit.timers.map(storedTimer));
     const token = newToken();
+    const { actor, shard } = commit;
+    const keys = this.#keys;
     const reply = await this.#run('commit', () =>
       this.#redis.warrenCommit(
-        this.#key('a', commit.actor, commit.key),
-        this.#key('done', commit.actor, commit.messageId),
-        this.#key('ob', commit.actor, commit.messageId),
-        this.#timers,
-        this.#timersDue,
-        this.#shardKey(commit.actor, commit.fence?.shard ?? 0),
+        keys.instance(actor, shard, commit.key),
+        keys.done(actor, shard, commit.messageId),
+        keys.outbox(actor, shard, commit.messageId),
+        keys.timers(actor, shard),
+        keys.timersDue(actor, shard),
+        keys.shard(actor, shard),
         String(commit.expectedVersion),
         commit.snapshot,
         timers,
@@ -258,30 +322,37 @@ export class RedisStore implements StateStore {
   }
 
   /**
-   * Clears of one event-loop turn go out as one DEL: a host clears an outbox per message it published,
-   * and one command per message cost a socket write each.
+   * Clears of one event-loop turn go out as one DEL (on a cluster, one per shard's scope: a DEL's keys
+   * must share a slot): a host clears an outbox per message it published, and one command per message
+   * cost a socket write each.
    */
-  clearOutbox(actor: string, messageId: string): Promise<void> {
+  clearOutbox(actor: string, messageId: string, shard: number): Promise<void> {
+    const key = this.#keys.outbox(actor, shard, messageId);
     let batch = this.#clearing;
     if (!batch) {
-      const keys: string[] = [];
+      const keys = new Map<string, string[]>();
       const done = new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
         this.#clearing = undefined;
-        await this.#run('clearOutbox', () => this.#redis.del(...keys));
+        await Promise.all(
+          [...keys.values()].map((some) => this.#run('clearOutbox', () => this.#redis.del(...some))),
+        );
       });
       batch = { keys, done };
       this.#clearing = batch;
       this.#track(done);
     }
-    batch.keys.push(this.#key('ob', actor, messageId));
+    const group = this.#cluster ? this.#keys.scope(actor, shard) : '';
+    const keys = batch.keys.get(group);
+    if (keys) keys.push(key);
+    else batch.keys.set(group, [key]);
     return batch.done;
   }
 
   async claimEffect(actor: string, messageId: string, token: string, leaseMs: number): Promise<EffectClaim> {
     const reply = await this.#run('claimEffect', () =>
       this.#redis.warrenClaimEffect(
-        this.#key('done', actor, messageId),
-        this.#key('claim', actor, messageId),
+        this.#keys.effectDone(actor, messageId),
+        this.#keys.effectClaim(actor, messageId),
         token,
         String(this.#clock.now()),
         String(Math.max(1, Math.ceil(leaseMs))),
@@ -293,7 +364,7 @@ export class RedisStore implements StateStore {
   }
 
   async markProcessed(actor: string, messageId: string): Promise<boolean> {
-    const key = this.#key('done', actor, messageId);
+    const key = this.#keys.effectDone(actor, messageId);
     const token = newToken();
     return this.#run('markProcessed', async () => {
       if ((await this.#redis.set(key, token, 'EX', this.#ttl, 'NX')) === 'OK') return true;
@@ -302,27 +373,56 @@ export class RedisStore implements StateStore {
     });
   }
 
-  async claimDueTimers(now: number, limit: number, leaseMs: number): Promise<DueTimer[]> {
+  /**
+   * One script per scope (a scope is one hash slot), in the order given, until `limit`. A first look at
+   * every scope at once (one round trip, pipelined) tells which have anything to hand out, so an idle
+   * pump does not run a script per shard: timers due by `now`, or leased until exactly this lease end
+   * (a claim run again).
+   */
+  async claimDueTimers(
+    scopes: readonly ShardScope[],
+    now: number,
+    limit: number,
+    leaseMs: number,
+  ): Promise<DueTimer[]> {
     // To Redis a negative LIMIT count means "all"; here a non-positive limit asks for nothing.
-    if (!(limit > 0)) return [];
+    if (!(limit > 0) || scopes.length === 0) return [];
     const leaseUntil = now + leaseMs;
-    const reply = await this.#run('claimDueTimers', () =>
-      this.#redis.warrenClaimTimers(
-        this.#timers,
-        this.#timersDue,
-        String(now),
-        String(Math.floor(limit)),
-        String(leaseUntil),
+    const keys = this.#keys;
+    const waiting = await this.#run('claimDueTimers', () =>
+      Promise.all(
+        scopes.map(async ({ actor, shard }) => {
+          const zset = keys.timers(actor, shard);
+          const [due, leased] = await Promise.all([
+            this.#redis.zcount(zset, '-inf', now),
+            this.#redis.zcount(zset, leaseUntil, leaseUntil),
+          ]);
+          return due + leased > 0;
+        }),
       ),
     );
-    return toDueTimers(reply, leaseUntil);
+    const timers: DueTimer[] = [];
+    for (const [i, { actor, shard }] of scopes.entries()) {
+      if (!waiting[i] || timers.length >= limit) continue;
+      const reply = await this.#run('claimDueTimers', () =>
+        this.#redis.warrenClaimTimers(
+          keys.timers(actor, shard),
+          keys.timersDue(actor, shard),
+          String(now),
+          String(Math.floor(limit - timers.length)),
+          String(leaseUntil),
+        ),
+      );
+      timers.push(...toDueTimers(reply, shard, leaseUntil));
+    }
+    return timers;
   }
 
   async releaseTimer(timer: DueTimer): Promise<void> {
     await this.#run('releaseTimer', () =>
       this.#redis.warrenReleaseTimer(
-        this.#timers,
-        this.#timersDue,
+        this.#keys.timers(timer.actor, timer.shard),
+        this.#keys.timersDue(timer.actor, timer.shard),
         timer.actor,
         timer.key,
         timer.timerId,
@@ -335,7 +435,7 @@ export class RedisStore implements StateStore {
   async claimItem(scope: string, itemId: string, owner: string, leaseMs: number): Promise<ItemClaim> {
     const reply = await this.#run('claimItem', () =>
       this.#redis.warrenClaimItem(
-        this.#key('item', scope, itemId),
+        this.#keys.item(scope, itemId),
         owner,
         String(this.#clock.now()),
         String(Math.max(1, Math.ceil(leaseMs))),
@@ -362,7 +462,7 @@ export class RedisStore implements StateStore {
   ): Promise<boolean> {
     const reply = await this.#run('renewItem', () =>
       this.#redis.warrenRenewItem(
-        this.#key('item', scope, itemId),
+        this.#keys.item(scope, itemId),
         owner,
         String(this.#clock.now()),
         String(Math.max(1, Math.ceil(leaseMs))),
@@ -378,7 +478,7 @@ export class RedisStore implements StateStore {
   async finishItem(scope: string, itemId: string, owner: string, ttlMs: number): Promise<boolean> {
     const reply = await this.#run('finishItem', () =>
       this.#redis.warrenFinishItem(
-        this.#key('item', scope, itemId),
+        this.#keys.item(scope, itemId),
         owner,
         String(Math.max(1, Math.ceil(ttlMs))),
       ),
@@ -391,8 +491,8 @@ export class RedisStore implements StateStore {
     const ttl = actors.length === 0 ? 0 : Math.max(0, Math.ceil(ttlMs));
     await this.#run('heartbeat', () =>
       this.#redis.warrenHeartbeat(
-        this.#members,
-        `${this.#members}:actors`,
+        this.#keys.members,
+        this.#keys.memberActors,
         member,
         String(this.#clock.now()),
         String(ttl),
@@ -403,7 +503,7 @@ export class RedisStore implements StateStore {
 
   async members(): Promise<Member[]> {
     const reply = await this.#run('members', () =>
-      this.#redis.warrenMembers(this.#members, `${this.#members}:actors`, String(this.#clock.now())),
+      this.#redis.warrenMembers(this.#keys.members, this.#keys.memberActors, String(this.#clock.now())),
     );
     if (!isStringArray(reply) || reply.length % 2 !== 0) throw unexpected('members', reply);
     const members: Member[] = [];
@@ -418,7 +518,7 @@ export class RedisStore implements StateStore {
   async claimShard(actor: string, shard: number, owner: string, leaseMs: number): Promise<ShardClaim> {
     const reply = await this.#run('claimShard', () =>
       this.#redis.warrenClaimShard(
-        this.#shardKey(actor, shard),
+        this.#keys.shard(actor, shard),
         owner,
         String(this.#clock.now()),
         String(Math.max(1, Math.ceil(leaseMs))),
@@ -435,7 +535,7 @@ export class RedisStore implements StateStore {
   async renewShard(actor: string, fence: Fence, leaseMs: number): Promise<boolean> {
     const reply = await this.#run('renewShard', () =>
       this.#redis.warrenRenewShard(
-        this.#shardKey(actor, fence.shard),
+        this.#keys.shard(actor, fence.shard),
         fence.owner,
         String(fence.epoch),
         String(this.#clock.now()),
@@ -448,24 +548,36 @@ export class RedisStore implements StateStore {
 
   async releaseShard(actor: string, fence: Fence): Promise<void> {
     const reply = await this.#run('releaseShard', () =>
-      this.#redis.warrenReleaseShard(this.#shardKey(actor, fence.shard), fence.owner, String(fence.epoch)),
+      this.#redis.warrenReleaseShard(this.#keys.shard(actor, fence.shard), fence.owner, String(fence.epoch)),
     );
     if (reply !== 0 && reply !== 1) throw unexpected('releaseShard', reply);
   }
 
-  async nextDueAt(): Promise<number | null> {
-    const reply = await this.#run('nextDueAt', () =>
-      this.#redis.zrange(this.#timers, '0', '0', 'WITHSCORES'),
+  /** The earliest score of the scopes' timer sets, read at once (pipelined). */
+  async nextDueAt(scopes: readonly ShardScope[]): Promise<number | null> {
+    const firsts = await this.#run('nextDueAt', () =>
+      Promise.all(
+        scopes.map(({ actor, shard }) =>
+          this.#redis.zrange(this.#keys.timers(actor, shard), '0', '0', 'WITHSCORES'),
+        ),
+      ),
     );
-    return reply[1] === undefined ? null : Number(reply[1]);
+    let next: number | null = null;
+    for (const reply of firsts) {
+      if (reply[1] === undefined) continue;
+      const score = Number(reply[1]);
+      if (next === null || score < next) next = score;
+    }
+    return next;
   }
 
   /**
-   * Resolves when Redis answers a PING now; rejects `WARREN_SERVICE_UNAVAILABLE` with the client's last
-   * connection error (a client still connecting gets up to a second).
+   * Resolves when Redis answers a PING now (on a cluster: its slots are known, and a master answers);
+   * rejects `WARREN_SERVICE_UNAVAILABLE` with the client's last connection error (a client still
+   * connecting gets up to a second).
    */
   async reachable(): Promise<void> {
-    const redis = this.#redis;
+    const redis = this.#client;
     if (redis.status !== 'ready') {
       // A client just created is still connecting: give it a moment before calling that a failure.
       await new Promise<void>((resolve) => {
@@ -482,11 +594,10 @@ export class RedisStore implements StateStore {
     }
     if (redis.status !== 'ready') {
       const why = this.#lastError ? describeError(this.#lastError) : `connection ${redis.status}`;
-      throw new WarrenError(
-        'WARREN_SERVICE_UNAVAILABLE',
-        `Redis unreachable at ${redis.options.host}:${redis.options.port}: ${why}`,
-        { retryable: true, data: { endpoint: `${redis.options.host}:${redis.options.port}` } },
-      );
+      throw new WarrenError('WARREN_SERVICE_UNAVAILABLE', `Redis unreachable at ${this.#endpoint}: ${why}`, {
+        retryable: true,
+        data: { endpoint: this.#endpoint },
+      });
     }
     await redis.ping();
   }
@@ -508,17 +619,7 @@ export class RedisStore implements StateStore {
       clearTimeout(timer);
     }
     this.#closing = true;
-    if (this.#owned && this.#redis.status !== 'end') await this.#redis.quit();
-  }
-
-  /** The lease of one shard of a keyed actor. */
-  #shardKey(actor: string, shard: number): string {
-    return `${this.#prefix}:shard:${actorSegment(actor)}:${shard}`;
-  }
-
-  /** `kind` is `a` (instance, by key), `done` or `ob` (by message id), `item` (a source's, by item id). */
-  #key(kind: 'a' | 'done' | 'ob' | 'claim' | 'item', actor: string, last: string): string {
-    return `${this.#prefix}:${kind}:${actorSegment(actor)}:${last}`;
+    if (this.#owned && this.#client.status !== 'end') await this.#client.quit();
   }
 
   /**
@@ -545,7 +646,7 @@ export class RedisStore implements StateStore {
         return await call();
       } catch (err) {
         if (err instanceof WarrenError) throw err;
-        if (!this.#closing && connectionLost(err) && this.#clock.now() < deadline) {
+        if (!this.#closing && connectionLost(err, this.#cluster) && this.#clock.now() < deadline) {
           // The client is reconnecting and queues the call meanwhile; the pause only guards against a
           // client that fails calls at once (its offline queue disabled, say).
           await new Promise((resolve) => setTimeout(resolve, Math.min(1_000, 10 * 2 ** attempt)));
@@ -577,20 +678,62 @@ function newToken(): string {
  * ioredis rejects a command it had sent, without knowing whether Redis ran it, when the connection drops
  * after part of its pipeline was answered (AbortError) or when reconnecting took too many attempts
  * (MaxRetriesPerRequestError, an AbortError too); a Redis still loading its data set answers LOADING.
- * "Connection is closed" (the client gave up for good, or was quit) is not one of these.
+ * On one server, "Connection is closed" (the client gave up for good, or was quit) is not one of these.
+ * On a cluster it is: a node's connection dropped under the command (a master killed, failing over),
+ * while the cluster client lives on; so are a cluster without a master for a slot (CLUSTERDOWN, a slot
+ * being moved TRYAGAIN, redirections that kept coming) and every node failing to answer for the slots.
  */
-function connectionLost(err: unknown): boolean {
+function connectionLost(err: unknown, cluster: boolean): boolean {
   if (!(err instanceof Error)) return false;
   return (
     err.name === 'AbortError' ||
     err.name === 'MaxRetriesPerRequestError' ||
     err.name === 'InterruptError' ||
-    err.message.startsWith('LOADING ')
+    err.message.startsWith('LOADING ') ||
+    (cluster &&
+      (err.name === 'ClusterAllFailedError' ||
+        err.message === 'Connection is closed.' ||
+        err.message.startsWith('CLUSTERDOWN ') ||
+        err.message.startsWith('TRYAGAIN ') ||
+        err.message.startsWith('Too many Cluster redirections')))
   );
 }
 
+/**
+ * A client for `target`: auto-pipelining (the commits of many keys in flight share round trips; when
+ * the connection drops after part of a pipeline was answered, ioredis aborts the rest instead of
+ * re-sending it, and `#run` runs those again). A cluster reads and writes on masters only: a replica
+ * may lag behind a commit, and a load must see it.
+ */
+function createClient(
+  target: RedisTarget,
+  tls: Readonly<Record<string, unknown>> | undefined,
+): Redis | Cluster {
+  const connectionName = `warren-state-${process.pid}`;
+  const tlsOptions = target.tls ? { tls: { ...(tls ?? {}) } } : {};
+  const first = target.urls[0] as URL;
+  if (!target.cluster) {
+    return new Redis(first.href, { enableAutoPipelining: true, connectionName, ...tlsOptions });
+  }
+  const nodes: ClusterNode[] = target.urls.map((url) => ({
+    host: url.hostname.replace(/^\[|\]$/g, ''),
+    port: Number(url.port || '6379'),
+  }));
+  return new Cluster(nodes, {
+    enableAutoPipelining: true,
+    scaleReads: 'master',
+    redisOptions: {
+      connectionName,
+      ...(first.username ? { username: decodeURIComponent(first.username) } : {}),
+      ...(first.password ? { password: decodeURIComponent(first.password) } : {}),
+      ...tlsOptions,
+    },
+  });
+}
+
+/** `%`, `:` and the hash tag's braces percent-encoded. */
 function actorSegment(actor: string): string {
-  return actor.replace(/[%:]/g, (char) => (char === '%' ? '%25' : '%3A'));
+  return actor.replace(/[%:{}]/g, (char) => `%${char.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
 /** The one place where commit-6.lua's return codes become results; anything else is a bug, not bad luck. */
@@ -617,7 +760,7 @@ function toLoadResult(reply: unknown): LoadResult {
   return { record, processed: processed === 1, outbox };
 }
 
-function toDueTimers(reply: unknown, leaseUntil: number): DueTimer[] {
+function toDueTimers(reply: unknown, shard: number, leaseUntil: number): DueTimer[] {
   if (!isStringArray(reply) || reply.length % 2 !== 0) throw unexpected('claimDueTimers', reply);
   const timers: DueTimer[] = [];
   for (let i = 0; i < reply.length; i += 2) {
@@ -627,7 +770,7 @@ function toDueTimers(reply: unknown, leaseUntil: number): DueTimer[] {
       throw unexpected('claimDueTimers', reply);
     }
     const [actor, key, timerId] = member as [string, string, string];
-    timers.push({ actor, key, timerId, dueAt, leaseUntil });
+    timers.push({ actor, shard, key, timerId, dueAt, leaseUntil });
   }
   return timers;
 }

@@ -8,6 +8,11 @@
  * expected version (optimistic concurrency), writes the new snapshot and timers, marks the message id
  * processed, and stores the outgoing messages as an outbox under the input message id.
  *
+ * Every keyed operation names the key's shard (`shardOf(key, shards)`, the index of the shard queue
+ * that carries the key): an instance, its processed markers, outboxes and timers live in the shard's
+ * scope, with the shard's lease, so that one commit touches one scope (one hash slot of a Redis
+ * Cluster). A key looked up in another shard than its own is not found there.
+ *
  * A store whose calls cross a network must make each call safe to run again after its reply was lost
  * (the connection dropped while Redis ran it): the second run answers as the first one did and changes
  * nothing more. It can then ride out a restart by running such calls again, instead of failing them to
@@ -15,6 +20,7 @@
  */
 
 import type { ItemClaim } from '../core/define.ts';
+import { WarrenError } from '../core/errors.ts';
 
 export type { ItemClaim };
 
@@ -23,7 +29,7 @@ export type { ItemClaim };
  *
  * @example
  * ```ts
- * const { record } = await store.load('sessionizer', 'u1', 'm1'); record?.timers.map((t) => t.dueAt);
+ * const { record } = await store.load('sessionizer', 'u1', 'm1', 3); record?.timers.map((t) => t.dueAt);
  * ```
  */
 export interface TimerRecord {
@@ -56,11 +62,24 @@ export function storedTimer(timer: TimerRecord): TimerRecord {
 }
 
 /**
+ * A fence is a lease of the commit's own shard: the commit's keys and the lease it checks live in one
+ * scope (one hash slot). Another shard's fence is a bug of the caller.
+ */
+export function assertFence(commit: Commit): void {
+  if (commit.fence && commit.fence.shard !== commit.shard) {
+    throw new WarrenError(
+      'WARREN_STATE_FAILED',
+      `a commit to shard ${commit.shard} of ${commit.actor} carries the lease of shard ${commit.fence.shard}`,
+    );
+  }
+}
+
+/**
  * A keyed instance as stored: its persisted snapshot, its version and its durable timers.
  *
  * @example
  * ```ts
- * const { record } = await store.load('scorer', 'device-1', 'm1'); record?.version;
+ * const { record } = await store.load('scorer', 'device-1', 'm1', 0); record?.version;
  * ```
  */
 export interface ActorRecord {
@@ -76,7 +95,7 @@ export interface ActorRecord {
  *
  * @example
  * ```ts
- * const { record, processed, outbox } = await store.load('scorer', 'device-1', 'm1');
+ * const { record, processed, outbox } = await store.load('scorer', 'device-1', 'm1', 0);
  * if (processed) republish(outbox);
  * ```
  */
@@ -87,6 +106,21 @@ export interface LoadResult {
   readonly processed: boolean;
   /** The outbox left by that commit if it was not cleared yet (a crash between commit and publish). */
   readonly outbox: readonly string[];
+}
+
+/**
+ * One shard of one keyed actor: the scope of its instances, processed markers, outboxes, timers and
+ * lease (one hash slot on a Redis Cluster). The timer pump claims timers from the scopes it is given.
+ *
+ * @example
+ * ```ts
+ * const scopes: ShardScope[] = [0, 1, 2, 3].map((shard) => ({ actor: 'sessionizer', shard }));
+ * await store.claimDueTimers(scopes, Date.now(), 100, 30_000);
+ * ```
+ */
+export interface ShardScope {
+  readonly actor: string;
+  readonly shard: number;
 }
 
 /**
@@ -137,12 +171,14 @@ export interface Member {
  *
  * @example
  * ```ts
- * await store.commit({ actor: 'scorer', key: 'device-1', messageId: 'm1', expectedVersion: 3, snapshot, timers: [], outbox: [] } satisfies Commit);
+ * await store.commit({ actor: 'scorer', key: 'device-1', shard: 0, messageId: 'm1', expectedVersion: 3, snapshot, timers: [], outbox: [] } satisfies Commit);
  * ```
  */
 export interface Commit {
   readonly actor: string;
   readonly key: string;
+  /** The key's shard: the scope the instance lives in. A `fence` must be this shard's lease. */
+  readonly shard: number;
   readonly messageId: string;
   /** The version read at load time; 0 for a new instance. */
   readonly expectedVersion: number;
@@ -191,11 +227,13 @@ export type CommitResult =
  *
  * @example
  * ```ts
- * for (const timer of await store.claimDueTimers(Date.now(), 100, 30_000)) deliver(timer);
+ * for (const timer of await store.claimDueTimers([{ actor: 'scorer', shard: 0 }], Date.now(), 100, 30_000)) deliver(timer);
  * ```
  */
 export interface DueTimer {
   readonly actor: string;
+  /** The key's shard: the scope the timer was claimed from, where `releaseTimer` finds it. */
+  readonly shard: number;
   readonly key: string;
   readonly timerId: string;
   readonly dueAt: number;
@@ -214,14 +252,15 @@ export interface DueTimer {
  */
 export interface StateStore {
   /** Read an instance's record, and whether `messageId` was already processed (with its pending outbox). */
-  load(actor: string, key: string, messageId: string): Promise<LoadResult>;
+  load(actor: string, key: string, messageId: string, shard: number): Promise<LoadResult>;
   /** The atomic commit described above. */
   commit(commit: Commit): Promise<CommitResult>;
-  /** Drop the outbox of `messageId` once every entry in it was confirmed by the broker. */
-  clearOutbox(actor: string, messageId: string): Promise<void>;
+  /** Drop the outbox of `messageId` (committed in `shard`) once every entry in it was confirmed by the broker. */
+  clearOutbox(actor: string, messageId: string, shard: number): Promise<void>;
   /**
    * For effects that are not keyed state (sinks, stateless processors): record `messageId` as done.
-   * Returns false when it was already recorded.
+   * Returns false when it was already recorded. These markers are the actor's own, apart from the
+   * keyed commits' (which live in their shard's scope).
    */
   markProcessed(actor: string, messageId: string): Promise<boolean>;
   /**
@@ -233,16 +272,23 @@ export interface StateStore {
    */
   claimEffect(actor: string, messageId: string, token: string, leaseMs: number): Promise<EffectClaim>;
   /**
-   * Hand out up to `limit` timers due at or before `now`, leasing each for `leaseMs` so no other worker
-   * takes it meanwhile; a lease that expires (a crashed worker) makes the timer due again. A claim run
-   * again with the same `now` and `leaseMs` first hands out again what is leased until exactly that lease
-   * end (what its first run leased, its reply lost), so those timers are not hidden until the lease ends.
+   * Hand out up to `limit` timers of the `scopes` due at or before `now`, leasing each for `leaseMs` so
+   * no other worker takes it meanwhile; a lease that expires (a crashed worker) makes the timer due
+   * again. Scopes are taken in the order given, each one's timers earliest first, until `limit`. A claim
+   * run again with the same scopes, `now` and `leaseMs` first hands out again what is leased until
+   * exactly that lease end (what its first run leased, its reply lost), so those timers are not hidden
+   * until the lease ends.
    */
-  claimDueTimers(now: number, limit: number, leaseMs: number): Promise<DueTimer[]>;
+  claimDueTimers(
+    scopes: readonly ShardScope[],
+    now: number,
+    limit: number,
+    leaseMs: number,
+  ): Promise<DueTimer[]>;
   /** Forget a delivered timer, unless a later commit re-armed it with another due time. */
   releaseTimer(timer: DueTimer): Promise<void>;
-  /** The earliest due time of any timer, or null; lets the timer pump sleep until then. */
-  nextDueAt(): Promise<number | null>;
+  /** The earliest due time of any timer in the `scopes`, or null; lets the timer pump sleep until then. */
+  nextDueAt(scopes: readonly ShardScope[]): Promise<number | null>;
   /**
    * A source's lease ledger (one `scope` per source): take `itemId` for `owner` for `leaseMs`, unless
    * another owner's lease still runs (`busy`) or it was finished (`done`); the same owner may claim

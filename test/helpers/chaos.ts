@@ -10,6 +10,7 @@ import { exampleEffects } from './example-effects.ts';
 import { byId, clicksInSessions, type ExampleOutput } from './example-output.ts';
 import { closeBrokerConnections, killRedisClients } from './faults.ts';
 import { RABBITMQ_URL, REDIS_URL } from './services.ts';
+import { pendingTimers, stateKeys } from './state-keys.ts';
 
 export interface ChaosOptions {
   /** Clicks the clickstream generates. */
@@ -203,6 +204,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       (vhost) => Object.keys(vhost.queues),
     );
     const isDead = (q: string) => q.endsWith('.dead') || q === `${cluster.prefix}.unroutable`;
+    const keys = stateKeys(pipeline, cluster.prefix);
 
     const workers: Worker[] = [];
     const everyWorker: WarrenProcess[] = [];
@@ -257,7 +259,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     const timeouts = new TimeoutsTail(join(cluster.outDir, 'sessions.jsonl'));
     const progress = async (): Promise<number> => {
       const batch = redis.pipeline();
-      for (let u = 0; u < users; u++) batch.hget(`${cluster.prefix}:a:sessionizer:user-${u}`, 'v');
+      for (let u = 0; u < users; u++) batch.hget(keys.instance('sessionizer', `user-${u}`), 'v');
       const replies = (await batch.exec()) ?? [];
       const commits = replies.reduce((n, [, v]) => n + Number(v ?? 0), 0);
       return Math.max(0, Math.min(1, (commits - timeouts.read()) / options.events));
@@ -373,7 +375,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     const outcomesApplied = async (): Promise<Map<string, number>> => {
       const applied = new Map<string, number>();
       for (const device of Device.options) {
-        const snapshot = await redis.hget(`${cluster.prefix}:a:scorer:${device}`, 's');
+        const snapshot = await redis.hget(keys.instance('scorer', device), 's');
         if (snapshot !== null)
           applied.set(device, (JSON.parse(snapshot) as { context: { version: number } }).context.version);
       }
@@ -397,7 +399,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         return false;
       const applied = [...(await outcomesApplied()).values()].reduce((n, v) => n + v, 0);
       if (applied < scored.size) return false;
-      if ((await redis.zcard(`${cluster.prefix}:timers`)) > 0) return false;
+      if ((await pendingTimers(redis, keys)) > 0) return false;
       const pipelineQueues = queues.filter((q) => !isDead(q));
       return [...(await depths(pipelineQueues)).values()].every((d) => d === 0);
     };
@@ -416,7 +418,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       note(
         `not drained after ${(timeoutMs / 1000).toFixed(0)}s: ${clicksInSessions({ ...out, sessions: byId(out.sessions) })} clicks in sessions, ` +
           `${byId(out.scores).length} scores, outcomes applied ${JSON.stringify(Object.fromEntries(await outcomesApplied()))}, ` +
-          `${await redis.zcard(`${cluster.prefix}:timers`)} timers pending, queues not empty: ${JSON.stringify(Object.fromEntries(waiting))}`,
+          `${await pendingTimers(redis, keys)} timers pending, queues not empty: ${JSON.stringify(Object.fromEntries(waiting))}`,
       );
     }
     // Stop the workers as an operator would; each should finish what it has and exit 0. Only then are

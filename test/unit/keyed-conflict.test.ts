@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createRuntime, definePipeline, defineSink, defineSource, type Incoming } from 'warren';
+import { createRuntime, definePipeline, defineSink, defineSource, type Incoming, shardOf } from 'warren';
 import { assign, setup } from 'xstate';
 import { z } from 'zod';
 import { MemoryStore } from '../../runtime/state/memory-store.ts';
@@ -28,12 +28,13 @@ class ContestedStore extends MemoryStore {
   }
   override async commit(commit: Commit): Promise<CommitResult> {
     this.commits++;
-    const { record } = await this.load(commit.actor, commit.key, `other-${this.moves}`);
+    const { record } = await this.load(commit.actor, commit.key, `other-${this.moves}`, commit.shard);
     if (this.moves > 0 && record) {
       this.moves--;
       const moved = await super.commit({
         actor: commit.actor,
         key: commit.key,
+        shard: commit.shard,
         messageId: `other-${this.moves}`,
         expectedVersion: record.version,
         snapshot: record.snapshot,
@@ -91,6 +92,11 @@ function counting(store: ContestedStore) {
   return { runtime, warnings };
 }
 
+/** The shard of `key` in the counter's queues: the scope of its state in the store. */
+function shardOfCounter(runtime: ReturnType<typeof createRuntime>, key: string): number {
+  return shardOf(key, runtime.topology.actors.get('counter')?.queues.length ?? 1);
+}
+
 describe('a keyed commit refused because the key moved on', () => {
   it('runs again at once from the store, within the conflict budget, without counting a failure', async () => {
     const store = new ContestedStore(3);
@@ -103,7 +109,7 @@ describe('a keyed commit refused because the key moved on', () => {
       expect(store.commits).toBe(1 + 4);
       expect(runtime.stats().get('counter')).toMatchObject({ processed: 2, failed: 0, retried: 0 });
       expect(warnings).toEqual([]);
-      const { record } = await store.load('counter', 'one', 'probe');
+      const { record } = await store.load('counter', 'one', 'probe', shardOfCounter(runtime, 'one'));
       expect(JSON.parse(record?.snapshot ?? '{}').context).toEqual({ count: 2 });
     } finally {
       await runtime.stop();
@@ -126,7 +132,7 @@ describe('a keyed commit refused because the key moved on', () => {
       });
       expect(warnings.map((w) => w.message)).toEqual(['retrying in its lane']);
       expect(warnings[0]?.error).toContain('counter[one] kept changing under us');
-      const { record } = await store.load('counter', 'one', 'probe');
+      const { record } = await store.load('counter', 'one', 'probe', shardOfCounter(runtime, 'one'));
       expect(JSON.parse(record?.snapshot ?? '{}').context).toEqual({ count: 2 });
     } finally {
       await runtime.stop();

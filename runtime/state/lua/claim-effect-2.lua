@@ -1,8 +1,9 @@
 --[[
   Claim the effect of one message for one claimer, before it runs a non-idempotent effect (a sink's write).
 
-  KEYS[1] processed marker  {prefix}:done:{actor}:{messageId}
-  KEYS[2] effect claim      {prefix}:claim:{actor}:{messageId}   "<token>|<lease end>|<in doubt 0/1>"
+  Both keys are in the message's own scope, one hash slot (the hash tag in braces):
+  KEYS[1] processed marker  <prefix>:{<actor>:m:<messageId>}:done
+  KEYS[2] effect claim      <prefix>:{<actor>:m:<messageId>}:claim   "<token>|<lease end>|<in doubt 0/1>"
 
   ARGV[1] the claimer's token, ARGV[2] now (epoch ms), ARGV[3] lease (ms), ARGV[4] claim record TTL (s)
 

@@ -1,7 +1,7 @@
 --[[
   Claim one item of a source's lease ledger (a file of a file source) for one owner.
 
-  KEYS[1] item  {prefix}:item:{scope}:{itemId}  hash: o owner, u lease end (epoch ms), c checkpoint, d done (1)
+  KEYS[1] item  <prefix>:item:<scope>:<itemId>  hash: o owner, u lease end (epoch ms), c checkpoint, d done (1)
 
   ARGV[1] the owner, ARGV[2] now (epoch ms), ARGV[3] lease (ms), ARGV[4] record TTL (ms)
 

@@ -2,7 +2,7 @@
   Claim one shard of a keyed actor for one worker: the lease that decides which worker consumes the
   shard's queue, and the epoch that fences its commits (commit-6.lua).
 
-  KEYS[1] lease  {prefix}:shard:{actor}:{shard}  hash: o owner ('' once released), e epoch, u lease end (epoch ms)
+  KEYS[1] lease  <prefix>:{<actor>:<shard>}:shard  hash: o owner ('' once released), e epoch, u lease end (epoch ms)
 
   ARGV[1] the owner, ARGV[2] now (epoch ms), ARGV[3] lease (ms)
 

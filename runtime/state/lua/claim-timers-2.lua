@@ -1,9 +1,9 @@
 --[[
-  Lease due timers: each one handed out is re-scored to the lease end, so it is due again if the worker
-  that claimed it dies before releasing it.
+  Lease due timers of one shard of one actor: each one handed out is re-scored to the lease end, so it is
+  due again if the worker that claimed it dies before releasing it.
 
-  KEYS[1] timers zset       {prefix}:timers
-  KEYS[2] timer due hash    {prefix}:timers:due
+  KEYS[1] timers zset       <prefix>:{<actor>:<shard>}:timers
+  KEYS[2] timer due hash    <prefix>:{<actor>:<shard>}:timers:due
 
   ARGV[1] now (epoch ms), ARGV[2] limit, ARGV[3] lease end (epoch ms)
 

@@ -1,19 +1,21 @@
 --[[
   The atomic commit of one input message to one actor instance.
 
-  KEYS[1] instance hash     {prefix}:a:{actor}:{key}
-  KEYS[2] processed marker  {prefix}:done:{actor}:{messageId}
-  KEYS[3] outbox list       {prefix}:ob:{actor}:{messageId}
-  KEYS[4] timers zset       {prefix}:timers            score = due time, or lease end while claimed
-  KEYS[5] timer due hash    {prefix}:timers:due        member -> due time as committed
-  KEYS[6] shard lease hash  {prefix}:shard:{actor}:{shard}  o owner, e epoch (read only: the fence)
+  Every key is in the scope of the key's shard, one hash slot (the hash tag in braces), so
+  the script runs on a Redis Cluster too:
+  KEYS[1] instance hash     <prefix>:{<actor>:<shard>}:a:<key>
+  KEYS[2] processed marker  <prefix>:{<actor>:<shard>}:done:<messageId>
+  KEYS[3] outbox list       <prefix>:{<actor>:<shard>}:ob:<messageId>
+  KEYS[4] timers zset       <prefix>:{<actor>:<shard>}:timers      score = due time, or lease end while claimed
+  KEYS[5] timer due hash    <prefix>:{<actor>:<shard>}:timers:due  member -> due time as committed
+  KEYS[6] shard lease hash  <prefix>:{<actor>:<shard>}:shard       o owner, e epoch (read only: the fence)
 
   ARGV[1] expected version (0 for a new instance)
   ARGV[2] snapshot
   ARGV[3] timers JSON, stored verbatim in field t
   ARGV[4] processed marker TTL, seconds
   ARGV[5] actor, ARGV[6] key: the zset member of timer id is cjson.encode({ actor, key, id })
-  ARGV[7] commit token: unique to this commit call, kept in the processed marker as "{token}:{version}"
+  ARGV[7] commit token: unique to this commit call, kept in the processed marker as "<token>:<version>"
   ARGV[8] the fence's owner ('' when the commit is not fenced), ARGV[9] its epoch
   ARGV[10] n, the number of outbox entries, then ARGV[11 .. 10+n] the entries
   ARGV[11+n ..] pairs of timer id, due time

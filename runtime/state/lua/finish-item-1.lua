@@ -1,7 +1,7 @@
 --[[
   Mark one item of a source's lease ledger done, for its owner.
 
-  KEYS[1] item  {prefix}:item:{scope}:{itemId}  hash: o owner, u lease end (epoch ms), c checkpoint, d done (1)
+  KEYS[1] item  <prefix>:item:<scope>:<itemId>  hash: o owner, u lease end (epoch ms), c checkpoint, d done (1)
 
   ARGV[1] the owner, ARGV[2] how long the done item is remembered (ms)
 

@@ -1,8 +1,9 @@
 --[[
   The workers whose heartbeat has not run out, with the keyed actors each hosts. Read only.
 
-  KEYS[1] members  {prefix}:members         zset: worker id, score = heartbeat end (epoch ms)
-  KEYS[2] actors   {prefix}:members:actors  hash: worker id -> JSON list of actors
+  Both keys share one hash slot (the tag {members}):
+  KEYS[1] members  <prefix>:{members}         zset: worker id, score = heartbeat end (epoch ms)
+  KEYS[2] actors   <prefix>:{members}:actors  hash: worker id -> JSON list of actors
 
   ARGV[1] now (epoch ms)
 

@@ -2,7 +2,7 @@
   Give a shard up, if the lease is still the one the worker holds; the epoch stays, so the next owner
   gets a higher one.
 
-  KEYS[1] lease  {prefix}:shard:{actor}:{shard}  hash: o owner, e epoch, u lease end (epoch ms)
+  KEYS[1] lease  <prefix>:{<actor>:<shard>}:shard  hash: o owner, e epoch, u lease end (epoch ms)
 
   ARGV[1] the owner, ARGV[2] its epoch
 

@@ -2,7 +2,7 @@
   Extend an owner's lease on one item of a source's lease ledger, saving a checkpoint. Fenced: only the
   owner that holds the item may renew it.
 
-  KEYS[1] item  {prefix}:item:{scope}:{itemId}  hash: o owner, u lease end (epoch ms), c checkpoint, d done (1)
+  KEYS[1] item  <prefix>:item:<scope>:<itemId>  hash: o owner, u lease end (epoch ms), c checkpoint, d done (1)
 
   ARGV[1] the owner, ARGV[2] now (epoch ms), ARGV[3] lease (ms), ARGV[4] record TTL (ms),
   ARGV[5] '1' when ARGV[6] is a checkpoint to save, '0' otherwise

@@ -1,7 +1,7 @@
 --[[
   Extend a worker's lease on one shard, if the lease is still the one it holds.
 
-  KEYS[1] lease  {prefix}:shard:{actor}:{shard}  hash: o owner, e epoch, u lease end (epoch ms)
+  KEYS[1] lease  <prefix>:{<actor>:<shard>}:shard  hash: o owner, e epoch, u lease end (epoch ms)
 
   ARGV[1] the owner, ARGV[2] its epoch, ARGV[3] now (epoch ms), ARGV[4] lease (ms)
 

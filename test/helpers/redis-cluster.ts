@@ -1,0 +1,163 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { Cluster, Redis } from 'ioredis';
+import { freePort } from './ports.ts';
+
+const run = promisify(execFile);
+
+/** One master of a private test cluster. */
+export interface RedisClusterNode {
+  readonly port: number;
+  /** The cluster bus port (`cluster-port`), chosen free too: port + 10000 may be past 65535. */
+  readonly busPort: number;
+  readonly dir: string;
+  server: ChildProcess | undefined;
+}
+
+/** A private Redis Cluster started by a test; see {@link startRedisCluster}. */
+export interface RedisCluster {
+  readonly nodes: readonly RedisClusterNode[];
+  /** Every node's URL, comma-separated: what `REDIS_URL` takes for a cluster. */
+  readonly urls: string;
+  /** A cluster client on it (masters only), for the test's own reads; closed by `stop()`. */
+  readonly client: Cluster;
+  /** Kill every node and delete its directory. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Start a Redis Cluster of `masters` masters (no replicas) of this machine's `redis-server`, on free
+ * ports of its own with directories of its own (no RDB, no AOF): every node spawned, `redis-cli
+ * --cluster create` assigns the 16384 slots, then the wait is for every node to say
+ * `cluster_state:ok` (a condition, not a sleep).
+ *
+ * @example
+ * ```ts
+ * const cluster = await startRedisCluster();
+ * try { await use(cluster.urls); } finally { await cluster.stop(); }
+ * ```
+ */
+export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
+  const nodes: RedisClusterNode[] = [];
+  const client: { current?: Cluster } = {};
+  const stop = async () => {
+    await client.current?.quit().catch(() => undefined);
+    client.current?.disconnect();
+    await Promise.all(nodes.map((node) => kill(node)));
+    for (const node of nodes) rmSync(node.dir, { recursive: true, force: true });
+  };
+  try {
+    for (let i = 0; i < masters; i++) {
+      const port = await freePort();
+      const busPort = await freePort();
+      const dir = mkdtempSync(join(tmpdir(), `warren-redis-cluster-${port}-`));
+      nodes.push({ port, busPort, dir, server: undefined });
+    }
+    for (const node of nodes) node.server = startNode(node);
+    await Promise.all(nodes.map((node) => untilAnswers(node.port)));
+    await run(
+      'redis-cli',
+      [
+        '--cluster',
+        'create',
+        ...nodes.map((node) => `127.0.0.1:${node.port}`),
+        '--cluster-replicas',
+        '0',
+        '--cluster-yes',
+      ],
+      { timeout: 60_000 },
+    );
+    await Promise.all(nodes.map((node) => untilClusterOk(node.port)));
+    const urls = nodes.map((node) => `redis://127.0.0.1:${node.port}`).join(',');
+    client.current = new Cluster(
+      nodes.map((node) => ({ host: '127.0.0.1', port: node.port })),
+      { scaleReads: 'master' },
+    );
+    await new Promise<void>((resolve, reject) => {
+      client.current?.once('ready', resolve);
+      client.current?.once('error', reject);
+    });
+    return { nodes, urls, client: client.current, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+function startNode(node: RedisClusterNode): ChildProcess {
+  const server = spawn(
+    'redis-server',
+    [
+      '--port',
+      String(node.port),
+      '--bind',
+      '127.0.0.1',
+      '--cluster-enabled',
+      'yes',
+      '--cluster-port',
+      String(node.busPort),
+      '--cluster-config-file',
+      join(node.dir, 'nodes.conf'),
+      '--cluster-node-timeout',
+      '5000',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--dir',
+      node.dir,
+    ],
+    { stdio: 'ignore' },
+  );
+  server.on('error', () => undefined);
+  return server;
+}
+
+async function kill(node: RedisClusterNode): Promise<void> {
+  const server = node.server;
+  node.server = undefined;
+  if (!server || server.exitCode !== null || server.signalCode !== null) return;
+  const gone = new Promise<void>((resolve) => server.once('exit', () => resolve()));
+  server.kill('SIGKILL');
+  await gone;
+}
+
+/** Until a PING on `port` answers (the server is listening), or 30 s. */
+async function untilAnswers(port: number): Promise<void> {
+  await until(`redis on ${port} to answer`, async () => {
+    const redis = new Redis(port, '127.0.0.1', {
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
+    redis.on('error', () => undefined);
+    try {
+      await redis.connect();
+      return (await redis.ping()) === 'PONG';
+    } catch {
+      return false;
+    } finally {
+      redis.disconnect();
+    }
+  });
+}
+
+/** Until the node on `port` says `cluster_state:ok`, or 30 s. */
+async function untilClusterOk(port: number): Promise<void> {
+  await until(`the cluster node on ${port} to be ok`, async () => {
+    const { stdout } = await run('redis-cli', ['-p', String(port), 'cluster', 'info'], { timeout: 5_000 });
+    return /^cluster_state:ok\r?$/m.test(stdout);
+  });
+}
+
+async function until(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    // Polling a condition; each check is itself a round trip to the server.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
