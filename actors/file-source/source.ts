@@ -196,7 +196,10 @@ function finish(k: Known, outcome: FileOutcome, config: FileSourceConfig): void 
   } else k.state = 'finished';
 }
 
-/** A file whose reading threw: a vanished file is forgotten; anything else is retried with backoff. */
+/**
+ * A file whose reading threw (it vanished, permissions, a dropped connection, the store): logged and
+ * retried with backoff. A file that is really gone drops out of the next listing and is forgotten.
+ */
 function failed(
   k: Known,
   error: unknown,
@@ -206,15 +209,6 @@ function failed(
 ): void {
   const kind = (error as { kind?: unknown }).kind;
   const message = error instanceof Error ? error.message : String(error);
-  if (kind === 'gone') {
-    logger.info('file source: a file vanished before it was read; skipped', {
-      folder: folder.location,
-      file: k.entry.name,
-      error: message,
-    });
-    k.state = 'finished';
-    return;
-  }
   k.attempts++;
   const delayMs = backoff(config, k.attempts);
   k.state = 'retry';

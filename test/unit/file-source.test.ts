@@ -1,7 +1,7 @@
-import { existsSync, readdirSync, readFileSync, renameSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createRuntime, type PipelineDefinition } from 'warren';
-import type { Folder } from 'warren/actors';
+import { type Folder, FolderError } from 'warren/actors';
 import { localFolder } from '../../actors/file-source/folders/local.ts';
 import { MemoryBus } from '../../runtime/transport/memory-bus.ts';
 import {
@@ -237,6 +237,70 @@ describe('fileSource on a local folder (embedded bus)', () => {
         await runtime.stop();
       }
     }
+  });
+
+  it('retries a file that vanished or was denied when read, with backoff, logged; forgets one gone for good', async () => {
+    const folder = drops('vanish');
+    folder.write('flaky.csv', spendCsv(4));
+    folder.write('gone.csv', spendCsv(2));
+    const inner = localFolder(folder.dir);
+    const failures: Record<string, FolderError[]> = {
+      'flaky.csv': [
+        new FolderError('gone', 'read failed (gone): no such file', {
+          location: inner.location,
+          file: 'flaky.csv',
+        }),
+        new FolderError('denied', 'read failed (denied): permission denied', {
+          location: inner.location,
+          file: 'flaky.csv',
+        }),
+      ],
+    };
+    const flaky: Folder = {
+      ...inner,
+      location: inner.location,
+      read: async (name, options) => {
+        const failure = failures[name]?.shift();
+        if (failure) throw failure;
+        if (name === 'gone.csv') {
+          rmSync(folder.path('gone.csv')); // it vanishes between the listing and the read
+          throw new FolderError('gone', 'read failed (gone): no such file', {
+            location: inner.location,
+            file: name,
+          });
+        }
+        return inner.read(name, options);
+      },
+    };
+    const warnings: { message: string; data?: Record<string, unknown> }[] = [];
+    const into = applied();
+    const runtime = createRuntime(
+      filePipeline(
+        { from: flaky, once: true, complete: { minAgeMs: 0 }, retryMs: { initial: 10, max: 50 } },
+        into,
+      ),
+      {
+        transport: new MemoryBus(),
+        logger: { ...quiet, warn: (message, data) => warnings.push({ message, ...(data ? { data } : {}) }) },
+        env: {},
+      },
+    );
+    await runtime.start();
+    try {
+      await runtime.whenIdle({ settleMs: 20 });
+    } finally {
+      await runtime.stop();
+    }
+    expect(tally(into)).toEqual({ distinct: 4, twice: [] });
+    const retries = warnings.filter((w) => w.message === 'file source: reading a file failed; retrying');
+    expect(retries.map((w) => [w.data?.file, w.data?.kind, w.data?.attempt])).toEqual(
+      expect.arrayContaining([
+        ['flaky.csv', 'gone', 1],
+        ['flaky.csv', 'denied', 2],
+        ['gone.csv', 'gone', 1],
+      ]),
+    );
+    expect(readdirSync(folder.path('archive'))).toEqual(['flaky.csv']);
   });
 
   it('refuses a bad option at once, naming the field', async () => {
