@@ -89,7 +89,7 @@ describe('fileSource memory', () => {
       ],
     });
     // heapUsed counts garbage not collected yet (V8 lets old space grow before a full collection): the
-    // live heap is read right after a full collection, four times a second.
+    // live heap is read right after a full collection, twice a second.
     gc();
     const baseline = process.memoryUsage().heapUsed;
     let peak = baseline;
