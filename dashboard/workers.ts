@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { Redis } from 'ioredis';
-import type { Runtime } from 'warren';
+import { Cluster, type Redis } from 'ioredis';
+import { type Runtime, redisClient } from 'warren';
 import type { WorkerReport } from './frame.ts';
 
 /** How often a worker writes its report, and how long the report lives without a rewrite. */
@@ -19,15 +19,12 @@ const REPORT_TTL_MS = 5_000;
  * ```
  */
 export class WorkerDirectory {
-  readonly #redis: Redis;
+  readonly #redis: Redis | Cluster;
   readonly #prefix: string;
 
   constructor(options: { readonly url: string; readonly prefix: string }) {
-    this.#redis = new Redis(options.url, {
-      lazyConnect: true,
-      maxRetriesPerRequest: 1,
-      enableOfflineQueue: true,
-    });
+    // One Redis, or a Redis Cluster when the URL lists several nodes (docs/redis-cluster.md).
+    this.#redis = redisClient(options.url, { lazyConnect: true, redisOptions: { maxRetriesPerRequest: 1 } });
     // Errors surface on the calls; ioredis reconnects by itself. Without a listener they would be printed.
     this.#redis.on('error', () => undefined);
     this.#prefix = options.prefix;
@@ -48,20 +45,19 @@ export class WorkerDirectory {
   /** Every worker that reported in the last 5 s, by id. */
   async list(): Promise<WorkerReport[]> {
     const keys: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, found] = await this.#redis.scan(
-        cursor,
-        'MATCH',
-        `${this.#prefix}:workers:*`,
-        'COUNT',
-        200,
-      );
-      cursor = next;
-      keys.push(...found);
-    } while (cursor !== '0');
+    // A cluster's keys are spread over its masters: each one is scanned.
+    const nodes = this.#redis instanceof Cluster ? this.#redis.nodes('master') : [this.#redis];
+    for (const node of nodes) {
+      let cursor = '0';
+      do {
+        const [next, found] = await node.scan(cursor, 'MATCH', `${this.#prefix}:workers:*`, 'COUNT', 200);
+        cursor = next;
+        keys.push(...found);
+      } while (cursor !== '0');
+    }
     if (keys.length === 0) return [];
-    const values = await this.#redis.mget(...keys);
+    // One GET each (pipelined): an MGET's keys must share a hash slot on a cluster.
+    const values = await Promise.all(keys.map((key) => this.#redis.get(key)));
     const reports: WorkerReport[] = [];
     for (const value of values) {
       if (value === null) continue;
@@ -77,6 +73,13 @@ export class WorkerDirectory {
   async close(): Promise<void> {
     this.#redis.disconnect();
   }
+}
+
+/** `promise`, or nothing once `ms` have passed. */
+async function withinMs(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([promise, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
 }
 
 /**
@@ -127,8 +130,12 @@ export function startWorkerBeacon(
     report,
     async stop() {
       clearInterval(timer);
-      await writing;
-      await directory.remove(identity.id).catch(() => undefined);
+      // Redis away must not hold up a worker's stop: the report then simply expires.
+      // The last write first, so that the delete is not undone by it.
+      await withinMs(
+        writing.then(() => directory.remove(identity.id)).catch(() => undefined),
+        1_000,
+      );
     },
   };
 }

@@ -70,27 +70,37 @@ describe('warren dashboard <pipeline> on RabbitMQ + Redis', () => {
       },
     );
 
-    const source = cluster.warren(['--actors', 'clickstream']);
-    // The sessionizer's count (read from the consumer worker's report in Redis) moves, the depth is read.
+    // The source process stays (and reports) after it read everything, until stopped.
+    const source = cluster.warren(['--actors', 'clickstream', '--until-stopped']);
+    // Its count and the sessionizer's (read from the workers' reports in Redis) move; depths are read.
     await vi.waitFor(
       async () => {
         const s = await state(url);
         const sessionizer = s.actors.find((a) => a.name === 'sessionizer');
+        expect(s.actors.find((a) => a.name === 'clickstream')?.emitted).toBe(3_000);
         expect(sessionizer?.processed).toBeGreaterThan(0);
         expect(typeof sessionizer?.ready).toBe('number');
-        expect(s.actors.find((a) => a.name === 'clickstream')?.emitted).toBeGreaterThan(0);
+        expect(s.workers.map((w) => w.actors.join(',')).sort()).toEqual(['clickstream', CONSUMERS].sort());
       },
       { timeout: 60_000, interval: 250 },
     );
-    expect(await source.exited).toBe(0);
     const metrics = await (await fetch(`${url}metrics`)).text();
     expect(metrics).toMatch(/^warren_queue_ready\{pipeline="shop",actor="sessionizer"\} \d+$/m);
+    expect(metrics).toMatch(/^warren_messages_emitted_total\{pipeline="shop",actor="clickstream"\} 3000$/m);
     expect(metrics).toMatch(
       /^warren_messages_processed_total\{pipeline="shop",actor="sessionizer"\} [1-9]\d*$/m,
     );
-    expect(metrics).toMatch(/^warren_workers\{pipeline="shop"\} [12]$/m);
+    expect(metrics).toMatch(/^warren_workers\{pipeline="shop"\} 2$/m);
 
     // A worker stopped (SIGTERM) removes its report: the dashboard no longer lists it.
+    source.child.kill('SIGTERM');
+    expect(await source.exited).toBe(0);
+    await vi.waitFor(
+      async () => expect((await state(url)).workers.map((w) => w.actors.join(','))).toEqual([CONSUMERS]),
+      {
+        timeout: 20_000,
+      },
+    );
     worker.child.kill('SIGTERM');
     expect(await worker.exited).toBe(0);
     await vi.waitFor(async () => expect((await state(url)).workers).toEqual([]), { timeout: 20_000 });
