@@ -79,12 +79,12 @@ interface Known {
 
 type Step =
   | { readonly kind: 'item'; readonly name: string; readonly result: IteratorResult<SourceItem, FileOutcome> }
-  | { readonly kind: 'error'; readonly name: string; readonly error: unknown }
-  | { readonly kind: 'wake' };
+  | { readonly kind: 'error'; readonly name: string; readonly error: unknown };
 
 interface Running {
   readonly iterator: AsyncGenerator<SourceItem, FileOutcome>;
-  next: Promise<Step>;
+  /** The step asked for, settled once it is in `ready`. */
+  next: Promise<void>;
 }
 
 /** One run of the source: discover complete files, read up to `concurrency` at once, merge their records. */
@@ -118,10 +118,19 @@ async function* readFolder(deps: ReadDeps): AsyncGenerator<SourceItem> {
     }
     return p;
   };
-  const advance = (name: string, iterator: Running['iterator']): Promise<Step> =>
+  // Each file's next step lands in `ready` and rings the loop awake. (Racing the steps against one
+  // long-pending wake promise instead would hang a reaction on that promise per record until it fired.)
+  const ready: Step[] = [];
+  const advance = (name: string, iterator: Running['iterator']): Promise<void> =>
     iterator.next().then(
-      (result): Step => ({ kind: 'item', name, result }),
-      (error: unknown): Step => ({ kind: 'error', name, error }),
+      (result) => {
+        ready.push({ kind: 'item', name, result });
+        wake.ring();
+      },
+      (error: unknown) => {
+        ready.push({ kind: 'error', name, error });
+        wake.ring();
+      },
     );
   const onAbort = () => {
     wake.notify();
@@ -158,8 +167,9 @@ async function* readFolder(deps: ReadDeps): AsyncGenerator<SourceItem> {
         return;
       }
       wake.sleepUntil(nextScanAt);
-      const step = await Promise.race([wake.promise, ...[...active.values()].map((r) => r.next)]);
-      if (step.kind === 'wake') continue;
+      if (ready.length === 0) await wake.sleep();
+      const step = ready.shift();
+      if (step === undefined) continue; // woken to scan
       const running = active.get(step.name);
       const k = known.get(step.name);
       if (!running) continue;
@@ -322,21 +332,34 @@ async function watchLocal(
   }
 }
 
-/** The scan loop's alarm: a folder event, the next scan's time, or the source stopping. */
+/**
+ * The scan loop's alarm. `notify` (a folder event, the next scan's time, the source stopping) wakes the
+ * loop and asks for a scan (`fired`); `ring` (a file's next step is ready) only wakes it. Each `sleep`
+ * is a fresh promise, resolved by the next notify or ring.
+ */
 class Wake {
   fired = false;
-  promise: Promise<Step>;
-  #resolve!: (step: Step) => void;
+  #wakeUp: (() => void) | undefined;
   #timer: NodeJS.Timeout | undefined;
   #at = Number.POSITIVE_INFINITY;
 
-  constructor() {
-    this.promise = this.#fresh();
-  }
-
   notify(): void {
     this.fired = true;
-    this.#resolve({ kind: 'wake' });
+    this.ring();
+  }
+
+  ring(): void {
+    const wakeUp = this.#wakeUp;
+    this.#wakeUp = undefined;
+    wakeUp?.();
+  }
+
+  /** Resolves at the next notify or ring (at once when a scan is already due). */
+  sleep(): Promise<void> {
+    if (this.fired) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      this.#wakeUp = resolve;
+    });
   }
 
   /** Fire at `at` (epoch ms) unless already set to fire sooner. */
@@ -351,15 +374,6 @@ class Wake {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#at = Number.POSITIVE_INFINITY;
-    if (this.fired) {
-      this.fired = false;
-      this.promise = this.#fresh();
-    }
-  }
-
-  #fresh(): Promise<Step> {
-    return new Promise<Step>((resolve) => {
-      this.#resolve = resolve;
-    });
+    this.fired = false;
   }
 }

@@ -115,6 +115,6 @@ describe('fileSource memory', () => {
     );
     expect(seen.count).toBe(ROWS);
     expect(seen.clicks).toBe((ROWS * (ROWS + 1)) / 2);
-    expect(peak).toBeLessThan(200 * 2 ** 20);
+    expect(peak).toBeLessThan(100 * 2 ** 20);
   }, 600_000);
 });
