@@ -9,11 +9,13 @@ header h1 { font-size: 17px; margin: 0; }
 #status { padding: 2px 10px; border-radius: 10px; background: #eceff1; color: var(--muted); }
 #status.live { background: #e8f5e9; color: var(--ok); }
 #status.down { background: #ffebee; color: var(--bad); }
-main { display: grid; grid-template-columns: minmax(420px, auto) 1fr; gap: 18px; padding: 14px 18px; align-items: start; }
+main { display: grid; grid-template-columns: minmax(360px, 42%) minmax(0, 1fr); gap: 16px; padding: 12px 16px; align-items: start; }
+#side { overflow-x: auto; }
 #graph { overflow: auto; max-height: calc(100vh - 80px); border: 1px solid var(--line); border-radius: 8px; }
 #graph svg { display: block; }
 table { border-collapse: collapse; width: 100%; margin-bottom: 18px; }
-th, td { text-align: right; padding: 4px 8px; border-bottom: 1px solid #eceff1; white-space: nowrap; }
+th, td { text-align: right; padding: 3px 6px; border-bottom: 1px solid #eceff1; white-space: nowrap; font-size: 12px; }
+th { white-space: normal; vertical-align: bottom; }
 th:first-child, td:first-child, td.text { text-align: left; }
 th { color: var(--muted); font-weight: 600; }
 td.bad { color: var(--bad); font-weight: 600; }
@@ -88,7 +90,7 @@ function render(frame) {
     cell(row, 'p99', ms(a.p99Ms));
     const live = document.querySelector('[data-live="' + CSS.escape(a.name) + '"]');
     if (live)
-      live.textContent = (a.kind === 'source' ? '' : 'in ' + num(a.inRate) + '/s · ') + 'out ' + num(a.outRate) + '/s · ' + num(a.inFlight) + ' in flight' + (a.p99Ms !== undefined ? ' · p99 ' + ms(a.p99Ms) : '');
+      live.textContent = (a.kind === 'source' ? '' : 'in ' + num(a.inRate) + '/s · ') + 'out ' + num(a.outRate) + '/s' + (a.p99Ms !== undefined ? ' · p99 ' + ms(a.p99Ms) : '');
     const depth = document.querySelector('[data-depth="' + CSS.escape(a.name) + '"]');
     if (depth) depth.textContent = a.ready === undefined ? '' : a.ready + ' ready';
     const parked = document.querySelector('[data-parked="' + CSS.escape(a.name) + '"]');
@@ -231,7 +233,7 @@ export function dashboardPage(options: {
 </header>
 <main>
 <div id="graph">${options.svg}</div>
-<div>
+<div id="side">
 <h2>Actors</h2>
 <table id="actors">
 <thead><tr><th>actor</th><th>kind</th><th>in/s</th><th>out/s</th><th>done</th><th>in flight</th><th>queued</th><th>dead letters</th><th>parked (since start)</th><th>retries</th><th>p50</th><th>p99</th><th></th></tr></thead>

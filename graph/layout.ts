@@ -49,7 +49,7 @@ export function textWidth(text: string): number {
 
 function nodeSize(node: GraphNode, live: boolean): { width: number; height: number } {
   const lines = node.kind === 'actor' && live ? 3 : 2;
-  const min = node.kind === 'actor' && live ? 200 : 0;
+  const min = node.kind === 'actor' && live ? 230 : 0;
   const width = Math.max(textWidth(node.label), textWidth(node.detail) * 0.9, min);
   return { width: Math.ceil(width + 2 * PAD_X), height: lines * LINE + 12 };
 }
