@@ -1,6 +1,7 @@
 import type { Runtime } from 'warren';
 import {
   type Dashboard,
+  jaegerBase,
   parseListen,
   startDashboard,
   startWorkerBeacon,
@@ -19,9 +20,9 @@ export function dashboardEnv(env: Readonly<Record<string, string | undefined>>, 
   const jaegerUrl = env.WARREN_JAEGER_URL || undefined;
   if (jaegerUrl) {
     try {
-      new URL(jaegerUrl);
-    } catch {
-      throw new UsageError(path, 'WARREN_JAEGER_URL: not a URL');
+      jaegerBase(jaegerUrl);
+    } catch (err) {
+      throw new UsageError(path, (err as Error).message);
     }
   }
   return {

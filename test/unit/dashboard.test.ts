@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { type ActorCounters, planTopology } from 'warren';
 import { helpText, parseCommandLine } from '../../bin/cli-parser.ts';
@@ -253,5 +254,20 @@ describe('settings', () => {
     expect(options('--dashboard=:9001').dashboard).toBe(':9001');
     expect(options().dashboard).toBeUndefined();
     expect(helpText(table, ['run'])).toContain('--dashboard [<host:port>]');
+  });
+
+  it('refuses a bad address or Jaeger URL at start, naming it (exit 2)', () => {
+    const warren = (env: Record<string, string>, ...args: string[]) =>
+      spawnSync(process.execPath, ['bin/warren.ts', ...args], {
+        encoding: 'utf8',
+        env: { ...process.env, ...env },
+      });
+    const address = warren({}, 'run', 'config/pipeline.ts', '--dashboard', 'http://x:1');
+    expect(address.status).toBe(2);
+    expect(address.stderr).toContain('--dashboard http://x:1: expected host:port');
+    const jaeger = warren({ WARREN_JAEGER_URL: 'ftp://admin:pw@jaeger' }, 'dashboard', 'config/pipeline.ts');
+    expect(jaeger.status).toBe(2);
+    expect(jaeger.stderr).toContain('WARREN_JAEGER_URL: must be an http or https URL');
+    expect(jaeger.stderr).not.toContain('pw');
   });
 });
