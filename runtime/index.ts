@@ -45,6 +45,7 @@ export type { Publication, RouteResult, Router } from './routing/index.ts';
 export { createRouter, route } from './routing/index.ts';
 export type { ParkedMessage, Runtime, RuntimeOptions } from './runtime.ts';
 export { createRuntime } from './runtime.ts';
+export { type RedisClientOptions, redisClient } from './state/redis-client.ts';
 export type {
   ActorRecord,
   Commit,

@@ -37,11 +37,12 @@
 
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { Cluster, type ClusterNode, Redis } from 'ioredis';
+import { Cluster, type Redis } from 'ioredis';
 import { BASELINE } from '../core/baseline.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
 import { ConfigError, describeError, WarrenError } from '../core/errors.ts';
 import { parseRedisUrl, type RedisTarget, redisEndpoints } from '../core/redis-url.ts';
+import { redisClient } from './redis-client.ts';
 import type {
   Commit,
   CommitResult,
@@ -241,7 +242,14 @@ export class RedisStore implements StateStore {
       } catch (err) {
         throw new ConfigError('url', (err as Error).message);
       }
-      redis = createClient(target, 'tls' in options ? options.tls : undefined);
+      // Auto-pipelining: the commits of many keys in flight share round trips. When the connection drops
+      // after part of a pipeline was answered, ioredis aborts the rest instead of re-sending it; #run
+      // runs those again.
+      redis = redisClient(target, {
+        enableAutoPipelining: true,
+        redisOptions: { connectionName: `warren-state-${process.pid}` },
+        tls: 'tls' in options ? options.tls : undefined,
+      });
       this.#endpoint = redisEndpoints(target);
       // ioredis reconnects by itself; without a listener its connection errors would crash the process.
       const onError = 'onError' in options ? options.onError : undefined;
@@ -697,38 +705,6 @@ function connectionLost(err: unknown, cluster: boolean): boolean {
         err.message.startsWith('TRYAGAIN ') ||
         err.message.startsWith('Too many Cluster redirections')))
   );
-}
-
-/**
- * A client for `target`: auto-pipelining (the commits of many keys in flight share round trips; when
- * the connection drops after part of a pipeline was answered, ioredis aborts the rest instead of
- * re-sending it, and `#run` runs those again). A cluster reads and writes on masters only: a replica
- * may lag behind a commit, and a load must see it.
- */
-function createClient(
-  target: RedisTarget,
-  tls: Readonly<Record<string, unknown>> | undefined,
-): Redis | Cluster {
-  const connectionName = `warren-state-${process.pid}`;
-  const tlsOptions = target.tls ? { tls: { ...(tls ?? {}) } } : {};
-  const first = target.urls[0] as URL;
-  if (!target.cluster) {
-    return new Redis(first.href, { enableAutoPipelining: true, connectionName, ...tlsOptions });
-  }
-  const nodes: ClusterNode[] = target.urls.map((url) => ({
-    host: url.hostname.replace(/^\[|\]$/g, ''),
-    port: Number(url.port || '6379'),
-  }));
-  return new Cluster(nodes, {
-    enableAutoPipelining: true,
-    scaleReads: 'master',
-    redisOptions: {
-      connectionName,
-      ...(first.username ? { username: decodeURIComponent(first.username) } : {}),
-      ...(first.password ? { password: decodeURIComponent(first.password) } : {}),
-      ...tlsOptions,
-    },
-  });
 }
 
 /** `%`, `:` and the hash tag's braces percent-encoded. */

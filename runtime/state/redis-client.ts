@@ -1,0 +1,48 @@
+import { Cluster, type ClusterNode, Redis, type RedisOptions } from 'ioredis';
+import { parseRedisUrl, type RedisTarget } from '../core/redis-url.ts';
+
+/** What a client made by {@link redisClient} may be told besides its URL. */
+export interface RedisClientOptions {
+  /** TLS options for `rediss://` (CA, client certificate and key), as Node's `tls.connect` takes. */
+  readonly tls?: Readonly<Record<string, unknown>> | undefined;
+  /** Options of each connection (one server's, or every cluster node's). */
+  readonly redisOptions?: Pick<RedisOptions, 'connectionName' | 'maxRetriesPerRequest'>;
+  /** Connect on the first command (a cluster connects at once: it must learn its slots first). */
+  readonly lazyConnect?: boolean;
+  /** Batch the commands of one event-loop turn (per node on a cluster). */
+  readonly enableAutoPipelining?: boolean;
+}
+
+/**
+ * An ioredis client for a `REDIS_URL` (`parseRedisUrl`): a `Redis` for one server, a `Cluster` for the
+ * seed nodes of a Redis Cluster, reading and writing on masters only (a replica may lag behind a
+ * write that the next read must see). Throws when the URL is not one `parseRedisUrl` accepts.
+ *
+ * @example
+ * ```ts
+ * const redis = redisClient(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', { redisOptions: { maxRetriesPerRequest: 1 } });
+ * ```
+ */
+export function redisClient(url: string | RedisTarget, options: RedisClientOptions = {}): Redis | Cluster {
+  const target = typeof url === 'string' ? parseRedisUrl(url) : url;
+  const tls = target.tls ? { tls: { ...(options.tls ?? {}) } } : {};
+  const pipelining = options.enableAutoPipelining ? { enableAutoPipelining: true } : {};
+  const first = target.urls[0] as URL;
+  const lazy = options.lazyConnect ? { lazyConnect: true } : {};
+  if (!target.cluster)
+    return new Redis(first.href, { ...options.redisOptions, ...lazy, ...pipelining, ...tls });
+  const nodes: ClusterNode[] = target.urls.map((node) => ({
+    host: node.hostname.replace(/^\[|\]$/g, ''),
+    port: Number(node.port || '6379'),
+  }));
+  return new Cluster(nodes, {
+    ...pipelining,
+    scaleReads: 'master',
+    redisOptions: {
+      ...options.redisOptions,
+      ...(first.username ? { username: decodeURIComponent(first.username) } : {}),
+      ...(first.password ? { password: decodeURIComponent(first.password) } : {}),
+      ...tls,
+    },
+  });
+}

@@ -1,0 +1,129 @@
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { generateClicks } from '../../actors/example/clickstream.ts';
+import { Click, Device } from '../../actors/example/schemas.ts';
+import pipeline from '../../config/pipeline.ts';
+import { loadRuntimeConfig } from '../../config/runtime-config.ts';
+import { WorkerDirectory } from '../../dashboard/index.ts';
+import { RedisStore } from '../../runtime/state/redis-store.ts';
+import { warningsOf } from '../helpers/chaos-evidence.ts';
+import { CONSUMERS, exampleCluster, expectEveryClickOnce } from '../helpers/example-cluster.ts';
+import { exampleEffects } from '../helpers/example-effects.ts';
+import { byId, clicksInSessions } from '../helpers/example-output.ts';
+import { type RedisCluster, startRedisCluster } from '../helpers/redis-cluster.ts';
+import { pendingTimers, stateKeys } from '../helpers/state-keys.ts';
+
+const EVENTS = 3_000;
+const USERS = 120;
+const cluster = exampleCluster('redis-cluster', EVENTS, USERS);
+let redis: RedisCluster | undefined;
+
+beforeAll(async () => {
+  redis = await startRedisCluster(3);
+}, 120_000);
+afterAll(async () => {
+  await cluster.cleanup();
+  await redis?.stop();
+}, 60_000);
+
+describe('REDIS_URL naming a Redis Cluster', () => {
+  it('takes several comma-separated URLs, or redis-cluster://, and refuses a bad list naming the field', () => {
+    const load = (url: string) => loadRuntimeConfig({ REDIS_URL: url });
+    expect(load('redis://127.0.0.1:7000,redis://127.0.0.1:7001').redisUrl).toBe(
+      'redis://127.0.0.1:7000,redis://127.0.0.1:7001',
+    );
+    expect(load('rediss-cluster://user:pass@cache.example:6379').state).toBe('redis');
+    expect(() => load('redis://a:1,http://b:2')).toThrow(
+      /REDIS_URL.*URL 2 of 2 must be a URL starting with redis/,
+    );
+    expect(() => load('redis://a:1,rediss://b:2')).toThrow(/REDIS_URL.*TLS/);
+    expect(() => load('redis://u:p@a:1,redis://b:2')).toThrow(/REDIS_URL.*same user and password/);
+    expect(() => load('redis://a:1/2,redis://b:2/2')).toThrow(/REDIS_URL.*database 0/);
+    // The message never echoes the value: it may hold a password.
+    expect(() => load('redis://u:secret@a:1,ftp://b:2')).toThrow(expect.not.stringContaining('secret'));
+  });
+
+  it('makes a store that answers on the cluster, and says which nodes it could not reach', async () => {
+    const r = redis as RedisCluster;
+    const store = new RedisStore({ url: r.urls, prefix: `${cluster.prefix}:probe`, retryWindowMs: 0 });
+    await store.reachable();
+    expect(await store.markProcessed('sink', 'm1')).toBe(true);
+    await store.close();
+    const ports = r.nodes.map((n) => n.port + 1);
+    const nowhere = new RedisStore({
+      url: ports.map((p) => `redis://127.0.0.1:${p}`).join(','),
+      prefix: 'p',
+      retryWindowMs: 0,
+    });
+    await expect(nowhere.reachable()).rejects.toMatchObject({
+      code: 'WARREN_SERVICE_UNAVAILABLE',
+      message: expect.stringContaining(ports.map((p) => `127.0.0.1:${p}`).join(',')),
+    });
+    await nowhere.close();
+  });
+});
+
+describe('the example pipeline on RabbitMQ and a 3-master Redis Cluster', () => {
+  it('brings every click to exactly one session, in per-key order, with every effect once', async () => {
+    const r = redis as RedisCluster;
+    const env = { REDIS_URL: r.urls };
+    const workers = [
+      cluster.warren(['--actors', CONSUMERS], env),
+      cluster.warren(['--actors', CONSUMERS], env),
+    ];
+    await Promise.all(workers.map((w) => w.started));
+    const source = cluster.warren(['--actors', 'clickstream'], env);
+    expect(await source.exited, source.stderr.slice(-1_000)).toBe(0);
+    expect(source.stdout).toContain(`done: ${EVENTS} events`);
+
+    const out = await cluster.drained(90_000);
+    const diagnosis = [...warningsOf([...workers, source]), ...workers.map((w) => w.stderr.slice(-400))].join(
+      '\n',
+    );
+    expect(clicksInSessions({ ...out, sessions: byId(out.sessions) }), diagnosis).toBe(EVENTS);
+    expectEveryClickOnce(out, EVENTS);
+
+    // The state is on the cluster, in each key's shard scope: the scorer's weights applied every
+    // outcome once (its version per device), no durable timer is left, and the keys are spread over
+    // the three masters.
+    const keys = stateKeys(pipeline, cluster.prefix);
+    const outcomesApplied = new Map<string, number>();
+    for (const device of Device.options) {
+      const snapshot = await r.client.hget(keys.instance('scorer', device), 's');
+      if (snapshot !== null)
+        outcomesApplied.set(
+          device,
+          (JSON.parse(snapshot) as { context: { version: number } }).context.version,
+        );
+    }
+    expect(outcomesApplied.size, diagnosis).toBeGreaterThan(0);
+    const generated = [
+      ...generateClicks({ users: USERS, events: EVENTS, seed: 42, runId: cluster.prefix }),
+    ].map((item) => ({ body: Click.parse(item.body) }));
+    const effects = exampleEffects(out, generated, { outcomesApplied });
+    expect(
+      { lost: effects.lost, duplicated: effects.duplicated, reordered: effects.reordered },
+      `${effects.findings.join('\n')}\n${diagnosis}`,
+    ).toEqual({ lost: 0, duplicated: 0, reordered: 0 });
+    expect(await pendingTimers(r.client, keys)).toBe(0);
+    const perMaster = await Promise.all(r.client.nodes('master').map((node) => node.dbsize()));
+    expect(perMaster.length).toBe(3);
+    for (const n of perMaster) expect(n, JSON.stringify(perMaster)).toBeGreaterThan(0);
+
+    // Each worker reports to the dashboard's directory on the cluster too (keys spread over masters).
+    const directory = new WorkerDirectory({ url: r.urls, prefix: cluster.prefix });
+    await vi.waitFor(async () => expect((await directory.list()).length).toBe(2), { timeout: 10_000 });
+    await directory.close();
+
+    // Both workers did part of the keyed work and stop gracefully, releasing their shards.
+    for (const w of workers) w.child.kill('SIGTERM');
+    expect(await Promise.all(workers.map((w) => w.exited)), diagnosis).toEqual([0, 0]);
+    const handled = workers.map((w) => {
+      const [, sessions, scores] = /^stopped: 0 events, (\d+) sessions, (\d+) scores/m.exec(w.stdout) ?? [];
+      return Number(sessions) + Number(scores);
+    });
+    expect(
+      handled.every((n) => n > 0),
+      workers.map((w) => w.stdout.slice(-120)).join(' | '),
+    ).toBe(true);
+  }, 170_000);
+});
