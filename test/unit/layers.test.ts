@@ -44,6 +44,14 @@ const PROBES: readonly (readonly [string, string, boolean])[] = [
   ['runtime/host/probe.ts', '../transport/transport.ts', true],
   ['runtime/host/probe.ts', '../../observability/tracing.ts', true],
   ['actors/probe.ts', '../runtime/errors.ts', false],
+  ['graph/probe.ts', '../runtime/runtime.ts', false],
+  ['graph/probe.ts', '../dashboard/server.ts', false],
+  ['graph/probe.ts', 'node:fs', false],
+  ['graph/probe.ts', '../runtime/topology/plan.ts', true],
+  ['dashboard/probe.ts', '../runtime/runtime.ts', false],
+  ['dashboard/probe.ts', '../runtime/transport/memory-bus.ts', false],
+  ['dashboard/probe.ts', '../graph/index.ts', true],
+  ['dashboard/probe.ts', '../runtime/host/stats.ts', true],
 ];
 
 const scratch = mkdtempSync(join(tmpdir(), 'warren-layers-'));
