@@ -45,7 +45,8 @@ export class WorkerDirectory {
   /** Every worker that reported in the last 5 s, by id. */
   async list(): Promise<WorkerReport[]> {
     const keys: string[] = [];
-    // A cluster's keys are spread over its masters: each one is scanned.
+    // A cluster's keys are spread over its masters: each one is scanned, once the slots are known.
+    if (this.#redis instanceof Cluster && this.#redis.status === 'wait') await this.#redis.connect();
     const nodes = this.#redis instanceof Cluster ? this.#redis.nodes('master') : [this.#redis];
     for (const node of nodes) {
       let cursor = '0';

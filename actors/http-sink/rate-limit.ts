@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 
 /**
  * A token bucket in Redis, shared by every process that names the same key.
@@ -95,7 +95,12 @@ export function localBucket(perSecond: number, burst: number, now: () => number 
  * await limit.take();
  * ```
  */
-export function redisBucket(redis: Redis, key: string, perSecond: number, burst: number): RateLimiter {
+export function redisBucket(
+  redis: Redis | Cluster,
+  key: string,
+  perSecond: number,
+  burst: number,
+): RateLimiter {
   let chain: Promise<void> = Promise.resolve();
   const takeOne = async (signal?: AbortSignal) => {
     for (;;) {

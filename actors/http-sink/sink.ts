@@ -1,5 +1,4 @@
 import type { Span } from '@opentelemetry/api';
-import { Redis } from 'ioredis';
 import { Agent, type Dispatcher, errors as undiciErrors } from 'undici';
 import {
   type ConsumerDefinition,
@@ -8,6 +7,7 @@ import {
   type Incoming,
   type MessageSchemas,
   type RetryPolicy,
+  redisClient,
   UnrecoverableError,
   WarrenError,
 } from 'warren';
@@ -331,7 +331,11 @@ export function httpSink<const TName extends string, TConsumes extends MessageSc
           const burst = rate.burst ?? 1;
           const redisUrl = rate.redisUrl ?? process.env.REDIS_URL;
           if (redisUrl) {
-            const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 3 });
+            // One Redis, or a Redis Cluster when the URL lists several nodes (the bucket is one key).
+            const redis = redisClient(redisUrl, {
+              lazyConnect: true,
+              redisOptions: { maxRetriesPerRequest: 3 },
+            });
             redis.on('error', () => undefined);
             try {
               await redis.connect();

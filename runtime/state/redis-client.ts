@@ -7,7 +7,7 @@ export interface RedisClientOptions {
   readonly tls?: Readonly<Record<string, unknown>> | undefined;
   /** Options of each connection (one server's, or every cluster node's). */
   readonly redisOptions?: Pick<RedisOptions, 'connectionName' | 'maxRetriesPerRequest'>;
-  /** Connect on the first command (a cluster connects at once: it must learn its slots first). */
+  /** Connect on the first command (or `connect()`), not at once. */
   readonly lazyConnect?: boolean;
   /** Batch the commands of one event-loop turn (per node on a cluster). */
   readonly enableAutoPipelining?: boolean;
@@ -37,6 +37,7 @@ export function redisClient(url: string | RedisTarget, options: RedisClientOptio
   }));
   return new Cluster(nodes, {
     ...pipelining,
+    ...lazy,
     scaleReads: 'master',
     redisOptions: {
       ...options.redisOptions,

@@ -1,9 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { generateClicks } from '../../actors/example/clickstream.ts';
 import { Click, Device } from '../../actors/example/schemas.ts';
+import { redisBucket } from '../../actors/http-sink/rate-limit.ts';
 import pipeline from '../../config/pipeline.ts';
 import { loadRuntimeConfig } from '../../config/runtime-config.ts';
 import { WorkerDirectory } from '../../dashboard/index.ts';
+import { redisClient } from '../../runtime/state/redis-client.ts';
 import { RedisStore } from '../../runtime/state/redis-store.ts';
 import { warningsOf } from '../helpers/chaos-evidence.ts';
 import { CONSUMERS, exampleCluster, expectEveryClickOnce } from '../helpers/example-cluster.ts';
@@ -48,6 +50,12 @@ describe('REDIS_URL naming a Redis Cluster', () => {
     await store.reachable();
     expect(await store.markProcessed('sink', 'm1')).toBe(true);
     await store.close();
+    // The http sink's shared token bucket runs on the same kind of client.
+    const client = redisClient(r.urls, { lazyConnect: true });
+    await client.connect();
+    await redisBucket(client, `${cluster.prefix}:bucket`, 1_000, 5).take();
+    expect(await r.client.exists(`${cluster.prefix}:bucket`)).toBe(1);
+    client.disconnect();
     const ports = r.nodes.map((n) => n.port + 1);
     const nowhere = new RedisStore({
       url: ports.map((p) => `redis://127.0.0.1:${p}`).join(','),
