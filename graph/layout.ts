@@ -88,15 +88,37 @@ function elkNode(node: GraphNode, dead: GraphNode | undefined, live: boolean): E
   };
 }
 
+/**
+ * ELK's edge for a graph edge. A feedback edge goes in reversed (and is drawn back the right way): the
+ * rest of the graph is acyclic (the topology compiler checks it), so the layout then runs top to bottom
+ * with the feedback the only arrow running back up, whatever the actors' order.
+ */
 function elkEdge(edge: GraphEdge, composite: ReadonlySet<string>): ElkExtendedEdge {
+  const reversed = edge.kind === 'feedback';
+  const from = reversed ? edge.to : edge.from;
+  const to = reversed ? edge.from : edge.to;
   return {
     id: edge.id,
-    sources: [composite.has(edge.from) ? `${edge.from}#out` : edge.from],
-    targets: [composite.has(edge.to) ? `${edge.to}#in` : edge.to],
+    sources: [composite.has(from) ? `${from}#out` : from],
+    targets: [composite.has(to) ? `${to}#in` : to],
     ...(edge.label
       ? { labels: [{ text: edge.label, width: textWidth(edge.label) * 0.92 + 6, height: LINE }] }
       : {}),
   };
+}
+
+/**
+ * Run ELK; should it fail on a graph its partitioning cannot take (an arrow from a sink back to a
+ * processor, say), lay the graph out again without the columns rather than draw nothing.
+ */
+async function runElk(root: ElkNode): Promise<ElkNode> {
+  try {
+    return await new elk.default().layout(structuredClone(root));
+  } catch {
+    const free = structuredClone(root);
+    if (free.layoutOptions) free.layoutOptions['elk.partitioning.activate'] = 'false';
+    return await new elk.default().layout(free);
+  }
 }
 
 /**
@@ -129,7 +151,6 @@ export async function layoutGraph(graph: PipelineGraph, options: LayoutOptions =
       'elk.algorithm': 'layered',
       'elk.direction': 'DOWN',
       'elk.partitioning.activate': 'true',
-      'elk.layered.cycleBreaking.strategy': 'MODEL_ORDER',
       'elk.layered.considerModelOrder.strategy': 'NODES_AND_EDGES',
       'elk.layered.spacing.nodeNodeBetweenLayers': '46',
       'elk.spacing.nodeNode': '22',
@@ -144,7 +165,7 @@ export async function layoutGraph(graph: PipelineGraph, options: LayoutOptions =
     ),
     edges: graph.edges.filter((e) => !parks.has(e)).map((e) => elkEdge(e, composite)),
   };
-  const result = await new elk.default().layout(root);
+  const result = await runElk(root);
   const nodes = new Map<string, Box>();
   const edges = new Map<string, { points: Point[]; label?: Box }>();
   for (const child of result.children ?? []) {
@@ -178,10 +199,12 @@ export async function layoutGraph(graph: PipelineGraph, options: LayoutOptions =
           ],
         });
   }
+  const feedback = new Set(graph.edges.filter((e) => e.kind === 'feedback').map((e) => e.id));
   for (const e of result.edges ?? []) {
     const points: Point[] = [];
     for (const section of e.sections ?? [])
       points.push(section.startPoint, ...(section.bendPoints ?? []), section.endPoint);
+    if (feedback.has(e.id)) points.reverse();
     const l = e.labels?.[0];
     edges.set(e.id, {
       points,

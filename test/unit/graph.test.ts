@@ -109,6 +109,28 @@ describe('the pipeline graph (pure: plan -> nodes and edges)', () => {
   });
 });
 
+/** A sink that sends feedback back to a processor and feeds another processor: arrows against the columns. */
+function loopPipeline() {
+  const A = z.object({ n: z.number() });
+  const model = setup({
+    types: { events: {} as Incoming<{ a: typeof A; r: typeof A }>, emitted: {} as Outgoing<{ b: typeof A }> },
+  }).createMachine({});
+  const db = setup({
+    types: { events: {} as Incoming<{ b: typeof A }>, emitted: {} as Outgoing<{ r: typeof A; c: typeof A }> },
+  }).createMachine({});
+  const after = setup({ types: { events: {} as Incoming<{ c: typeof A }> } }).createMachine({});
+  return definePipeline({
+    name: 'loop',
+    actors: [
+      defineSource({ name: 'src', emits: { a: A }, read: () => [] }),
+      defineProcessor({ name: 'model', consumes: { a: A, r: A }, emits: { b: A }, machine: model }),
+      defineSink({ name: 'db', consumes: { b: A }, emits: { r: A, c: A }, machine: db }),
+      defineProcessor({ name: 'after', consumes: { c: A }, emits: {}, machine: after }),
+    ],
+    feedback: [{ from: 'db', type: 'r', to: 'model' }],
+  });
+}
+
 describe('the renderers', () => {
   it('lays out every node and edge inside the picture, in process', async () => {
     const graph = pipelineGraph(plan);
@@ -125,6 +147,25 @@ describe('the renderers', () => {
     for (const e of graph.edges)
       expect(laidOut.edges.get(e.id)?.points.length ?? 0, e.id).toBeGreaterThanOrEqual(2);
     expect(laidOut.groups.map((g) => g.group)).toEqual(['sources', 'processors', 'sinks']);
+  });
+
+  it('lays out arrows that run against the columns (a sink feeding back and feeding a processor)', async () => {
+    const graph = pipelineGraph(planTopology(loopPipeline()));
+    const laidOut = await layoutGraph(graph);
+    for (const n of graph.nodes) expect(laidOut.nodes.get(n.id), n.id).toBeDefined();
+    const feedback = graph.edges.find((e) => e.kind === 'feedback');
+    expect(feedback).toMatchObject({ from: 'exchange:db', to: 'queue:model' });
+    // Drawn from the exchange to the queue: it starts at the exchange's box and ends at the queue's.
+    const points = laidOut.edges.get(feedback?.id ?? '')?.points ?? [];
+    const near = (p: { x: number; y: number } | undefined, id: string) => {
+      const box = laidOut.nodes.get(id);
+      if (!p || !box) return false;
+      return (
+        p.x >= box.x - 1 && p.x <= box.x + box.width + 1 && p.y >= box.y - 1 && p.y <= box.y + box.height + 1
+      );
+    };
+    expect(near(points[0], 'exchange:db')).toBe(true);
+    expect(near(points.at(-1), 'queue:model')).toBe(true);
   });
 
   it('writes an SVG that names every actor, its groups, the where label and a dashed feedback arrow', async () => {
