@@ -182,6 +182,7 @@ async function* readFolder(deps: ReadDeps): AsyncGenerator<SourceItem> {
       if (!k) continue;
       if (step.kind === 'item') finish(k, step.result.value as FileOutcome, config);
       else failed(k, step.error, folder, config, logger);
+      if (k.state === 'retry') nextScanAt = Math.min(nextScanAt, k.retryAt);
       // Kept only across the retries of a failed read; a file read to an outcome starts afresh.
       if (k.state !== 'retry' || step.kind === 'item')
         progress.delete(fileId(config.name, folder.location, k.entry));
