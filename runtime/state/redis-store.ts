@@ -647,6 +647,15 @@ export class RedisStore implements StateStore {
     return running;
   }
 
+  /** SCRIPT LOAD of every script on the server, or on every master of the cluster. */
+  async #loadScripts(): Promise<void> {
+    const client = this.#client;
+    const servers = client instanceof Cluster ? client.nodes('master') : [client];
+    await Promise.all(
+      servers.flatMap((server) => Object.values(SCRIPTS).map((script) => server.script('LOAD', script.lua))),
+    );
+  }
+
   async #attempt<T>(operation: string, call: () => Promise<T>): Promise<T> {
     const deadline = this.#clock.now() + this.#retryWindowMs;
     for (let attempt = 1; ; attempt++) {
@@ -654,6 +663,12 @@ export class RedisStore implements StateStore {
         return await call();
       } catch (err) {
         if (err instanceof WarrenError) throw err;
+        // A server that lost its script cache (a master restarted without persistence) answers NOSCRIPT
+        // to a client that had sent it the scripts before: nothing ran, so load them and run again.
+        if (!this.#closing && noScript(err) && attempt <= 3) {
+          await this.#loadScripts().catch(() => undefined);
+          continue;
+        }
         if (!this.#closing && connectionLost(err, this.#cluster) && this.#clock.now() < deadline) {
           // The client is reconnecting and queues the call meanwhile; the pause only guards against a
           // client that fails calls at once (its offline queue disabled, say).
@@ -705,6 +720,10 @@ function connectionLost(err: unknown, cluster: boolean): boolean {
         err.message.startsWith('TRYAGAIN ') ||
         err.message.startsWith('Too many Cluster redirections')))
   );
+}
+
+function noScript(err: unknown): boolean {
+  return err instanceof Error && err.message.startsWith('NOSCRIPT');
 }
 
 /** `%`, `:` and the hash tag's braces percent-encoded. */

@@ -24,6 +24,15 @@ export interface RedisCluster {
   readonly urls: string;
   /** A cluster client on it (masters only), for the test's own reads; closed by `stop()`. */
   readonly client: Cluster;
+  /** The master serving `key`'s hash slot. */
+  masterOf(key: string): Promise<RedisClusterNode>;
+  /** `kill -9` of a node; resolves once the process is gone. */
+  kill(node: RedisClusterNode): Promise<void>;
+  /**
+   * Start a killed node again on its port and cluster config file (it keeps its slots; with no
+   * persistence, not its data); resolves once every node says `cluster_state:ok`.
+   */
+  restart(node: RedisClusterNode): Promise<void>;
   /** Kill every node and delete its directory. */
   stop(): Promise<void>;
 }
@@ -80,7 +89,27 @@ export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
       client.current?.once('ready', resolve);
       client.current?.once('error', reject);
     });
-    return { nodes, urls, client: client.current, stop };
+    const current = client.current;
+    return {
+      nodes,
+      urls,
+      client: current,
+      async masterOf(key) {
+        const slot = Number(await current.call('CLUSTER', 'KEYSLOT', key));
+        const ranges = (await current.call('CLUSTER', 'SLOTS')) as [number, number, [string, number]][];
+        const range = ranges.find(([from, to]) => slot >= from && slot <= to);
+        const node = nodes.find((n) => n.port === range?.[2][1]);
+        if (!node) throw new Error(`no master serves slot ${slot}`);
+        return node;
+      },
+      kill,
+      async restart(node) {
+        node.server = startNode(node);
+        await untilAnswers(node.port);
+        await Promise.all(nodes.map((n) => untilClusterOk(n.port)));
+      },
+      stop,
+    };
   } catch (err) {
     await stop();
     throw err;

@@ -6,7 +6,7 @@ import pipeline from '../../config/pipeline.ts';
 import { loadRuntimeConfig } from '../../config/runtime-config.ts';
 import { WorkerDirectory } from '../../dashboard/index.ts';
 import { redisClient } from '../../runtime/state/redis-client.ts';
-import { RedisStore } from '../../runtime/state/redis-store.ts';
+import { RedisStore, redisKeys } from '../../runtime/state/redis-store.ts';
 import { warningsOf } from '../helpers/chaos-evidence.ts';
 import { CONSUMERS, exampleCluster, expectEveryClickOnce } from '../helpers/example-cluster.ts';
 import { exampleEffects } from '../helpers/example-effects.ts';
@@ -134,4 +134,40 @@ describe('the example pipeline on RabbitMQ and a 3-master Redis Cluster', () => 
       workers.map((w) => w.stdout.slice(-120)).join(' | '),
     ).toBe(true);
   }, 170_000);
+});
+
+describe('RedisStore on a Redis Cluster whose master is killed and restarted', () => {
+  it('runs a commit again until the master serving its shard is back, and applies it once', async () => {
+    const r = redis as RedisCluster;
+    const heard: Error[] = [];
+    const prefix = `${cluster.prefix}:restart`;
+    const store = new RedisStore({ url: r.urls, prefix, onError: (err) => heard.push(err) });
+    await store.reachable();
+    const victim = await r.masterOf(redisKeys(prefix).scope('sessionizer', 0));
+    const timers = [{ id: 't', event: '{"type":"t"}', dueAt: 5 }];
+    const commit = {
+      actor: 'sessionizer',
+      key: 'user-1',
+      shard: 0,
+      messageId: 'm1',
+      expectedVersion: 0,
+      snapshot: '"s1"',
+      timers,
+      outbox: ['o1'],
+    };
+    await r.kill(victim);
+    const pending = store.commit(commit);
+    // The client saw the master go (its connection refused), with the commit in its hands.
+    await vi.waitFor(() => expect(heard.length).toBeGreaterThan(0), { timeout: 20_000, interval: 20 });
+    await r.restart(victim);
+    expect(await pending).toEqual({ status: 'committed', version: 1 });
+    expect(await store.load('sessionizer', 'user-1', 'm1', 0)).toEqual({
+      record: { version: 1, snapshot: '"s1"', timers },
+      processed: true,
+      outbox: ['o1'],
+    });
+    expect(await store.commit(commit)).toEqual({ status: 'duplicate' });
+    expect(await store.nextDueAt([{ actor: 'sessionizer', shard: 0 }])).toBe(5);
+    await store.close();
+  }, 60_000);
 });
