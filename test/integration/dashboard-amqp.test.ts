@@ -23,7 +23,8 @@ async function state(url: string): Promise<Frame> {
 
 describe('warren dashboard <pipeline> on RabbitMQ + Redis', () => {
   it("shows the workers and their actors' counts, the queues' depths, and drops a worker that stopped", async () => {
-    const worker = cluster.warren(['--actors', CONSUMERS]);
+    // The consumer worker serves a dashboard of its own too (`warren run --dashboard`).
+    const worker = cluster.warren(['--actors', CONSUMERS, '--dashboard', '127.0.0.1:0']);
     await worker.started;
     let stderr = '';
     dashboard = spawn(
@@ -83,6 +84,23 @@ describe('warren dashboard <pipeline> on RabbitMQ + Redis', () => {
         expect(s.workers.map((w) => w.actors.join(',')).sort()).toEqual(['clickstream', CONSUMERS].sort());
       },
       { timeout: 60_000, interval: 250 },
+    );
+    // The worker's own dashboard sees the other worker too (its report in Redis), and marks itself.
+    const own = /warren: dashboard at (http:\/\/127\.0\.0\.1:\d+\/)/.exec(worker.stderr)?.[1] ?? '';
+    expect(own).not.toBe('');
+    await vi.waitFor(
+      async () => {
+        const seen = await state(own);
+        expect(seen.mode).toBe('worker');
+        expect(seen.workers.map((w) => [w.actors.join(','), w.self]).sort()).toEqual(
+          [
+            ['clickstream', false],
+            [CONSUMERS, true],
+          ].sort(),
+        );
+        expect(seen.actors.find((a) => a.name === 'clickstream')?.emitted).toBe(3_000);
+      },
+      { timeout: 20_000, interval: 250 },
     );
     const metrics = await (await fetch(`${url}metrics`)).text();
     expect(metrics).toMatch(/^warren_queue_ready\{pipeline="shop",actor="sessionizer"\} \d+$/m);
