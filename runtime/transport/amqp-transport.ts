@@ -80,6 +80,9 @@ export class AmqpTransport implements Transport {
       url: options.url,
       ...(options.socketOptions ? { socketOptions: options.socketOptions } : {}),
       window: options.window ?? 500,
+      // Every publish warren makes carries a message id its consumers dedupe by: what was in flight when
+      // a broker dropped (a cluster node died) goes again to the next one rather than failing its caller.
+      resendAfterDrop: true,
       connectionName: connectionName('publisher'),
       onBlocked: (blocked) => {
         this.#blocked = blocked;

@@ -58,6 +58,13 @@ export interface ConfirmPublisherOptions {
    * twice in those that did take it: warren's consumers drop a message id they already applied.
    */
   nackRetryMs?: number;
+  /**
+   * What was in flight when the connection dropped: `false` (default) rejects it, retryably; `true`
+   * sends it again, first, once connected again (to the next broker of a list), within
+   * `publishTimeoutMs`. The broker may have taken some of it before the drop, so a message may land
+   * twice: for consumers that drop a message id they already applied, as warren's do.
+   */
+  resendAfterDrop?: boolean;
   closeTimeoutMs?: number;
   /** Sent as the `connection_name` client property, shown by `rabbitmqctl` and the management UI. */
   connectionName?: string;
@@ -374,12 +381,16 @@ export class ConfirmPublisher {
   }
 
   // A channel error (e.g. a publish to a missing exchange) closes only the channel. amqplib emits a
-  // channel's 'close' before its connection's, so wait a turn to learn whether the connection lives.
+  // channel's 'close' before its connection's, so wait a turn to learn whether the connection lives:
+  // what was in flight is rejected if only the channel closed, resent (if asked) if the connection went.
   #onChannelClose(ch: ConfirmChannel, live: ChannelModel): void {
     if (ch !== this.#ch) return;
     this.#ch = null;
-    this.#failPending('the channel closed before the broker confirmed');
+    const inFlight = [...this.#pending.values()];
+    this.#pending.clear();
     setImmediate(() => {
+      if (this.#live === live) this.#reject(inFlight, 'the channel closed before the broker confirmed');
+      else this.#dropped(inFlight);
       if (this.#live !== live || this.#ch !== null || this.#state !== 'running') return;
       this.#openChannel(live).catch((err: unknown) => {
         this.#warn('cannot reopen the confirm channel; reconnecting', { error: String(err) });
@@ -390,20 +401,49 @@ export class ConfirmPublisher {
 
   #onDisconnect(err: Error): void {
     this.#live = this.#ch = null;
-    this.#failPending('the connection closed before the broker confirmed');
+    const inFlight = [...this.#pending.values()];
+    this.#pending.clear();
+    this.#dropped(inFlight);
     this.#setBlocked(false);
     const error = scrubPassword(err.message, this.#opts.url);
     if (this.#state === 'running') this.#warn('publisher connection lost; reconnecting', { error });
   }
 
-  #failPending(reason: string): void {
-    if (this.#pending.size > 0) {
+  /** Publishes in flight on a connection that dropped: sent again first once connected, or rejected. */
+  #dropped(inFlight: Pending[]): void {
+    if (inFlight.length === 0) return;
+    if (this.#opts.resendAfterDrop !== true || this.#state !== 'running') {
+      this.#reject(inFlight, 'the connection closed before the broker confirmed');
+      return;
+    }
+    // Ahead of what queued since, with a deadline no later than theirs: the queue stays in deadline
+    // order, which the sweep relies on.
+    const deadline = Math.min(
+      this.#waiting[0]?.deadline ?? Number.POSITIVE_INFINITY,
+      Date.now() + (this.#opts.publishTimeoutMs ?? 30_000),
+    );
+    for (const p of inFlight) {
+      p.returned = null;
+      p.deadline = deadline;
+    }
+    this.#waiting.unshift(...inFlight);
+    if (this.#sweepTimer === undefined) this.#armSweep();
+    if (this.#ch !== null) this.#pump(); // connected again already: nothing else may come to pump them
+  }
+
+  #reject(inFlight: readonly Pending[], reason: string): void {
+    if (inFlight.length > 0) {
       const err = publishFailed(reason); // one instance for the lot: a drop can fail a whole window
-      for (const p of this.#pending.values()) p.reject(err);
-      this.#pending.clear();
+      for (const p of inFlight) p.reject(err);
     }
     // Queued publishes wait for the next channel while running; close() waits for no reconnection.
     if (this.#state === 'closing') this.#idle?.();
+  }
+
+  #failPending(reason: string): void {
+    const inFlight = [...this.#pending.values()];
+    this.#pending.clear();
+    this.#reject(inFlight, reason);
   }
 
   #setBlocked(blocked: boolean): void {

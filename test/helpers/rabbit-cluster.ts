@@ -139,7 +139,22 @@ export async function startRabbitCluster(label: string, size = 3): Promise<Rabbi
     // `wait --pid` waits for the node to come up as long as that process lives: it fails at once if
     // the server exits (a port taken, a bad config) instead of waiting out its timeout.
     await ctl(node, ['wait', '--pid', String(server.pid), '--timeout', '120'], 130_000);
+    const beam = await beamOf(node);
+    if (beam !== undefined) beams.set(node, beam);
   };
+
+  /** Each running node's Erlang VM, for `kill` and for the exit hook. */
+  const beams = new Map<RabbitNode, number>();
+  // A test process that ends without stop() (a crash, a timeout) still takes its nodes along.
+  const onExit = (): void => {
+    for (const pid of beams.values()) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {}
+    }
+    rmSync(base, { recursive: true, force: true });
+  };
+  process.once('exit', onExit);
 
   const beamOf = async (node: RabbitNode): Promise<number | undefined> => {
     const pid = node.server?.pid;
@@ -153,7 +168,8 @@ export async function startRabbitCluster(label: string, size = 3): Promise<Rabbi
     const server = node.server;
     if (!server) return;
     const exited = new Promise((resolve) => server.once('exit', resolve));
-    const beam = await beamOf(node);
+    const beam = beams.get(node) ?? (await beamOf(node));
+    beams.delete(node);
     if (beam !== undefined) process.kill(beam, 'SIGKILL');
     else server.kill('SIGKILL');
     await exited; // the script ends when its beam does
@@ -202,6 +218,7 @@ export async function startRabbitCluster(label: string, size = 3): Promise<Rabbi
     async stop() {
       await Promise.all(nodes.map((n) => kill(n).catch(() => undefined)));
       rmSync(base, { recursive: true, force: true });
+      process.removeListener('exit', onExit);
     },
   };
 

@@ -1,51 +1,20 @@
-import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 import type { ChannelModel } from 'amqplib';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { WarrenError } from '../../runtime/core/errors.ts';
 import { connectRecovering } from '../../runtime/transport/amqp-connect.ts';
 import { freePort } from '../helpers/ports.ts';
 import { RABBITMQ_URL } from '../helpers/services.ts';
+import { type Door, openDoor } from '../helpers/tcp-door.ts';
 
 const broker = new URL(RABBITMQ_URL);
 
-/** A TCP proxy to the shared broker that can be shut, cutting every connection through it. */
-interface Door {
-  readonly port: number;
-  /** Connections made through it so far. */
-  accepted: number;
-  shut(): Promise<void>;
-}
-
 const doors: Door[] = [];
 afterEach(async () => {
-  for (const door of doors.splice(0)) await door.shut();
+  for (const door of doors.splice(0)) await door.shut().catch(() => undefined);
 });
 
 async function door(): Promise<Door> {
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((client) => {
-    d.accepted++;
-    const upstream = tcpConnect(Number(broker.port || 5672), broker.hostname);
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on('error', () => undefined);
-      s.on('close', () => {
-        client.destroy();
-        upstream.destroy();
-      });
-    }
-    client.pipe(upstream).pipe(client);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  const d: Door = {
-    port: typeof address === 'object' && address ? address.port : 0,
-    accepted: 0,
-    async shut() {
-      for (const s of sockets) s.destroy();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
+  const d = await openDoor(broker.hostname, Number(broker.port || 5672));
   doors.push(d);
   return d;
 }

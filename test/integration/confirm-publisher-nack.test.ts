@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import amqp, { type Channel, type ChannelModel } from 'amqplib';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { WarrenError } from '../../runtime/core/errors.ts';
 import { ConfirmPublisher, type ConfirmPublisherOptions } from '../../runtime/transport/confirm-publisher.ts';
+import { openDoor } from '../helpers/tcp-door.ts';
 
 // A queue that holds one message and refuses more (`reject-publish`): the broker nacks a publish into
 // it while it is full, as a quorum queue nacks while it elects a new leader.
@@ -10,6 +11,7 @@ const url = process.env.RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const prefix = `warren-test-nack-${randomBytes(4).toString('hex')}.`;
 const exchange = `${prefix}x`;
 const queue = `${prefix}one`;
+const all = `${prefix}all`;
 
 let admin: ChannelModel;
 let ch: Channel;
@@ -37,11 +39,14 @@ beforeAll(async () => {
     arguments: { 'x-max-length': 1, 'x-overflow': 'reject-publish' },
   });
   await ch.bindQueue(queue, exchange, 'k');
+  await ch.assertQueue(all, { durable: false });
+  await ch.bindQueue(all, exchange, 'all');
 });
 
 afterAll(async () => {
   await Promise.all(publishers.map((p) => p.close()));
   await ch.deleteQueue(queue);
+  await ch.deleteQueue(all);
   await ch.deleteExchange(exchange);
   await admin.close();
 });
@@ -94,5 +99,60 @@ describe('ConfirmPublisher and a broker that nacks', () => {
     await publisher.close();
     expect(await second).toMatchObject({ code: 'WARREN_PUBLISH_FAILED' });
     expect((await ch.checkQueue(queue)).messageCount).toBe(1);
+  });
+});
+
+describe('ConfirmPublisher and a broker that drops the connection', () => {
+  it('with resendAfterDrop, sends what was in flight again through the next broker: no publish fails', async () => {
+    const broker = new URL(url);
+    const doors = [
+      await openDoor(broker.hostname, Number(broker.port || 5672)),
+      await openDoor(broker.hostname, Number(broker.port || 5672)),
+    ];
+    const urls = doors.map((d) => `amqp://${broker.username}:${broker.password}@127.0.0.1:${d.port}`);
+    const publisher = await started({
+      url: urls.join(','),
+      window: 100,
+      resendAfterDrop: true,
+      reconnect: { minMs: 10, maxMs: 50 },
+    });
+    const used = doors.find((d) => d.accepted > 0);
+    expect(used).toBeDefined();
+    // Twice the window of publishers, each publishing again as soon as its last one settles, keep the
+    // window full, so publishes are in flight whenever the door shuts.
+    const failures: unknown[] = [];
+    const confirmed = new Set<string>();
+    let sent = 0;
+    let stop = false;
+    const worker = async () => {
+      while (!stop) {
+        const id = `m${sent++}`;
+        const r = await settled(publisher.publish(exchange, 'all', Buffer.from(id), { messageId: id }));
+        if (r === 'ok') confirmed.add(id);
+        else failures.push(r);
+      }
+    };
+    const load = Promise.all(Array.from({ length: 200 }, worker));
+    try {
+      await vi.waitFor(() => expect(confirmed.size).toBeGreaterThan(500), { timeout: 20_000, interval: 5 });
+      await used?.shut();
+      const atShut = confirmed.size;
+      // The flow goes on through the other door.
+      await vi.waitFor(() => expect(confirmed.size).toBeGreaterThan(atShut + 500), {
+        timeout: 20_000,
+        interval: 5,
+      });
+    } finally {
+      stop = true;
+      await load;
+      for (const d of doors) await d.shut().catch(() => undefined);
+    }
+    expect(failures).toEqual([]);
+    expect(confirmed.size).toBe(sent);
+    // Every confirmed publish is in the queue (some perhaps twice: those the broker had taken already).
+    const found = new Set<string>();
+    for (let m = await ch.get(all, { noAck: true }); m; m = await ch.get(all, { noAck: true }))
+      found.add(String(m.properties.messageId));
+    for (const id of confirmed) expect(found.has(id), id).toBe(true);
   });
 });
