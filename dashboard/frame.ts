@@ -13,6 +13,8 @@ export interface WorkerReport {
   /** When it wrote this report (ms since the epoch). */
   readonly at: number;
   readonly counters: Readonly<Record<string, Readonly<ActorCounters>>>;
+  /** The keyed actors' shards it holds, by actor. */
+  readonly shards?: Readonly<Record<string, readonly number[]>>;
 }
 
 /** One reading: the pipeline's counters summed over the workers, the queues' depths, the workers. */
@@ -57,6 +59,8 @@ export interface WorkerFrame {
   /** Seconds since its last report. */
   readonly seenSecondsAgo: number;
   readonly received: number;
+  /** The keyed actors' shards it holds, by actor. */
+  readonly shards: Readonly<Record<string, readonly number[]>>;
   /** This process (the one serving the dashboard). */
   readonly self: boolean;
 }
@@ -229,6 +233,7 @@ export class FrameBuilder {
         uptimeSeconds: Math.max(0, Math.round((sample.at - w.startedAt) / 1000)),
         seenSecondsAgo: Math.max(0, Math.round((sample.at - w.at) / 1000)),
         received: Object.values(w.counters).reduce((n, c) => n + (c.received ?? 0), 0),
+        shards: w.shards ?? {},
         self: w.id === this.#selfId,
       }),
     );

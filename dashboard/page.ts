@@ -104,6 +104,7 @@ function render(frame) {
       const row = el('tr', {}, [
         el('td', { className: 'text', textContent: w.id + (w.self ? ' (this process)' : '') }),
         el('td', { className: 'text', textContent: w.actors.join(', ') }),
+        el('td', { className: 'text', textContent: Object.entries(w.shards).map(([a, list]) => a + ' ' + list.join(',')).join(' · ') }),
         el('td', { textContent: String(w.received) }),
         el('td', { textContent: w.uptimeSeconds + ' s' }),
         el('td', { textContent: w.seenSecondsAgo + ' s ago' }),
@@ -242,7 +243,7 @@ export function dashboardPage(options: {
 <div id="dead-letters"></div>
 <h2>Worker processes</h2>
 <table id="workers">
-<thead><tr><th>worker</th><th>actors</th><th>received</th><th>up</th><th>last report</th></tr></thead>
+<thead><tr><th>worker</th><th>actors</th><th>shards held</th><th>received</th><th>up</th><th>last report</th></tr></thead>
 <tbody></tbody>
 </table>
 </div>

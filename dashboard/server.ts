@@ -20,6 +20,7 @@ function localReport(runtime: Runtime): () => WorkerReport {
     startedAt,
     at: Date.now(),
     counters: Object.fromEntries(runtime.stats()),
+    shards: Object.fromEntries(runtime.shardHoldings()),
   });
 }
 

@@ -119,6 +119,7 @@ export function startWorkerBeacon(
     startedAt,
     at: Date.now(),
     counters: Object.fromEntries(runtime.stats()),
+    shards: Object.fromEntries(runtime.shardHoldings()),
   });
   let writing: Promise<void> = Promise.resolve();
   const tick = () => {

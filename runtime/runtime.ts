@@ -110,6 +110,16 @@ export interface Runtime {
   /** Per-actor counters of this process. */
   stats(): ReadonlyMap<string, Readonly<ActorCounters>>;
   /**
+   * The shards of keyed actors this process holds now, by actor (shards are divided among the workers
+   * hosting an actor): what the dashboard shows per worker.
+   *
+   * @example
+   * ```ts
+   * runtime.shardHoldings().get('sessionizer'); // [0, 2]
+   * ```
+   */
+  shardHoldings(): ReadonlyMap<string, readonly number[]>;
+  /**
    * What waits in each actor's queues, read from the bus: `ready` in its mailbox (shards summed; 0 for a
    * source) and `parked` in its dead-letter queue; for every actor of the pipeline, hosted here or not.
    *
@@ -375,6 +385,7 @@ export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOpti
       }
     },
     stats: () => stats.snapshot(),
+    shardHoldings: () => shards?.holdings() ?? new Map(),
     async queueDepths() {
       const bus = requireTransport();
       const depths = new Map<string, { ready: number; parked: number }>();

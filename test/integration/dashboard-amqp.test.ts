@@ -1,5 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { afterAll, describe, expect, it, vi } from 'vitest';
+import { planTopology } from 'warren';
+import pipeline from '../../config/pipeline.ts';
 import type { Frame } from '../../dashboard/index.ts';
 import { CONSUMERS, exampleCluster } from '../helpers/example-cluster.ts';
 import { RABBITMQ_URL, REDIS_URL } from '../helpers/services.ts';
@@ -70,6 +72,17 @@ describe('warren dashboard <pipeline> on RabbitMQ + Redis', () => {
         timeout: 20_000,
       },
     );
+
+    // It holds every shard of the keyed actors it hosts (the only worker hosting them).
+    const keyed = Object.fromEntries(
+      [...planTopology(pipeline).actors.values()]
+        .filter((a) => a.keyed)
+        .map((a) => [a.name, a.queues.map((_, i) => i)]),
+    );
+    expect(Object.keys(keyed)).toContain('sessionizer');
+    await vi.waitFor(async () => expect((await state(url)).workers[0]?.shards).toEqual(keyed), {
+      timeout: 30_000,
+    });
 
     // The source process stays (and reports) after it read everything, until stopped.
     const source = cluster.warren(['--actors', 'clickstream', '--until-stopped']);

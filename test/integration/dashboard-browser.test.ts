@@ -130,6 +130,10 @@ describe('the dashboard of `warren run config/pipeline.ts --dashboard` in Chromi
       expect(await page.locator('#workers tr[data-worker] td').first().textContent()).toContain(
         '(this process)',
       );
+      // The shards it holds: every shard of each keyed actor, this process being the only worker.
+      await expect
+        .poll(() => page.locator('#workers tr[data-worker] td').nth(2).textContent(), { timeout: 15_000 })
+        .toMatch(/^sessionizer 0,1,2,3( · |$)/);
 
       const shot = join(work, 'dashboard.png');
       await page.screenshot({ path: shot, fullPage: true });
