@@ -16,6 +16,7 @@ main { display: grid; grid-template-columns: minmax(360px, 42%) minmax(0, 1fr); 
 table { border-collapse: collapse; width: 100%; margin-bottom: 18px; }
 th, td { text-align: right; padding: 3px 6px; border-bottom: 1px solid #eceff1; white-space: nowrap; font-size: 12px; }
 th { white-space: normal; vertical-align: bottom; }
+#workers td.text { white-space: normal; }
 th:first-child, td:first-child, td.text { text-align: left; }
 th { color: var(--muted); font-weight: 600; }
 td.bad { color: var(--bad); font-weight: 600; }
