@@ -1,4 +1,5 @@
 import { Cluster, type ClusterNode, Redis, type RedisOptions } from 'ioredis';
+import { describeError } from '../core/errors.ts';
 import { parseRedisUrl, type RedisTarget } from '../core/redis-url.ts';
 
 /** What a client made by {@link redisClient} may be told besides its URL. */
@@ -46,4 +47,42 @@ export function redisClient(url: string | RedisTarget, options: RedisClientOptio
       ...tls,
     },
   });
+}
+
+/**
+ * Connect to the first node of `target` alone, once, and PING it: undefined when it answers, else
+ * `host:port: why` (never a password). For saying why a cluster client learnt no slots.
+ *
+ * @example
+ * ```ts
+ * await probeRedis(parseRedisUrl('rediss://10.0.0.1:7000,rediss://10.0.0.2:7000')); // '10.0.0.1:7000: self-signed certificate'
+ * ```
+ */
+export async function probeRedis(
+  target: RedisTarget,
+  tls?: Readonly<Record<string, unknown>>,
+): Promise<string | undefined> {
+  const first = target.urls[0] as URL;
+  const redis = new Redis(first.href, {
+    lazyConnect: true,
+    retryStrategy: () => null,
+    maxRetriesPerRequest: 0,
+    connectTimeout: 2_000,
+    ...(target.tls ? { tls: { ...(tls ?? {}) } } : {}),
+  });
+  // The socket's own error (a refused certificate...) comes as an event; the call then fails only with
+  // "Connection is closed".
+  let heard: Error | undefined;
+  redis.on('error', (err: Error) => {
+    heard ??= err;
+  });
+  try {
+    await redis.connect();
+    await redis.ping();
+    return undefined;
+  } catch (err) {
+    return `${first.hostname}:${first.port || '6379'}: ${describeError(heard ?? err)}`;
+  } finally {
+    redis.disconnect();
+  }
 }

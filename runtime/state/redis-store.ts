@@ -42,7 +42,7 @@ import { BASELINE } from '../core/baseline.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
 import { ConfigError, describeError, WarrenError } from '../core/errors.ts';
 import { parseRedisUrl, type RedisTarget, redisEndpoints } from '../core/redis-url.ts';
-import { redisClient } from './redis-client.ts';
+import { probeRedis, redisClient } from './redis-client.ts';
 import type {
   Commit,
   CommitResult,
@@ -211,6 +211,8 @@ export class RedisStore implements StateStore {
   #closing = false;
   /** The client's last connection error, for `reachable()` to say why. */
   #lastError: Error | undefined;
+  /** On a cluster this store connects to: why its first seed node does not answer, if it does not. */
+  #probe: (() => Promise<string | undefined>) | undefined;
   /** Calls not settled yet; `close()` lets them finish first. */
   readonly #inFlight = new Set<Promise<unknown>>();
   /** Outbox keys to clear with the next DEL (one per hash tag's scope on a cluster). */
@@ -253,13 +255,18 @@ export class RedisStore implements StateStore {
       this.#endpoint = redisEndpoints(target);
       // ioredis reconnects by itself; without a listener its connection errors would crash the process.
       const onError = 'onError' in options ? options.onError : undefined;
-      const heard = (err: Error) => {
+      redis.on('error', (err: Error) => {
         this.#lastError = err;
         onError?.(err);
-      };
-      redis.on('error', heard);
-      // A cluster tells about each node's connection errors apart; they are what says why it is down.
-      if (redis instanceof Cluster) redis.on('node error', heard);
+      });
+      // A cluster that reached no node says only that it could not learn the slots: `reachable()` then
+      // connects to a seed node itself to say why (a refused certificate, a wrong password...).
+      if (target.cluster) {
+        const tls = 'tls' in options ? options.tls : undefined;
+        this.#probe = () => probeRedis(target, tls);
+      }
+      // A cluster tells about each node's connection errors apart (a master gone, say).
+      if (redis instanceof Cluster) redis.on('node error', (err: Error) => onError?.(err));
     }
     // Each definition sends its script once per connection (each node's, on a cluster: EVALSHA, then
     // EVAL where the node lacks it); stores sharing a client share one set.
@@ -601,7 +608,10 @@ export class RedisStore implements StateStore {
       });
     }
     if (redis.status !== 'ready') {
-      const why = this.#lastError ? describeError(this.#lastError) : `connection ${redis.status}`;
+      const node = await this.#probe?.();
+      const why =
+        (this.#lastError ? describeError(this.#lastError) : `connection ${redis.status}`) +
+        (node ? ` (${node})` : '');
       throw new WarrenError('WARREN_SERVICE_UNAVAILABLE', `Redis unreachable at ${this.#endpoint}: ${why}`, {
         retryable: true,
         data: { endpoint: this.#endpoint },

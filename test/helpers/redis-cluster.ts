@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -17,11 +17,23 @@ export interface RedisClusterNode {
   server: ChildProcess | undefined;
 }
 
+/** PEM files of a test CA and of a certificate it signed for 127.0.0.1. */
+export interface TestCertificates {
+  readonly dir: string;
+  readonly caFile: string;
+  readonly certFile: string;
+  readonly keyFile: string;
+  /** The CA certificate's PEM, for a client's `tls.ca`. */
+  readonly ca: string;
+}
+
 /** A private Redis Cluster started by a test; see {@link startRedisCluster}. */
 export interface RedisCluster {
   readonly nodes: readonly RedisClusterNode[];
-  /** Every node's URL, comma-separated: what `REDIS_URL` takes for a cluster. */
+  /** Every node's URL (`rediss://` with TLS), comma-separated: what `REDIS_URL` takes for a cluster. */
   readonly urls: string;
+  /** With TLS: the CA and the nodes' certificate. */
+  readonly tls: TestCertificates | undefined;
   /** A cluster client on it (masters only), for the test's own reads; closed by `stop()`. */
   readonly client: Cluster;
   /** The master serving `key`'s hash slot. */
@@ -41,7 +53,8 @@ export interface RedisCluster {
  * Start a Redis Cluster of `masters` masters (no replicas) of this machine's `redis-server`, on free
  * ports of its own with directories of its own (no RDB, no AOF): every node spawned, `redis-cli
  * --cluster create` assigns the 16384 slots, then the wait is for every node to say
- * `cluster_state:ok` (a condition, not a sleep).
+ * `cluster_state:ok` (a condition, not a sleep). With `tls`, the nodes speak TLS only (clients and the
+ * cluster bus), with a certificate for 127.0.0.1 signed by a CA made for the run.
  *
  * @example
  * ```ts
@@ -49,27 +62,35 @@ export interface RedisCluster {
  * try { await use(cluster.urls); } finally { await cluster.stop(); }
  * ```
  */
-export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
+export async function startRedisCluster(
+  masters = 3,
+  options: { readonly tls?: boolean } = {},
+): Promise<RedisCluster> {
   const nodes: RedisClusterNode[] = [];
   const client: { current?: Cluster } = {};
+  let tls: TestCertificates | undefined;
   const stop = async () => {
     await client.current?.quit().catch(() => undefined);
     client.current?.disconnect();
     await Promise.all(nodes.map((node) => kill(node)));
     for (const node of nodes) rmSync(node.dir, { recursive: true, force: true });
+    if (tls) rmSync(tls.dir, { recursive: true, force: true });
   };
   try {
+    if (options.tls) tls = await certificates();
+    const cli = tls ? ['--tls', '--cacert', tls.caFile] : [];
     for (let i = 0; i < masters; i++) {
       const port = await freePort();
       const busPort = await freePort();
       const dir = mkdtempSync(join(tmpdir(), `warren-redis-cluster-${port}-`));
       nodes.push({ port, busPort, dir, server: undefined });
     }
-    for (const node of nodes) node.server = startNode(node);
-    await Promise.all(nodes.map((node) => untilAnswers(node.port)));
+    for (const node of nodes) node.server = startNode(node, tls);
+    await Promise.all(nodes.map((node) => untilAnswers(node.port, tls)));
     await run(
       'redis-cli',
       [
+        ...cli,
         '--cluster',
         'create',
         ...nodes.map((node) => `127.0.0.1:${node.port}`),
@@ -79,11 +100,12 @@ export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
       ],
       { timeout: 60_000 },
     );
-    await Promise.all(nodes.map((node) => untilClusterOk(node.port)));
-    const urls = nodes.map((node) => `redis://127.0.0.1:${node.port}`).join(',');
+    await Promise.all(nodes.map((node) => untilClusterOk(node.port, cli)));
+    const scheme = tls ? 'rediss' : 'redis';
+    const urls = nodes.map((node) => `${scheme}://127.0.0.1:${node.port}`).join(',');
     client.current = new Cluster(
       nodes.map((node) => ({ host: '127.0.0.1', port: node.port })),
-      { scaleReads: 'master' },
+      { scaleReads: 'master', ...(tls ? { redisOptions: { tls: { ca: tls.ca } } } : {}) },
     );
     await new Promise<void>((resolve, reject) => {
       client.current?.once('ready', resolve);
@@ -93,6 +115,7 @@ export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
     return {
       nodes,
       urls,
+      tls,
       client: current,
       async masterOf(key) {
         const slot = Number(await current.call('CLUSTER', 'KEYSLOT', key));
@@ -104,9 +127,9 @@ export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
       },
       kill,
       async restart(node) {
-        node.server = startNode(node);
-        await untilAnswers(node.port);
-        await Promise.all(nodes.map((n) => untilClusterOk(n.port)));
+        node.server = startNode(node, tls);
+        await untilAnswers(node.port, tls);
+        await Promise.all(nodes.map((n) => untilClusterOk(n.port, cli)));
       },
       stop,
     };
@@ -116,12 +139,29 @@ export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
   }
 }
 
-function startNode(node: RedisClusterNode): ChildProcess {
+function startNode(node: RedisClusterNode, tls: TestCertificates | undefined): ChildProcess {
+  const listen = tls
+    ? [
+        '--port',
+        '0',
+        '--tls-port',
+        String(node.port),
+        '--tls-cluster',
+        'yes',
+        '--tls-cert-file',
+        tls.certFile,
+        '--tls-key-file',
+        tls.keyFile,
+        '--tls-ca-cert-file',
+        tls.caFile,
+        '--tls-auth-clients',
+        'no',
+      ]
+    : ['--port', String(node.port)];
   const server = spawn(
     'redis-server',
     [
-      '--port',
-      String(node.port),
+      ...listen,
       '--bind',
       '127.0.0.1',
       '--cluster-enabled',
@@ -155,9 +195,10 @@ async function kill(node: RedisClusterNode): Promise<void> {
 }
 
 /** Until a PING on `port` answers (the server is listening), or 30 s. */
-async function untilAnswers(port: number): Promise<void> {
+async function untilAnswers(port: number, tls: TestCertificates | undefined): Promise<void> {
   await until(`redis on ${port} to answer`, async () => {
     const redis = new Redis(port, '127.0.0.1', {
+      ...(tls ? { tls: { ca: tls.ca } } : {}),
       lazyConnect: true,
       maxRetriesPerRequest: 0,
       retryStrategy: () => null,
@@ -175,9 +216,11 @@ async function untilAnswers(port: number): Promise<void> {
 }
 
 /** Until the node on `port` says `cluster_state:ok`, or 30 s. */
-async function untilClusterOk(port: number): Promise<void> {
+async function untilClusterOk(port: number, cli: readonly string[]): Promise<void> {
   await until(`the cluster node on ${port} to be ok`, async () => {
-    const { stdout } = await run('redis-cli', ['-p', String(port), 'cluster', 'info'], { timeout: 5_000 });
+    const { stdout } = await run('redis-cli', [...cli, '-p', String(port), 'cluster', 'info'], {
+      timeout: 5_000,
+    });
     return /^cluster_state:ok\r?$/m.test(stdout);
   });
 }
@@ -189,4 +232,63 @@ async function until(what: string, check: () => Promise<boolean>, timeoutMs = 30
     // Polling a condition; each check is itself a round trip to the server.
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+/** A CA made for the run, and a certificate it signed for 127.0.0.1 (IP subject alternative name). */
+async function certificates(): Promise<TestCertificates> {
+  const dir = mkdtempSync(join(tmpdir(), 'warren-redis-tls-'));
+  const file = (name: string) => join(dir, name);
+  const openssl = (args: readonly string[]) => run('openssl', args, { timeout: 30_000 });
+  await openssl([
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-days',
+    '1',
+    '-subj',
+    '/CN=warren test CA',
+    '-keyout',
+    file('ca.key'),
+    '-out',
+    file('ca.crt'),
+  ]);
+  await openssl([
+    'req',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-subj',
+    '/CN=127.0.0.1',
+    '-keyout',
+    file('node.key'),
+    '-out',
+    file('node.csr'),
+  ]);
+  writeFileSync(file('san.ext'), 'subjectAltName=IP:127.0.0.1\n');
+  await openssl([
+    'x509',
+    '-req',
+    '-days',
+    '1',
+    '-in',
+    file('node.csr'),
+    '-CA',
+    file('ca.crt'),
+    '-CAkey',
+    file('ca.key'),
+    '-CAcreateserial',
+    '-extfile',
+    file('san.ext'),
+    '-out',
+    file('node.crt'),
+  ]);
+  return {
+    dir,
+    caFile: file('ca.crt'),
+    certFile: file('node.crt'),
+    keyFile: file('node.key'),
+    ca: readFileSync(file('ca.crt'), 'utf8'),
+  };
 }

@@ -1,16 +1,22 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { generateClicks } from '../../actors/example/clickstream.ts';
-import { Click, Device } from '../../actors/example/schemas.ts';
+import { clickstream, generateClicks } from '../../actors/example/clickstream.ts';
+import { Click, Device, Session } from '../../actors/example/schemas.ts';
+import { sessionizer } from '../../actors/example/sessionizer.ts';
 import { redisBucket } from '../../actors/http-sink/rate-limit.ts';
+import { closeJsonlFiles, jsonlSink } from '../../actors/jsonl-sink.ts';
 import pipeline from '../../config/pipeline.ts';
 import { loadRuntimeConfig } from '../../config/runtime-config.ts';
 import { WorkerDirectory } from '../../dashboard/index.ts';
+import { createRuntime, definePipeline } from '../../runtime/index.ts';
 import { redisClient } from '../../runtime/state/redis-client.ts';
 import { RedisStore, redisKeys } from '../../runtime/state/redis-store.ts';
 import { warningsOf } from '../helpers/chaos-evidence.ts';
 import { CONSUMERS, exampleCluster, expectEveryClickOnce } from '../helpers/example-cluster.ts';
 import { exampleEffects } from '../helpers/example-effects.ts';
-import { byId, clicksInSessions } from '../helpers/example-output.ts';
+import { byId, clicksInSessions, readExampleOutput } from '../helpers/example-output.ts';
 import { type RedisCluster, startRedisCluster } from '../helpers/redis-cluster.ts';
 import { pendingTimers, stateKeys } from '../helpers/state-keys.ts';
 
@@ -170,4 +176,56 @@ describe('RedisStore on a Redis Cluster whose master is killed and restarted', (
     expect(await store.nextDueAt([{ actor: 'sessionizer', shard: 0 }])).toBe(5);
     await store.close();
   }, 60_000);
+});
+
+describe('a runtime on a Redis Cluster over TLS', () => {
+  let tlsCluster: RedisCluster | undefined;
+  const outDir = mkdtempSync(join(tmpdir(), 'warren-redis-tls-'));
+  beforeAll(async () => {
+    tlsCluster = await startRedisCluster(3, { tls: true });
+  }, 120_000);
+  afterAll(async () => {
+    await tlsCluster?.stop();
+    rmSync(outDir, { recursive: true, force: true });
+  });
+
+  it('reaches every master with rediss:// and the CA file, and keeps the keyed state there', async () => {
+    const r = tlsCluster as RedisCluster;
+    const events = 600;
+    const example = definePipeline({
+      name: 'shop',
+      actors: [
+        clickstream({ users: 30, events, seed: 3, runId: 'tls' }),
+        sessionizer({ timeoutMs: 150 }),
+        jsonlSink({ name: 'sessions', consumes: { session: Session }, path: join(outDir, 'sessions.jsonl') }),
+      ],
+    });
+    const prefix = `${cluster.prefix}-tls`;
+    const env = { REDIS_URL: r.urls, WARREN_TLS_CA_FILE: r.tls?.caFile, WARREN_PREFIX: prefix };
+    const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
+    const runtime = createRuntime(example, { bus: 'memory', logger: quiet, env });
+    expect(runtime.config.state).toBe('redis');
+    await runtime.start();
+    await runtime.whenIdle({ settleMs: 50 });
+    await runtime.stop();
+    await closeJsonlFiles();
+    expect(clicksInSessions(readExampleOutput(outDir))).toBe(events);
+    // Every user's instance is on the cluster, in its shard's scope.
+    const keys = stateKeys(example, prefix);
+    const versions = await Promise.all(
+      Array.from({ length: 30 }, (_, u) => r.client.hget(keys.instance('sessionizer', `user-${u}`), 'v')),
+    );
+    expect(versions.filter((v) => Number(v) > 0).length).toBe(30);
+    // Without the CA the nodes' certificate is refused: the start fails, naming the nodes and why.
+    const refused = createRuntime(example, {
+      bus: 'memory',
+      logger: quiet,
+      env: { REDIS_URL: r.urls, WARREN_PREFIX: prefix, WARREN_START_TIMEOUT_MS: '1500' },
+    });
+    await expect(refused.start()).rejects.toMatchObject({
+      code: 'WARREN_SERVICE_UNAVAILABLE',
+      message: expect.stringMatching(/^Redis unreachable at 127\.0\.0\.1:\d+,127\.0\.0\.1:\d+,.*certificate/),
+    });
+    await refused.stop();
+  }, 120_000);
 });
