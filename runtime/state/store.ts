@@ -251,11 +251,14 @@ export interface DueTimer {
  * ```
  */
 export interface StateStore {
-  /** Read an instance's record, and whether `messageId` was already processed (with its pending outbox). */
+  /**
+   * Read an instance's record from the key's shard `shard`, and whether `messageId` was already
+   * processed there (with its pending outbox).
+   */
   load(actor: string, key: string, messageId: string, shard: number): Promise<LoadResult>;
   /** The atomic commit described above. */
   commit(commit: Commit): Promise<CommitResult>;
-  /** Drop the outbox of `messageId` (committed in `shard`) once every entry in it was confirmed by the broker. */
+  /** Drop the outbox of `messageId` (committed in `shard`) once the broker confirmed every entry. */
   clearOutbox(actor: string, messageId: string, shard: number): Promise<void>;
   /**
    * For effects that are not keyed state (sinks, stateless processors): record `messageId` as done.
