@@ -137,8 +137,12 @@ export class ConfirmPublisher {
   #blocked = false;
   #sweepTimer: NodeJS.Timeout | undefined;
   #idle: (() => void) | undefined;
-  /** Nacked publishes waiting to be sent again, by their timer. */
-  readonly #resends = new Map<NodeJS.Timeout, Pending>();
+  /**
+   * Nacked publishes waiting to be sent again, in the order they were first sent. While any waits,
+   * nothing else is sent: they go first, so a nack never lets a later publish overtake an earlier one.
+   */
+  #held: Pending[] = [];
+  #holdTimer: NodeJS.Timeout | undefined;
   #closing: Promise<void> | undefined;
 
   constructor(options: ConfirmPublisherOptions) {
@@ -218,13 +222,8 @@ export class ConfirmPublisher {
 
   async #close(): Promise<void> {
     this.#state = 'closing';
-    // A nacked publish waiting to be sent again goes now: close() waits for its confirm as for any other.
-    for (const [timer, p] of this.#resends) {
-      clearTimeout(timer);
-      this.#enqueue(p);
-    }
-    this.#resends.clear();
-    if (this.#ch !== null) this.#pump();
+    // Nacked publishes waiting to be sent again go now: close() waits for their confirms as for others.
+    this.#release();
     if (this.#ch !== null && (this.#pending.size > 0 || this.#waiting.length > 0)) {
       let timer: NodeJS.Timeout | undefined;
       await new Promise<void>((resolve) => {
@@ -243,7 +242,12 @@ export class ConfirmPublisher {
   }
 
   #canSend(): boolean {
-    return this.#ch !== null && !this.#awaitingDrain && this.#pending.size < this.#window;
+    return (
+      this.#held.length === 0 &&
+      this.#ch !== null &&
+      !this.#awaitingDrain &&
+      this.#pending.size < this.#window
+    );
   }
 
   #send(p: Pending): void {
@@ -267,7 +271,7 @@ export class ConfirmPublisher {
     let i = 0;
     while (i < this.#waiting.length && this.#canSend()) this.#send(this.#waiting[i++] as Pending);
     if (i > 0) this.#waiting.splice(0, i);
-    if (this.#pending.size === 0 && this.#waiting.length === 0 && this.#resends.size === 0) this.#idle?.();
+    if (this.#pending.size === 0 && this.#waiting.length === 0 && this.#held.length === 0) this.#idle?.();
   }
 
   // One timer for the whole queue: it is FIFO, so deadlines ascend and only the head's matters.
@@ -312,7 +316,11 @@ export class ConfirmPublisher {
     else p.resolve();
   }
 
-  /** Send a nacked publish again after a pause, while `nackRetryMs` allows; else reject it. */
+  /**
+   * Hold a nacked publish, and everything not sent yet, for a pause (100 ms doubling to 1 s), then send
+   * it again first, while `nackRetryMs` allows; else reject it. Nacks arrive in the order of sending,
+   * so the held ones stay in that order. Only a later publish already sent, and taken, overtakes it.
+   */
   #nacked(p: Pending): void {
     const now = Date.now();
     if (p.firstNack === 0) p.firstNack = now;
@@ -324,12 +332,37 @@ export class ConfirmPublisher {
       p.reject(publishFailed(`the broker nacked the publish to ${to} (${p.nacks} time(s))`));
       return;
     }
-    const timer = setTimeout(() => {
-      this.#resends.delete(timer);
-      this.#enqueue(p);
-      this.#pump();
-    }, pause);
-    this.#resends.set(timer, p);
+    this.#held.push(p);
+    if (this.#holdTimer !== undefined) return;
+    this.#holdTimer = setTimeout(() => this.#release(), pause);
+    // Once per pause, not per message: a queue electing a leader nacks a whole window.
+    this.#warn('the broker nacked a publish; holding publishes, then sending it again first', {
+      exchange: p.exchange,
+      routingKey: p.routingKey,
+      pauseMs: pause,
+    });
+  }
+
+  /** The held publishes go back to the head of the queue, in their order, and sending resumes. */
+  #release(): void {
+    clearTimeout(this.#holdTimer);
+    this.#holdTimer = undefined;
+    if (this.#held.length > 0) this.#requeueFirst(this.#held.splice(0));
+    if (this.#ch !== null) this.#pump();
+  }
+
+  /** Put publishes at the head of the queue, with deadlines that keep it in deadline order. */
+  #requeueFirst(publishes: Pending[]): void {
+    const deadline = Math.min(
+      this.#waiting[0]?.deadline ?? Number.POSITIVE_INFINITY,
+      Date.now() + (this.#opts.publishTimeoutMs ?? 30_000),
+    );
+    for (const p of publishes) {
+      p.returned = null;
+      p.deadline = deadline;
+    }
+    this.#waiting.unshift(...publishes);
+    if (this.#sweepTimer === undefined) this.#armSweep();
   }
 
   /** Queue a publish for window room or a connection, with its deadline. */
@@ -416,18 +449,8 @@ export class ConfirmPublisher {
       this.#reject(inFlight, 'the connection closed before the broker confirmed');
       return;
     }
-    // Ahead of what queued since, with a deadline no later than theirs: the queue stays in deadline
-    // order, which the sweep relies on.
-    const deadline = Math.min(
-      this.#waiting[0]?.deadline ?? Number.POSITIVE_INFINITY,
-      Date.now() + (this.#opts.publishTimeoutMs ?? 30_000),
-    );
-    for (const p of inFlight) {
-      p.returned = null;
-      p.deadline = deadline;
-    }
-    this.#waiting.unshift(...inFlight);
-    if (this.#sweepTimer === undefined) this.#armSweep();
+    // Ahead of what queued since (the held nacked ones, sent before them, go ahead of them in turn).
+    this.#requeueFirst(inFlight);
     if (this.#ch !== null) this.#pump(); // connected again already: nothing else may come to pump them
   }
 

@@ -104,19 +104,17 @@ describe('the example pipeline on a 3-node RabbitMQ cluster with quorum queues',
     const lost = { connections: on(victim), leading: ledBy(victim) };
     expect(lost.connections).toBeGreaterThan(0);
     expect(lost.leading.length).toBeGreaterThan(0);
-    // Kill as soon as the flow is under way end to end: the source may still be publishing, and the
-    // consumers have most of the clicks ahead of them.
+    // Kill once the source has published every click (a source's pipelined publishes in flight during
+    // a failover may reach a shard out of order: docs/rabbitmq-cluster.md), while the workers have most
+    // of them ahead of them and publish their own outputs.
     const source = cluster.warren(['--actors', 'clickstream'], env);
-    await vi.waitFor(() => expect(cluster.output().sessions.length).toBeGreaterThan(0), {
-      timeout: 60_000,
-      interval: 20,
-    });
+    expect(await source.exited, source.stderr.slice(-1_000)).toBe(0);
+    expect(source.stdout).toContain(`done: ${EVENTS} events`);
     const sessionsAtKill = cluster.output().sessions.length;
-    const sourceRunning = source.child.exitCode === null;
     await r.kill(victim);
     console.info(
       `rabbit-cluster: killed ${victim.name} (${lost.connections} worker connections, leader of ` +
-        `${lost.leading.length} queues) with ${sessionsAtKill} sessions written, source running: ${sourceRunning}`,
+        `${lost.leading.length} queues) with ${sessionsAtKill} sessions written`,
     );
 
     // The other two nodes carry on: new leaders for the victim's queues, the workers' connections moved
@@ -138,17 +136,15 @@ describe('the example pipeline on a 3-node RabbitMQ cluster with quorum queues',
       },
       { timeout: 30_000, interval: 500 },
     );
-    // The node comes back on its data directory and rejoins; the source finishes.
+    // The node comes back on its data directory and rejoins.
     await r.restart(victim);
-    expect(await source.exited, source.stderr.slice(-1_000)).toBe(0);
-    expect(source.stdout).toContain(`done: ${EVENTS} events`);
 
     const out = await cluster.drained(90_000);
     const diagnosis = await explain(r, [...workers, source]);
     expect(clicksInSessions({ ...out, sessions: byId(out.sessions) }), diagnosis).toBe(EVENTS);
     expectEveryClickOnce(out, EVENTS);
-    // The kill came mid-flow: most sessions were written after it.
-    expect(sessionsAtKill).toBeLessThan(byId(out.sessions).length / 2);
+    // The kill came mid-flow: a good part of the sessions were written after it.
+    expect(byId(out.sessions).length - sessionsAtKill).toBeGreaterThan(byId(out.sessions).length / 4);
     const generated = [
       ...generateClicks({ users: USERS, events: EVENTS, seed: 42, runId: cluster.prefix }),
     ].map((item) => ({ body: Click.parse(item.body) }));
