@@ -91,6 +91,24 @@ describe('ConfirmPublisher and a broker that nacks', () => {
     expect(kept ? kept.content.toString() : null).toBe('second');
   });
 
+  it('holds every later publish while a nacked one waits, so none overtakes it', async () => {
+    await ch.purgeQueue(queue);
+    await ch.purgeQueue(all);
+    const warnings: string[] = [];
+    const publisher = await started({ logger: { warn: (msg) => warnings.push(msg) } });
+    await publisher.publish(exchange, 'k', Buffer.from('first'));
+    const order: string[] = [];
+    const second = publisher.publish(exchange, 'k', Buffer.from('second')).then(() => order.push('second'));
+    await expect
+      .poll(() => warnings)
+      .toContain('the broker nacked a publish; holding publishes, then sending it again first');
+    // Bound for another queue, which has room: it still waits for the nacked one to go again first.
+    const third = publisher.publish(exchange, 'all', Buffer.from('third')).then(() => order.push('third'));
+    await ch.get(queue, { noAck: true }); // room for the second
+    await Promise.all([second, third]);
+    expect(order).toEqual(['second', 'third']);
+  });
+
   it('close() settles a publish waiting to be sent again: it is sent once more, and rejects if nacked', async () => {
     await ch.purgeQueue(queue);
     const publisher = await started({ nackRetryMs: 60_000 });
