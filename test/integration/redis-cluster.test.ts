@@ -56,6 +56,22 @@ describe('REDIS_URL naming a Redis Cluster', () => {
     await store.reachable();
     expect(await store.markProcessed('sink', 'm1')).toBe(true);
     await store.close();
+    // One seed address, named a cluster by its scheme, finds the other masters.
+    const seed = new RedisStore({
+      url: `redis-cluster://127.0.0.1:${r.nodes[0]?.port}`,
+      prefix: `${cluster.prefix}:probe`,
+    });
+    await seed.reachable();
+    expect(await seed.markProcessed('sink', 'm1')).toBe(false);
+    expect(await Promise.all([1, 2, 3, 4, 5, 6].map((i) => seed.markProcessed('sink', `m${i}`)))).toEqual([
+      false,
+      true,
+      true,
+      true,
+      true,
+      true,
+    ]);
+    await seed.close();
     // The http sink's shared token bucket runs on the same kind of client.
     const client = redisClient(r.urls, { lazyConnect: true });
     await client.connect();
