@@ -174,8 +174,8 @@ export const UNLIMITED_DELIVERIES = 2_147_483_647;
  * The arguments a quorum queue adds to a classic one's:
  * - `x-queue-leader-locator: balanced`: leaders spread over the cluster's nodes, not all on the node
  *   the topology connection happened to reach;
- * - with a dead-letter exchange, `x-dead-letter-strategy: at-least-once` (which RabbitMQ accepts only
- *   with `x-overflow: reject-publish`): a message dead-lettered (parked, expired from a delay queue, or
+ * - with a dead-letter exchange, `x-dead-letter-strategy: at-least-once` (in effect only with
+ *   `x-overflow: reject-publish`; else RabbitMQ falls back to at-most-once): a message dead-lettered (parked, expired from a delay queue, or
  *   past its delivery limit) stays in its queue until the target queue confirms it, where the default
  *   `at-most-once` loses it if a node fails in between;
  * - `x-delivery-limit`: the plan's limit on a consumed queue, past which the message is parked in the

@@ -57,7 +57,7 @@ describe('quorum queues (queueType: quorum)', () => {
         expect(args, name).not.toHaveProperty('x-dead-letter-strategy');
         expect(args, name).not.toHaveProperty('x-overflow');
       } else {
-        // RabbitMQ accepts at-least-once only with reject-publish overflow.
+        // At-least-once is in effect only with reject-publish overflow (else RabbitMQ falls back).
         expect(args, name).toMatchObject({
           'x-dead-letter-strategy': 'at-least-once',
           'x-overflow': 'reject-publish',
