@@ -24,6 +24,8 @@ export const example = {
   seed: int('WARREN_SEED', 42),
   runId: env.WARREN_RUN_ID ?? Date.now().toString(36),
   sessionTimeoutMs: int('WARREN_SESSION_TIMEOUT_MS', 1_000),
+  /** Shard queues of the sessionizer, divided among the workers that host it. */
+  sessionizerShards: int('WARREN_SESSIONIZER_SHARDS', 4),
   outDir: env.WARREN_OUT_DIR ?? 'out',
 };
 
@@ -36,7 +38,7 @@ export default definePipeline({
   name: 'shop',
   actors: [
     clickstream(example),
-    sessionizer({ timeoutMs: example.sessionTimeoutMs }),
+    sessionizer({ timeoutMs: example.sessionTimeoutMs, shards: example.sessionizerShards }),
     scorer(),
     outcomes(),
     jsonlSink({

@@ -340,7 +340,8 @@ export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOpti
         }
         const host = new ConsumerHost(plan, deps);
         consumers.push(host);
-        if (plan.keyed) shards.add({ plan, handle: host.handle, claimed: () => host.clear() });
+        if (plan.keyed)
+          shards.add({ plan, handle: host.handle, claimed: (shard) => host.forgetShard(shard) });
         else for (const queue of plan.queues) await transport.consume(queue, plan.prefetch, host.handle);
       }
       await shards.start();
@@ -411,12 +412,13 @@ export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOpti
       stopped.abort();
       stopping ??= (async () => {
         await Promise.all(sources.map((s) => s.stop()));
+        // Keyed shards first: each is handed over once what it holds settled, its lease renewed till then.
+        await shards?.stop();
         await transport?.stopConsuming();
         const deadline = Date.now() + 10_000;
         while (consumers.some((c) => c.inFlight > 0) && Date.now() < deadline) {
           await new Promise((resolve) => setTimeout(resolve, 20));
         }
-        await shards?.stop();
         await pump?.stop();
         for (const c of consumers) c.clear();
         for (const { actor, stop } of lifecycleStops.splice(0).reverse()) {

@@ -29,7 +29,7 @@ function summary(context: SessionContext, endedBy: Session['endedBy']): Session 
  * const actor = sessionizer({ timeoutMs: 500 });
  * ```
  */
-export function sessionizer(options: { readonly timeoutMs: number }) {
+export function sessionizer(options: { readonly timeoutMs: number; readonly shards?: number }) {
   const machine = setup({
     types: {
       context: {} as SessionContext,
@@ -106,8 +106,9 @@ export function sessionizer(options: { readonly timeoutMs: number }) {
     consumes,
     emits,
     key: (message) => message.body.userId,
-    // Four shard queues: enough for the example's two workers (the default, 32, suits a fleet).
-    shards: 4,
+    // Four shard queues by default: enough for the example's two workers (warren's default, 32, suits
+    // a fleet); the scale-out tests ask for more.
+    shards: options.shards ?? 4,
     description: `one session machine per user; closes on checkout or after ${options.timeoutMs} ms idle`,
     machine,
   });

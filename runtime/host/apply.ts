@@ -1,7 +1,7 @@
 import type { Clock } from '../core/clock.ts';
 import type { Incoming, MessageMeta, MessageSchemas } from '../core/define.ts';
 import type { OutgoingMessage } from '../core/envelope.ts';
-import { InvalidMessageError } from '../core/errors.ts';
+import { InvalidMessageError, WarrenError } from '../core/errors.ts';
 import type { ActorPlan, TopologyPlan } from '../topology/plan.ts';
 import { type Instance, settle } from './instance.ts';
 import { type Lineage, toOutgoing } from './outputs.ts';
@@ -26,6 +26,11 @@ export async function applyEvent(
   settleTimeoutMs: number,
   clock: Clock,
 ): Promise<OutgoingMessage[]> {
+  // A stopped actor ignores events: committing its snapshot would lose the event silently.
+  if (instance.actor.getSnapshot().status !== 'active')
+    throw new WarrenError('WARREN_STATE_FAILED', `${plan.name}: its instance was stopped while in use`, {
+      retryable: true,
+    });
   if (!instance.actor.getSnapshot().can(event)) {
     throw new InvalidMessageError(
       'unhandled',

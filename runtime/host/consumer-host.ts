@@ -81,6 +81,11 @@ export class ConsumerHost {
     }
   }
 
+  /** This worker took shard `shard` of a keyed actor: forget what it cached of that shard's keys. */
+  forgetShard(shard: number): void {
+    this.#keyed.forgetShard(shard);
+  }
+
   /** Forget every live instance (on stop, and after a reconnection, when another worker may own a key). */
   clear(): void {
     this.#keyed.clear();

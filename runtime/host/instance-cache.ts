@@ -50,6 +50,12 @@ export class InstanceCache {
     instance.actor.stop();
   }
 
+  /** Stop and forget the idle instances whose key `select` picks (those of a shard taken back). */
+  forget(select: (key: string) => boolean): void {
+    for (const [key, instance] of this.#instances)
+      if (select(key) && !this.#busy(key)) this.drop(key, instance);
+  }
+
   clear(): void {
     for (const [key, instance] of this.#instances) this.drop(key, instance);
   }

@@ -7,6 +7,7 @@ import {
   type InspectionEvent,
 } from 'xstate';
 import { type Clock, systemClock } from '../core/clock.ts';
+import type { MessageMeta } from '../core/define.ts';
 import type { TraceLink } from '../core/observer.ts';
 import type { TimerRecord } from '../state/store.ts';
 
@@ -241,4 +242,18 @@ export function aggregateLinks(
   const links = instance.links;
   instance.links = [];
   return links;
+}
+
+/**
+ * What a timer armed while handling a message continues when it fires: that message's flow, its hop
+ * count, and (with tracing) the trace of its handling.
+ *
+ * @example
+ * ```ts
+ * pendingTimers(instance, armedBy(decoded.meta, observer.traceparent()));
+ * ```
+ */
+export function armedBy(meta: MessageMeta, traceparent: string | undefined): TimerOrigin {
+  const origin = { flowId: meta.flowId, generation: meta.generation, hops: meta.hops };
+  return traceparent === undefined ? origin : { ...origin, traceparent };
 }

@@ -1,14 +1,6 @@
-import { sleep } from '../core/clock.ts';
 import type { ConsumerDefinition, Incoming, MessageMeta, MessageSchemas } from '../core/define.ts';
-import {
-  type Delivery,
-  encodeOutgoing,
-  Headers,
-  numericHeader,
-  type OutgoingMessage,
-} from '../core/envelope.ts';
-import { InvalidMessageError, WarrenError } from '../core/errors.ts';
-import { decideFailure, retriesInLane } from '../policy/failure.ts';
+import { type Delivery, encodeOutgoing, type OutgoingMessage } from '../core/envelope.ts';
+import { InvalidMessageError } from '../core/errors.ts';
 import type { Fence, LoadResult, TimerRecord } from '../state/store.ts';
 import { shardOf } from '../topology/names.ts';
 import type { ActorPlan } from '../topology/plan.ts';
@@ -18,6 +10,7 @@ import { type Decoded, decodeTimer } from './decode.ts';
 import type { HostDeps } from './host-deps.ts';
 import {
   aggregateLinks,
+  armedBy,
   type Instance,
   originOf,
   pendingTimers,
@@ -26,6 +19,7 @@ import {
   takeTimer,
 } from './instance.ts';
 import { InstanceCache } from './instance-cache.ts';
+import { type LaneContext, runInLane } from './lane-retry.ts';
 import { KeyedLanes } from './lanes.ts';
 import type { Outbox } from './outbox.ts';
 import type { FailureSettler } from './settle.ts';
@@ -47,9 +41,9 @@ export class KeyedRun {
   readonly #definition: ConsumerDefinition;
   readonly #deps: HostDeps;
   readonly #outbox: Outbox;
-  readonly #failures: FailureSettler;
   readonly #lanes = new KeyedLanes();
   readonly #cache: InstanceCache;
+  readonly #lane: LaneContext;
 
   constructor(plan: ActorPlan, deps: HostDeps, outbox: Outbox, failures: FailureSettler) {
     if (plan.definition.kind === 'source') throw new TypeError(`${plan.name} is a source`);
@@ -57,72 +51,16 @@ export class KeyedRun {
     this.#definition = plan.definition;
     this.#deps = deps;
     this.#outbox = outbox;
-    this.#failures = failures;
     this.#cache = new InstanceCache(deps.cacheSize, (key) => this.#lanes.busy(key));
+    this.#lane = { plan, deps, failures };
   }
 
   run(delivery: Delivery, decoded: Decoded, key: string): Promise<Settlement> {
     return this.#lanes.run(key, () =>
-      this.#inLane(delivery, key, (again, fence) =>
+      runInLane(this.#lane, delivery, key, (again, fence) =>
         this.#apply(decoded, key, again || delivery.redelivered, fence),
       ),
     );
-  }
-
-  /**
-   * Retry a keyed message's infrastructure failure (Redis away longer than the store rides out, a
-   * version conflict that keeps coming) in its lane, as the failure policy says: a retry through the
-   * delay queue would ack it and let the key's next messages overtake it, though nothing is wrong with
-   * the message. A commit refused for a stale version (someone moved the key on between our load and
-   * our commit) runs again at once from the store, a few times, before it counts as a failure. A
-   * handler's own error goes on to the settle step (delay queue, then parking). `run` is told whether
-   * this is a run again, which must restore the instance from the store.
-   */
-  async #inLane(
-    delivery: Delivery,
-    key: string,
-    run: (again: boolean, fence: Fence | undefined) => Promise<Settlement | 'conflict' | 'fenced'>,
-  ): Promise<Settlement> {
-    // With shards divided among workers, a delivery of a shard this worker does not hold (any more)
-    // goes back to the queue for its owner; its commit carries the lease, which the store checks.
-    const shards = this.#deps.shards;
-    const fence = shards ? shards.fenceOf(this.#plan.name, delivery.queue) : undefined;
-    if (fence === null) return 'requeue';
-    const first = Math.max(1, numericHeader(delivery.properties.headers ?? {}, Headers.attempt, 1) ?? 1);
-    let attempt = first;
-    let conflicts = 0;
-    for (let again = false; ; again = true) {
-      let error: unknown;
-      try {
-        const settlement = await run(again, fence);
-        if (settlement === 'fenced') {
-          shards?.lost(this.#plan.name, delivery.queue);
-          return 'requeue';
-        }
-        if (settlement !== 'conflict') return settlement;
-        error = new WarrenError(
-          'WARREN_VERSION_CONFLICT',
-          `${this.#plan.name}[${key}] kept changing under us`,
-          {
-            retryable: true,
-          },
-        );
-      } catch (err) {
-        if (!retriesInLane(err)) throw err;
-        error = err;
-      }
-      const decision = decideFailure(error, { attempt, lane: attempt, conflicts }, this.#plan.retry);
-      if (decision.kind !== 'retry-in-lane') return this.#failures.apply(delivery, decision, error);
-      if (!decision.failure) {
-        conflicts++;
-        continue;
-      }
-      this.#failures.counted(decision);
-      this.#failures.retrying('retrying in its lane', delivery, attempt, decision.delayMs, error);
-      await sleep(this.#deps.clock, decision.delayMs);
-      attempt = decision.nextAttempt;
-      conflicts = 0;
-    }
   }
 
   /**
@@ -181,7 +119,7 @@ export class KeyedRun {
         messageId: id,
         expectedVersion: instance.version,
         snapshot: JSON.stringify(instance.actor.getPersistedSnapshot()),
-        timers: pendingTimers(instance, this.#originOf(decoded.meta)),
+        timers: pendingTimers(instance, armedBy(decoded.meta, observer.traceparent())),
         outbox: outputs.map(encodeOutgoing),
         ...(fence ? { fence } : {}),
       })
@@ -222,13 +160,6 @@ export class KeyedRun {
     return fence?.shard ?? shardOf(key, this.#plan.queues.length);
   }
 
-  /** What a timer armed while handling this message continues when it fires. */
-  #originOf(meta: MessageMeta): TimerOrigin {
-    const origin = { flowId: meta.flowId, generation: meta.generation, hops: meta.hops };
-    const traceparent = this.#deps.observer.traceparent();
-    return traceparent === undefined ? origin : { ...origin, traceparent };
-  }
-
   #start(snapshot: string | undefined, timers: readonly TimerRecord[], version: number): Instance {
     return startInstance(
       this.#definition.machine,
@@ -246,7 +177,7 @@ export class KeyedRun {
     if (!timer) return Promise.reject(new InvalidMessageError('bad-header', 'malformed timer message'));
     const { key, timerId, dueAt, id } = timer;
     return this.#lanes.run(key, () =>
-      this.#inLane(delivery, key, async (_again, fence) => {
+      runInLane(this.#lane, delivery, key, async (_again, fence) => {
         const loaded = await this.#deps.store.load(this.#plan.name, key, id, this.#shardOf(key, fence));
         // The firing continues the flow, and the trace, of the message that armed the timer.
         const armed = loaded.record?.timers.find((t) => t.id === timerId && t.dueAt === dueAt);
@@ -296,6 +227,12 @@ export class KeyedRun {
       createdAt: dueAt,
     };
     return this.#apply({ event: event as Incoming<MessageSchemas>, meta }, key, false, fence, instance);
+  }
+
+  /** This worker took shard `shard` (back): forget its keys' idle instances, cached in an earlier hold. */
+  forgetShard(shard: number): void {
+    const shards = this.#plan.queues.length;
+    this.#cache.forget((key) => shardOf(key, shards) === shard);
   }
 
   clear(): void {

@@ -18,8 +18,12 @@ import type { DeliveryHandler, Transport } from '../transport/transport.ts';
 export interface ShardLeases {
   /** The lease this worker holds on the shard behind `queue`, or null when it holds none. */
   fenceOf(actor: string, queue: string): Fence | null;
-  /** The store refused a commit fenced by this worker's lease on `queue`'s shard: let the shard go now. */
-  lost(actor: string, queue: string): void;
+  /**
+   * The store refused a commit fenced by this worker's lease on `queue`'s shard: let the shard go now.
+   * Resolves once its deliveries went back to the queue (all of them, in order, for the new owner):
+   * settle the refused one only then, so that it is not put back out of turn.
+   */
+  lost(actor: string, queue: string): Promise<void>;
 }
 
 /** A keyed actor whose shards the coordinator divides: its plan, and the handler of its deliveries. */
@@ -27,7 +31,7 @@ export interface CoordinatedActor {
   readonly plan: ActorPlan;
   readonly handle: DeliveryHandler;
   /** Called when this worker takes a shard: instances cached from an earlier hold may be stale. */
-  readonly claimed: () => void;
+  readonly claimed: (shard: number) => void;
 }
 
 interface Held {
@@ -37,6 +41,12 @@ interface Held {
   renewedAt: number;
   /** Being handed over (or given up): no new deliveries, the lease kept until those in hand settle. */
   leaving?: Promise<void>;
+  /**
+   * Handed over (not lost): its lease is renewed until it is released, so that no other worker takes
+   * the shard while this one still settles messages of it (the next owner's deliveries would overtake
+   * them: per-key order).
+   */
+  releasing?: boolean;
 }
 
 export interface ShardCoordinatorOptions {
@@ -70,7 +80,7 @@ export interface ShardCoordinatorOptions {
  * @example
  * ```ts
  * const shards = new ShardCoordinator({ worker, leaseMs: 10_000, store, transport, logger, clock });
- * shards.add({ plan, handle: host.handle, claimed: () => host.clear() });
+ * shards.add({ plan, handle: host.handle, claimed: (shard) => host.forgetShard(shard) });
  * await shards.start();
  * ```
  */
@@ -80,6 +90,8 @@ export class ShardCoordinator implements ShardLeases {
   /** The shards this worker holds, by queue. */
   readonly #held = new Map<string, Held>();
   readonly #stopped = new AbortController();
+  /** Set by `stop()`: only renewals from now on, until every shard is handed over. */
+  #stopping = false;
   #loop: Promise<void> | undefined;
 
   constructor(options: ShardCoordinatorOptions) {
@@ -109,13 +121,21 @@ export class ShardCoordinator implements ShardLeases {
     return this.#held.get(queue)?.fence ?? null;
   }
 
-  lost(_actor: string, queue: string): void {
+  async lost(_actor: string, queue: string): Promise<void> {
+    this.#lose(queue, 'a commit was refused: its lease is stale');
+    await this.#held.get(queue)?.leaving;
+  }
+
+  #lose(queue: string, why: string): void {
     const held = this.#held.get(queue);
-    if (!held || held.leaving) return;
+    if (!held || (held.leaving && !held.releasing)) return;
     this.#o.logger.warn('a shard was taken over by another worker; letting it go', {
       actor: held.actor.plan.name,
       shard: held.fence.shard,
+      epoch: held.fence.epoch,
+      why,
     });
+    // Being handed over already: its deliveries must go back now all the same, and no release.
     this.#leave(queue, held, false);
   }
 
@@ -131,12 +151,15 @@ export class ShardCoordinator implements ShardLeases {
    * leases, so the other workers take them over at their next look.
    */
   async stop(): Promise<void> {
+    if (this.#actors.length > 0 && !this.#stopping) {
+      this.#stopping = true;
+      await this.#o.store.heartbeat(this.#o.worker, [], 0).catch(() => undefined);
+      for (const [queue, held] of this.#held) if (!held.leaving) this.#leave(queue, held, true);
+      // The loop keeps renewing the leases meanwhile: they are released, not left to run out.
+      await Promise.all([...this.#held.values()].map((h) => h.leaving));
+    }
     this.#stopped.abort();
     await this.#loop;
-    if (this.#actors.length === 0) return;
-    await this.#o.store.heartbeat(this.#o.worker, [], 0).catch(() => undefined);
-    for (const [queue, held] of this.#held) this.#leave(queue, held, true);
-    await Promise.all([...this.#held.values()].map((h) => h.leaving));
   }
 
   async #run(): Promise<void> {
@@ -144,7 +167,7 @@ export class ShardCoordinator implements ShardLeases {
     while (!this.#stopped.signal.aborted) {
       await sleep(clock, Math.max(10, Math.floor(leaseMs / 4)), this.#stopped.signal);
       if (this.#stopped.signal.aborted) return;
-      await this.#tick().catch((err: unknown) =>
+      await (this.#stopping ? this.#renew() : this.#tick()).catch((err: unknown) =>
         logger.warn('cannot divide the shards now; trying again', { error: describeError(err) }),
       );
     }
@@ -161,44 +184,63 @@ export class ShardCoordinator implements ShardLeases {
       const hosts = members.filter((m) => m.actors.includes(name)).map((m) => m.id);
       if (!hosts.includes(worker)) hosts.push(worker);
       const mine = new Set(shardsOf(name, queues.length, hosts, worker));
+      const taken: number[] = [];
+      const handed: number[] = [];
       for (const [shard, queue] of queues.entries()) {
         const held = this.#held.get(queue);
-        if (held && !mine.has(shard) && !held.leaving) this.#leave(queue, held, true);
+        if (held && !mine.has(shard) && !held.leaving) {
+          this.#leave(queue, held, true);
+          handed.push(shard);
+        }
         if (held || !mine.has(shard) || this.#stopped.signal.aborted) continue;
         const claim = await store.claimShard(name, shard, worker, leaseMs);
         if (claim.status !== 'claimed') continue;
         const fence: Fence = { shard, owner: worker, epoch: claim.epoch };
         this.#held.set(queue, { actor, fence, renewedAt: clock.now() });
-        actor.claimed();
+        actor.claimed(shard);
         await this.#o.transport.consume(queue, actor.plan.prefetch, actor.handle);
+        taken.push(shard);
       }
+      const workers = hosts.length;
+      if (handed.length > 0)
+        this.#o.logger.info('handing shards over', { actor: name, shards: handed, workers });
+      if (taken.length > 0) this.#o.logger.info('took shards', { actor: name, shards: taken, workers });
     }
   }
 
-  /** Extend every lease held; one refused (or not extended for a whole lease) is another's now. */
+  /**
+   * Extend every lease held, those being handed over too; one refused (or not extended for a whole
+   * lease) is another's now.
+   */
   async #renew(): Promise<void> {
     const { store, leaseMs, clock } = this.#o;
     await Promise.all(
       [...this.#held].map(async ([queue, held]) => {
-        if (held.leaving) return;
+        if (held.leaving && !held.releasing) return;
         const renewed = await store
           .renewShard(held.actor.plan.name, held.fence, leaseMs)
           .catch(() => undefined);
         if (renewed === true) held.renewedAt = clock.now();
-        else if (renewed === false || clock.now() - held.renewedAt >= leaseMs) this.lost('', queue);
+        else if (renewed === false) this.#lose(queue, 'its lease was not renewed: another worker holds it');
+        else if (clock.now() - held.renewedAt >= leaseMs)
+          this.#lose(queue, 'its lease could not be renewed for a whole lease');
       }),
     );
   }
 
   /**
-   * Stop consuming `queue`, let what is in hand settle, then (a hand-off) release the lease, or (a
-   * lease lost) just forget it: it is not ours to release.
+   * A hand-off: stop consuming `queue`, let what is in hand settle, then release the lease. A lease
+   * lost: stop consuming and put what is in hand back at once (abandon), in its order, for the new
+   * owner (whose commits alone count now); it is not ours to release.
    */
   #leave(queue: string, held: Held, release: boolean): void {
     const { transport, store, logger } = this.#o;
+    held.releasing = release;
+    const previous = held.leaving ?? Promise.resolve();
     held.leaving = (async () => {
-      await transport.cancel(queue);
-      if (release) {
+      await transport.cancel(queue, { abandon: !release });
+      await previous;
+      if (held.releasing) {
         await store.releaseShard(held.actor.plan.name, held.fence).catch((err: unknown) =>
           logger.warn('cannot release a shard; it moves when its lease runs out', {
             actor: held.actor.plan.name,

@@ -91,6 +91,8 @@ export class AmqpConsumer {
   #model: RecoveringChannelModel | null = null;
   #live: ChannelModel | null = null;
   readonly #subscriptions: Subscription[] = [];
+  /** Subscriptions cancelled and waiting for their deliveries to settle. */
+  readonly #cancelling = new Set<Subscription>();
   #inFlight = 0;
   #idle: (() => void) | undefined;
 
@@ -154,29 +156,47 @@ export class AmqpConsumer {
   /**
    * Stop consuming `queue` for good: cancel its consumer, wait until every delivery it handed out has
    * settled (their acks go out on its channel), then close its channel. Another worker may then take
-   * the queue (a shard handed over).
+   * the queue (a shard handed over). With `abandon`, close the channel at once instead: the broker puts
+   * back every delivery not acked yet, in its order, and later settlements of them are dropped.
    */
-  async cancel(queue: string): Promise<void> {
+  async cancel(queue: string, options: { readonly abandon?: boolean } = {}): Promise<void> {
     const gone = this.#subscriptions.filter((s) => s.queue === queue);
     for (const s of gone) this.#subscriptions.splice(this.#subscriptions.indexOf(s), 1);
-    await Promise.all(
-      gone.map(async (s) => {
+    // An abandon also cuts short a cancel of the queue still waiting for its deliveries to settle.
+    const waiting = options.abandon ? [...this.#cancelling].filter((s) => s.queue === queue) : [];
+    await Promise.all([
+      ...waiting.map((s) => this.#abandon(s)),
+      ...gone.map(async (s) => {
         s.cancelled = true;
         clearTimeout(s.retry);
+        if (!options.abandon) this.#cancelling.add(s); // now: an abandon may come during the awaits
         await s.opening?.catch(() => undefined);
+        if (options.abandon) return this.#abandon(s);
         const { channel, consumerTag } = s;
         s.consumerTag = null;
         if (channel && consumerTag) await channel.cancel(consumerTag).catch(() => undefined);
-        if (s.inFlight > 0)
+        if (s.inFlight > 0 && s.channel !== null)
           await new Promise<void>((resolve) => {
             s.drained = resolve;
           });
+        this.#cancelling.delete(s);
+        if (s.channel === null) return; // abandoned meanwhile
         s.ledger?.flush();
         const open = s.channel;
         this.#forget(s);
         await open?.close().catch(() => undefined);
       }),
-    );
+    ]);
+  }
+
+  /** Close the subscription's channel now: the acks of settled deliveries go first, the rest go back. */
+  async #abandon(s: Subscription): Promise<void> {
+    this.#cancelling.delete(s);
+    const channel = s.channel;
+    s.ledger?.flush();
+    this.#forget(s);
+    s.drained?.();
+    await channel?.close().catch(() => undefined);
   }
 
   /** Cancel every consumer: no new deliveries; those in flight still settle on their channels. */

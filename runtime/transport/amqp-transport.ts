@@ -173,8 +173,8 @@ export class AmqpTransport implements Transport {
     await this.#consumer.consume(queue, prefetch, (message) => handler(toDelivery(queue, message)));
   }
 
-  async cancel(queue: string): Promise<void> {
-    await this.#consumer.cancel(queue);
+  async cancel(queue: string, options: { readonly abandon?: boolean } = {}): Promise<void> {
+    await this.#consumer.cancel(queue, options);
   }
 
   async stopConsuming(): Promise<void> {

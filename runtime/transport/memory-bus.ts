@@ -68,6 +68,8 @@ interface MemoryQueue {
   /** The active consumer (single active consumer: one at a time), then those waiting their turn. */
   consumer: Consumer | undefined;
   readonly waiting: Consumer[];
+  /** Consumers cancelled and waiting for what they have in hand to settle. */
+  readonly cancelling: Set<Consumer>;
   expiry: NodeJS.Timeout | undefined;
 }
 
@@ -75,8 +77,12 @@ interface Consumer {
   readonly handler: DeliveryHandler;
   readonly prefetch: number;
   unsettled: number;
+  /** What it was handed and has not settled, in delivery order. */
+  readonly inHand: Set<Stored>;
   /** Set by `cancel`: called once its last delivery settled. */
   drained?: () => void;
+  /** Set by `cancel` with `abandon`: what it had in hand went back to the queue; its settlements are ignored. */
+  abandoned?: boolean;
 }
 
 /**
@@ -126,6 +132,7 @@ export class MemoryBus implements Transport {
             : undefined,
         consumer: undefined,
         waiting: [],
+        cancelling: new Set(),
         expiry: undefined,
       });
     }
@@ -204,7 +211,7 @@ export class MemoryBus implements Transport {
   async consume(queue: string, prefetch: number, handler: DeliveryHandler): Promise<void> {
     const q = this.#queues.get(queue);
     if (!q) throw new WarrenError('WARREN_CONFIG_INVALID', `no queue "${queue}" in the topology`);
-    const consumer: Consumer = { handler, prefetch, unsettled: 0 };
+    const consumer: Consumer = { handler, prefetch, unsettled: 0, inHand: new Set() };
     this.#consuming = true;
     // Single active consumer, as the shard queues are declared: a second one waits its turn.
     if (q.consumer) {
@@ -215,20 +222,36 @@ export class MemoryBus implements Transport {
     this.#markReady(q);
   }
 
-  async cancel(queue: string): Promise<void> {
+  async cancel(queue: string, options: { readonly abandon?: boolean } = {}): Promise<void> {
     const q = this.#queues.get(queue);
     if (!q) return;
     const cancelled = [...(q.consumer ? [q.consumer] : []), ...q.waiting];
     q.waiting.length = 0;
     q.consumer = undefined;
+    if (options.abandon) {
+      // Back to the front of the queue, in the order they were handed out, as a closed channel's are;
+      // a cancel still waiting for these to settle is cut short.
+      for (const c of [...cancelled, ...q.cancelling]) {
+        c.abandoned = true;
+        q.messages.splice(q.head, 0, ...[...c.inHand].map((m) => ({ ...m, redelivered: true })));
+        c.inHand.clear();
+        c.drained?.();
+      }
+      q.cancelling.clear();
+      this.#markReady(q);
+      return;
+    }
     await Promise.all(
-      cancelled.map((c) =>
-        c.unsettled === 0
-          ? undefined
-          : new Promise<void>((resolve) => {
-              c.drained = resolve;
-            }),
-      ),
+      cancelled.map((c) => {
+        if (c.unsettled === 0) return undefined;
+        q.cancelling.add(c);
+        return new Promise<void>((resolve) => {
+          c.drained = () => {
+            q.cancelling.delete(c);
+            resolve();
+          };
+        });
+      }),
     );
   }
 
@@ -321,6 +344,7 @@ export class MemoryBus implements Transport {
       while (consumer.unsettled < consumer.prefetch && q.head < q.messages.length) {
         const stored = q.messages[q.head++] as Stored;
         consumer.unsettled++;
+        consumer.inHand.add(stored);
         consumer.handler(toDelivery(q.name, stored)).then(
           (settlement) => this.#settle(q, consumer, stored, settlement),
           () => this.#settle(q, consumer, stored, 'reject'),
@@ -333,6 +357,8 @@ export class MemoryBus implements Transport {
 
   #settle(q: MemoryQueue, consumer: Consumer, stored: Stored, settlement: Settlement): void {
     if (--consumer.unsettled === 0) consumer.drained?.();
+    if (consumer.abandoned) return; // it went back to the queue when its consumer was abandoned
+    consumer.inHand.delete(stored);
     const answer = brokerAck(settlement);
     if (answer.kind === 'nack' && answer.requeue) {
       q.messages.splice(q.head, 0, { ...stored, redelivered: true });

@@ -46,9 +46,12 @@ export interface Transport {
   consume(queue: string, prefetch: number, handler: DeliveryHandler): Promise<void>;
   /**
    * Stop consuming `queue` (this process's consumer of it: a shard handed to another worker): no new
-   * deliveries; resolves once every delivery it had handed out from the queue has settled.
+   * deliveries; resolves once every delivery it had handed out from the queue has settled. With
+   * `abandon` (the shard was lost: another worker owns it now), it does not wait: what it had handed
+   * out goes back to the queue at once, all of it in its order, and the handlers' settlements of those
+   * deliveries are ignored.
    */
-  cancel(queue: string): Promise<void>;
+  cancel(queue: string, options?: { readonly abandon?: boolean }): Promise<void>;
   /** Stop taking new deliveries; deliveries in flight still settle. */
   stopConsuming(): Promise<void>;
   /** Messages ready in a queue (not counting deliveries in flight). */

@@ -107,3 +107,51 @@ describe.each(transports)('cancelling a queue on $name', ({ create }) => {
     expect(first.got).toHaveLength(3);
   });
 });
+
+describe.each(transports)('abandoning a queue on $name', ({ create }) => {
+  const publishTen = async (t: Transport, queue: string) => {
+    for (let n = 0; n < 10; n++)
+      await t.publish({
+        exchange: '',
+        routingKey: queue,
+        body: String(n),
+        properties: { messageId: `m${n}`, type: 'item', contentType: 'application/json', headers: {} },
+      });
+  };
+
+  it('puts what it had in hand back at once, in order, ahead of the rest; its late settlements are ignored', async () => {
+    const prefix = `warren-abandon-${randomBytes(4).toString('hex')}`;
+    const queue = `${prefix}.out`;
+    const { a, b } = await create(prefix);
+    await publishTen(a, queue);
+    const first = holding();
+    await a.consume(queue, 3, first.handler);
+    await vi.waitFor(() => expect(first.got).toHaveLength(3));
+    await a.cancel(queue, { abandon: true }); // resolves with the three still in hand
+    const second = holding();
+    second.release();
+    await b.consume(queue, 10, second.handler);
+    await vi.waitFor(() => expect(second.got).toEqual(['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']));
+    first.release(); // their acks come too late to count: nothing is lost, nothing is taken twice
+    await vi.waitFor(async () => expect(await b.queueDepth(queue)).toBe(0));
+    expect(second.got).toHaveLength(10);
+  });
+
+  it('cuts short a cancel still waiting for what it had in hand', async () => {
+    const prefix = `warren-abandon-${randomBytes(4).toString('hex')}`;
+    const queue = `${prefix}.out`;
+    const { a, b } = await create(prefix);
+    await publishTen(a, queue);
+    const first = holding();
+    await a.consume(queue, 3, first.handler);
+    await vi.waitFor(() => expect(first.got).toHaveLength(3));
+    const graceful = a.cancel(queue);
+    await a.cancel(queue, { abandon: true });
+    await graceful; // would wait for the held deliveries for ever without the abandon
+    const second = holding();
+    second.release();
+    await b.consume(queue, 10, second.handler);
+    await vi.waitFor(() => expect(second.got).toEqual(['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']));
+    first.release();
+  });
+});
