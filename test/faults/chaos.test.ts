@@ -13,6 +13,8 @@ const options: ChaosOptions = {
   kills: 2,
   brokerDrops: 2,
   redisDrops: 2,
+  joins: 1,
+  leaves: 1,
   seed: Number(process.env.WARREN_CHAOS_SEED ?? Math.floor(Math.random() * 2 ** 31)),
   // The flow's own deadline, inside the test's: on a machine whose cores are taken by other work the
   // flow can take minutes (the harness waits for conditions, never for a fixed time), and a run that
@@ -20,7 +22,7 @@ const options: ChaosOptions = {
   timeoutMs: 240_000,
 };
 
-describe('chaos: kill -9 of workers, broker and Redis connections dropped, while the clicks flow', () => {
+describe('chaos: kill -9 of workers, broker and Redis connections dropped, workers joining and leaving, while the clicks flow', () => {
   it('loses, duplicates and reorders nothing, and every fault asked for landed mid-flow', async () => {
     const lines: string[] = [];
     const result = await runChaos({ ...options, log: (line) => lines.push(line) });
@@ -37,6 +39,8 @@ describe('chaos: kill -9 of workers, broker and Redis connections dropped, while
     expect(result.kills, story).toBeGreaterThanOrEqual(options.kills);
     expect(result.brokerDrops, story).toBeGreaterThanOrEqual(options.brokerDrops);
     expect(result.redisDrops, story).toBeGreaterThanOrEqual(options.redisDrops);
+    expect(result.joins, story).toBeGreaterThanOrEqual(1);
+    expect(result.leaves, story).toBeGreaterThanOrEqual(1);
     expect(result.drained, story).toBe(true);
     expect(result.parked, story).toBe(0);
   }, 300_000);

@@ -23,6 +23,10 @@ export interface ChaosOptions {
   readonly brokerDrops: number;
   /** All Redis connections of a random worker killed (`CLIENT KILL`). */
   readonly redisDrops: number;
+  /** A new worker started: the keyed shards are divided again, some move to it. Default 0. */
+  readonly joins?: number;
+  /** A random worker stopped with SIGTERM (not replaced; one is started first if it was the last): its shards are handed over. Default 0. */
+  readonly leaves?: number;
   /** Seeds the clickstream and the fault plan (which faults when, and which worker). */
   readonly seed: number;
   /** Shoppers in the clickstream; default: one per 25 clicks, at least 150. */
@@ -33,7 +37,7 @@ export interface ChaosOptions {
   readonly log?: (line: string) => void;
 }
 
-export type FaultKind = 'kill' | 'broker-drop' | 'redis-drop';
+export type FaultKind = 'kill' | 'broker-drop' | 'redis-drop' | 'join' | 'leave';
 
 /** A worker process, and since when it has been up and connected (start, or last connection drop). */
 interface Worker {
@@ -74,6 +78,8 @@ export interface ChaosResult {
   readonly kills: number;
   readonly brokerDrops: number;
   readonly redisDrops: number;
+  readonly joins: number;
+  readonly leaves: number;
   /** Every fault that landed, in the order they landed, including any that landed too late to count. */
   readonly faults: readonly FaultRecord[];
   /** Whether every click reached a session, every session a score, every outcome the scorer. */
@@ -115,6 +121,8 @@ function faultPlan(options: ChaosOptions, random: () => number): Array<{ kind: F
       at: at(HIGH_BROKER_DROP),
     })),
     ...Array.from({ length: options.redisDrops }, () => ({ kind: 'redis-drop' as const, at: at(HIGH) })),
+    ...Array.from({ length: options.joins ?? 0 }, () => ({ kind: 'join' as const, at: at(HIGH) })),
+    ...Array.from({ length: options.leaves ?? 0 }, () => ({ kind: 'leave' as const, at: at(HIGH) })),
   ];
   return plan.sort((a, b) => a.at - b.at);
 }
@@ -175,7 +183,7 @@ async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined
  * @example
  * ```ts
  * const result = await runChaos({ events: 5_000, workers: 3, kills: 2, brokerDrops: 2, redisDrops: 2, seed: 1 });
- * chaosLine(result); // 'chaos: events=5000 lost=0 duplicated=0 reordered=0 parked=0 kills=2 drops=4'
+ * chaosLine(result); // 'chaos: events=5000 lost=0 duplicated=0 reordered=0 parked=0 kills=2 drops=4 joins=0 leaves=0'
  * ```
  */
 export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
@@ -189,6 +197,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     WARREN_SEED: String(options.seed),
     // A killed worker's sink claims run out after the settle timeout + 5 s: keep that short here.
     WARREN_SETTLE_TIMEOUT_MS: '5000',
+    // A killed worker's shards move to the others 3 s after its last renewal.
+    WARREN_SHARD_LEASE_MS: '3000',
   });
   const findings: string[] = [];
   const note = (line: string) => {
@@ -282,6 +292,19 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         victim.proc.child.kill('SIGKILL');
         await victim.proc.exited;
         workers[workers.indexOf(victim)] = startWorker();
+        closed = 1;
+      } else if (kind === 'join') {
+        const joined = startWorker();
+        workers.push(joined);
+        await joined.proc.started;
+        closed = 1;
+      } else if (kind === 'leave') {
+        if (workers.length === 1) workers.push(startWorker()); // never the last one: someone must host
+        killedByUs.add(victim.proc);
+        victim.proc.child.kill('SIGTERM');
+        const code = await victim.proc.exited;
+        if (code !== 0) note(`worker ${pid} did not leave cleanly on SIGTERM (exit ${String(code)})`);
+        workers.splice(workers.indexOf(victim), 1);
         closed = 1;
       } else if (kind === 'broker-drop') {
         closed = await closeBrokerConnections(pid, 'chaos');
@@ -455,6 +478,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       kills: count('kill'),
       brokerDrops: count('broker-drop'),
       redisDrops: count('redis-drop'),
+      joins: count('join'),
+      leaves: count('leave'),
       faults,
       drained,
       seconds: (Date.now() - started) / 1000,
@@ -469,9 +494,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
 
 /** The run's last line: `chaos: events=<n> lost=<l> duplicated=<d> reordered=<r> parked=<p> kills=<k> drops=<c>`. */
 export function chaosLine(result: ChaosResult): string {
-  const { events, lost, duplicated, reordered, parked, kills } = result;
+  const { events, lost, duplicated, reordered, parked, kills, joins, leaves } = result;
   const drops = result.brokerDrops + result.redisDrops;
-  return `chaos: events=${events} lost=${lost} duplicated=${duplicated} reordered=${reordered} parked=${parked} kills=${kills} drops=${drops}`;
+  return `chaos: events=${events} lost=${lost} duplicated=${duplicated} reordered=${reordered} parked=${parked} kills=${kills} drops=${drops} joins=${joins} leaves=${leaves}`;
 }
 
 /**
@@ -488,6 +513,10 @@ export function chaosFailures(result: ChaosResult, options: ChaosOptions): strin
     failures.push(`${result.brokerDrops} of ${options.brokerDrops} broker drops happened`);
   if (result.redisDrops < options.redisDrops)
     failures.push(`${result.redisDrops} of ${options.redisDrops} Redis drops happened`);
+  if (result.joins < (options.joins ?? 0))
+    failures.push(`${result.joins} of ${options.joins} joins happened`);
+  if (result.leaves < (options.leaves ?? 0))
+    failures.push(`${result.leaves} of ${options.leaves} leaves happened`);
   if (!result.drained) failures.push('the flow did not drain');
   return failures;
 }
