@@ -1,6 +1,7 @@
 /**
- * Run before the test suite: the integration and fault tests need the real RabbitMQ and Redis. If one
- * cannot be reached, fail within seconds, naming which and how to start it, instead of hanging or skipping.
+ * Run before the test suite: the integration and fault tests need the real RabbitMQ, Redis and
+ * PostgreSQL. If one cannot be reached, fail within seconds, naming which and how to start it, instead of
+ * hanging or skipping. A URL list (a cluster's nodes, separated by commas) is checked by its first node.
  */
 import { connect } from 'node:net';
 
@@ -25,6 +26,12 @@ const services: Service[] = [
     start:
       'redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log',
   },
+  {
+    name: 'PostgreSQL',
+    url: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
+    defaultPort: 5432,
+    start: 'pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start',
+  },
 ];
 
 function reachable(host: string, port: number, timeoutMs: number): Promise<boolean> {
@@ -42,7 +49,7 @@ function reachable(host: string, port: number, timeoutMs: number): Promise<boole
 
 const down: string[] = [];
 for (const service of services) {
-  const url = new URL(service.url);
+  const url = new URL(service.url.split(',')[0]?.trim() ?? service.url);
   const port = Number(url.port || service.defaultPort);
   if (!(await reachable(url.hostname, port, 3000))) {
     down.push(
@@ -51,6 +58,6 @@ for (const service of services) {
   }
 }
 if (down.length > 0) {
-  process.stderr.write(`npm test needs RabbitMQ and Redis:\n${down.join('\n')}\n`);
+  process.stderr.write(`npm test needs RabbitMQ, Redis and PostgreSQL:\n${down.join('\n')}\n`);
   process.exit(1);
 }
