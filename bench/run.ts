@@ -17,8 +17,14 @@
  *   http: sink=<req/s> baseline=<bare undici req/s> ratio=<sink/baseline>
  *   file-source: <rec/s> rec/s, csv-parse <rec/s> rec/s, ratio <source/csv-parse> (... file-source/generator <r>)
  *
+ * Then keyed actors scaled out over 1, 2 and 3 `warren run` worker processes (bench/scale-out.ts; --quick:
+ * 5,000 clicks, one round) and how long a shard takes to move:
+ *
+ *   scale-out: 1w=<msg/s> 2w=<msg/s> (x<2w/1w>) 3w=<msg/s> (x<3w/1w>) spread=2w:<a>/<b>% 3w:<a>/<b>/<c>% ...
+ *   shard-move: kill=<ms> (lease <ms>) stop=<ms>
+ *
  * Options: --rounds R, --n N, --only a,b,... (variant letters), --no-heap, --no-example, --no-process,
- * --no-connectors.
+ * --no-connectors, --no-scale-out.
  * A bench is never a test: nothing here asserts a speed.
  */
 import { execFile } from 'node:child_process';
@@ -32,6 +38,7 @@ import { fileSourceSection } from './file-source.ts';
 import { httpSinkSection } from './http-sink.ts';
 import { postgresSinkSection } from './postgres-sink.ts';
 import { processSection } from './process-processors.ts';
+import { scaleOutSection } from './scale-out.ts';
 import { BenchTracing, SAMPLED_RATIO } from './tracing.ts';
 import { warrenFlow } from './warren-flow.ts';
 
@@ -45,6 +52,7 @@ const { values } = parseArgs({
     'no-example': { type: 'boolean', default: false },
     'no-process': { type: 'boolean', default: false },
     'no-connectors': { type: 'boolean', default: false },
+    'no-scale-out': { type: 'boolean', default: false },
   },
 });
 const quick = values.quick;
@@ -296,6 +304,19 @@ if (!values['no-connectors']) {
   }
 }
 
+// Keyed shards divided among 1, 2 and 3 worker processes, and shard moves (--no-scale-out).
+const scaleOutLines: string[] = [];
+if (!values['no-scale-out']) {
+  out();
+  try {
+    scaleOutLines.push(...(await scaleOutSection(quick, out)));
+  } catch (err) {
+    scaleOutLines.push(
+      `scale-out: failed: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`,
+    );
+  }
+}
+
 const b = summaries.get('b');
 const bt = summaries.get('bt');
 const bs = summaries.get('bs');
@@ -316,6 +337,7 @@ out(`took ${fmt((performance.now() - started) / 1000)} s`);
 
 if (processRatios.length > 0) out(`process: ${processRatios.join(' ')}`);
 for (const line of connectorLines) out(line);
+for (const line of scaleOutLines) out(line);
 const ratio = (x: number | undefined, y: number | undefined) =>
   x !== undefined && y !== undefined && y > 0 && Number.isFinite(x / y) ? (x / y).toFixed(2) : 'n/a';
 const a = summaries.get('a');
