@@ -1,0 +1,85 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  closingCounts,
+  distinct,
+  readLines,
+  runMarketing,
+  type ScoreLine,
+  type SessionLine,
+} from '../helpers/marketing.ts';
+
+const CLICKS = 1_000;
+const DAYS = 3;
+const ORDERS = 30;
+const SPEND_ROWS = DAYS * 4;
+const out = mkdtempSync(join(tmpdir(), 'warren-marketing-'));
+afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+describe('the marketing example on the embedded default (one command, no services)', () => {
+  it('runs end to end and its closing line counts each source and each sink', async () => {
+    const run = runMarketing([], {
+      WARREN_OUT_DIR: out,
+      WARREN_EVENTS: String(CLICKS),
+      WARREN_USERS: '60',
+      WARREN_SESSION_TIMEOUT_MS: '300',
+      MARKETING_DAYS: String(DAYS),
+      MARKETING_ORDERS: String(ORDERS),
+    });
+    const code = await run.exited;
+    expect(code, run.stderr.slice(-2000)).toBe(0);
+    // R is installed here: the campaign branch runs, and the start does not say it is off.
+    expect(run.stderr).not.toContain('R campaign model is OFF');
+    expect(run.stderr).toContain('"pool":"campaign-model"');
+
+    const { events, counts } = closingCounts(run.stdout);
+    const sessions = readLines<SessionLine>(out, 'sessions.jsonl');
+    const scores = readLines<ScoreLine>(out, 'scores.jsonl');
+    const cuts = readLines<{ advice: string }>(out, 'cuts.jsonl');
+    // Every record of each source, once.
+    expect(events).toBe(CLICKS + SPEND_ROWS + ORDERS);
+    expect(counts).toEqual({
+      'clicks-archive': CLICKS,
+      'spend-archive': SPEND_ROWS,
+      'conversions-db': ORDERS,
+      sessions: sessions.length,
+      scores: sessions.length,
+      'hot-leads': scores.filter((s) => s.score >= 0.7).length,
+      'advice-db': SPEND_ROWS,
+      'budget-api': SPEND_ROWS,
+      cuts: cuts.length,
+    });
+    // Every click is in exactly one session; every session was scored once by the Python model.
+    expect(sessions.reduce((sum, s) => sum + s.clicks, 0)).toBe(CLICKS);
+    expect(distinct(readLines(out, 'clicks.jsonl'))).toHaveLength(CLICKS);
+    expect(scores.map((s) => s.sessionId).sort()).toEqual(sessions.map((s) => s.sessionId).sort());
+    // Purchase outcomes came back over the feedback edge and moved the Python model.
+    expect(Math.max(...scores.map((s) => s.modelVersion))).toBeGreaterThan(0);
+    // Routed by data: the cuts file holds only cuts, and the generated orders make at least one.
+    expect(cuts.length).toBeGreaterThan(0);
+    expect(cuts.every((c) => c.advice === 'cut')).toBe(true);
+    // The CSV drops were read once each and archived.
+    expect(readdirSync(join(out, 'drops')).filter((f) => f.endsWith('.csv'))).toEqual([]);
+    expect(readdirSync(join(out, 'drops', 'archive')).filter((f) => f.endsWith('.csv'))).toHaveLength(DAYS);
+  }, 60_000);
+
+  it('draws as an SVG naming every actor', async () => {
+    const { default: pipeline } = await import('../../examples/marketing/pipeline.ts');
+    const svgPath = join(out, 'marketing.svg');
+    execFileSync(process.execPath, [
+      'bin/warren.ts',
+      'graph',
+      'examples/marketing/pipeline.ts',
+      '--format',
+      'svg',
+      '--out',
+      svgPath,
+    ]);
+    const svg = readFileSync(svgPath, 'utf8');
+    expect(pipeline.actors.length).toBe(17);
+    for (const actor of pipeline.actors) expect(svg, actor.name).toContain(`>${actor.name}<`);
+  }, 30_000);
+});
