@@ -5,7 +5,14 @@ import { join } from 'node:path';
 import { expect, vi } from 'vitest';
 import { compileTopology } from '../../runtime/index.ts';
 import { byId, clicksInSessions, type ExampleOutput, readExampleOutput } from './example-output.ts';
-import { deleteRedisPrefix, deleteTopology, RABBITMQ_URL, REDIS_URL, uniquePrefix } from './services.ts';
+import {
+  deleteQueues,
+  deleteRedisPrefix,
+  deleteTopology,
+  RABBITMQ_URL,
+  REDIS_URL,
+  uniquePrefix,
+} from './services.ts';
 
 /** Every consumer of the example pipeline: what a worker process hosts. */
 export const CONSUMERS = 'sessionizer,scorer,outcomes,sessions,scores,high-value';
@@ -140,6 +147,10 @@ export function exampleCluster(
       for (const p of processes) p.child.kill('SIGKILL');
       const { default: pipeline } = await import('../../config/pipeline.ts');
       await deleteTopology(compileTopology(pipeline, { prefix }));
+      // The workers' sessionizer may have had more shards (WARREN_SESSIONIZER_SHARDS) than this
+      // process's copy of the pipeline knows: those queues by name.
+      const shards = Number(extraEnv.WARREN_SESSIONIZER_SHARDS ?? 0);
+      await deleteQueues(Array.from({ length: shards }, (_, i) => `${prefix}.sessionizer.${i}`));
       await deleteRedisPrefix(prefix);
       rmSync(outDir, { recursive: true, force: true });
     },

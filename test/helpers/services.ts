@@ -26,6 +26,24 @@ export async function deleteTopology(config: RascalConfig): Promise<void> {
   }
 }
 
+/** Delete these queues; one that does not exist (any more) is fine. */
+export async function deleteQueues(names: readonly string[]): Promise<void> {
+  if (names.length === 0) return;
+  const connection = await amqplib.connect(RABBITMQ_URL);
+  try {
+    let channel = await connection.createChannel();
+    for (const queue of names) {
+      // A queue that is gone closes the channel on some brokers: carry on with a new one.
+      await channel.deleteQueue(queue).catch(async () => {
+        channel = await connection.createChannel();
+      });
+    }
+    await channel.close().catch(() => undefined);
+  } finally {
+    await connection.close();
+  }
+}
+
 /** Delete every Redis key under `prefix`. */
 export async function deleteRedisPrefix(prefix: string): Promise<void> {
   const redis = new Redis(REDIS_URL, { lazyConnect: true });
