@@ -119,8 +119,8 @@ const orders = around(
       logger.warn(
         'marketing: the R campaign model is OFF: Rscript was not found. Install R (Debian: apt-get install ' +
           'r-base-core; then R -e \'install.packages("jsonlite")\' if missing) or set WARREN_RSCRIPT to ' +
-          'its Rscript, and run again: the campaign-model, campaign-results, advice-db and budget-api ' +
-          'actors then run.',
+          'its Rscript, and run again: the campaign-model, campaign-results, advice-db, budget-api and ' +
+          'cuts actors then run.',
       );
   },
   () => db.release(),

@@ -82,4 +82,31 @@ describe('the marketing example on the embedded default (one command, no service
     expect(pipeline.actors.length).toBe(17);
     for (const actor of pipeline.actors) expect(svg, actor.name).toContain(`>${actor.name}<`);
   }, 30_000);
+
+  it('runs without R, saying plainly at start that the R branch is off and how to turn it on', async () => {
+    const dir = join(out, 'no-r');
+    const run = runMarketing([], {
+      WARREN_OUT_DIR: dir,
+      WARREN_EVENTS: '200',
+      WARREN_USERS: '20',
+      WARREN_SESSION_TIMEOUT_MS: '300',
+      MARKETING_DAYS: '1',
+      MARKETING_ORDERS: '5',
+      WARREN_RSCRIPT: join(dir, 'no-such-Rscript'),
+    });
+    expect(await run.exited, run.stderr.slice(-2000)).toBe(0);
+    expect(run.stderr).toContain('the R campaign model is OFF: Rscript was not found');
+    expect(run.stderr).toContain('set WARREN_RSCRIPT');
+    const { events, counts } = closingCounts(run.stdout);
+    expect(events).toBe(200 + 4 + 5);
+    expect(Object.keys(counts)).toEqual([
+      'clicks-archive',
+      'spend-archive',
+      'conversions-db',
+      'sessions',
+      'scores',
+      'hot-leads',
+    ]);
+    expect(counts['conversions-db']).toBe(5);
+  }, 60_000);
 });
