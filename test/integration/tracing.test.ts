@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { CONSUMERS, exampleCluster, expectEveryClickOnce } from '../helpers/example-cluster.ts';
 import { byId } from '../helpers/example-output.ts';
 import { type ReceivedSpan, SpanKind, startOtlpReceiver } from '../helpers/otlp-receiver.ts';
@@ -25,7 +25,8 @@ function tracedCluster(label: string) {
     RABBITMQ_URL: `amqp://${USER}:${PASSWORD}@127.0.0.1:5672`,
     OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
     OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
-    OTEL_EXPORTER_OTLP_TIMEOUT: '2000',
+    // Long enough for an export on a busy machine; the 503 test's collector answers at once anyway.
+    OTEL_EXPORTER_OTLP_TIMEOUT: '10000',
     OTEL_BSP_SCHEDULE_DELAY: '100',
     OTEL_METRIC_EXPORT_INTERVAL: '500',
     OTEL_SERVICE_NAME: 'warren-trace-test',
@@ -64,8 +65,27 @@ describe('tracing the example pipeline across processes', () => {
     const cluster = tracedCluster('trace');
     const { out, processes } = await runFlow(cluster);
     expectEveryClickOnce(out, EVENTS);
-    // No wait for the last export: each process exits only once its telemetry shutdown has flushed its
-    // spans, and the receiver stores a request's spans before it answers it.
+    const effects = [
+      ...byId(out.sessions).map((l) => ({ sink: 'sessions', id: l.id })),
+      ...byId(out.scores).map((l) => ({ sink: 'scores', id: l.id })),
+      ...byId(out.highValue).map((l) => ({ sink: 'high-value', id: l.id })),
+    ];
+    // Each process flushed its spans at exit; on a busy machine the last requests can still be on their
+    // way into the receiver: wait until every effect's span and all three processes are in.
+    await vi.waitFor(
+      () => {
+        const arrived = receiver.spans.filter((s) => s.service === 'warren-trace-test');
+        expect(new Set(arrived.map((s) => s.pid)).size).toBe(3);
+        const processed = new Set(
+          arrived
+            .filter((s) => s.name.startsWith('process '))
+            .map((s) => `${s.name}|${s.attributes['messaging.message.id']}`),
+        );
+        for (const { sink, id } of effects)
+          expect(processed.has(`process ${sink}|${id}`), `${sink} ${id}`).toBe(true);
+      },
+      { timeout: 30_000, interval: 100 },
+    );
 
     const spans = receiver.spans.filter((s) => s.service === 'warren-trace-test');
     const byId_ = new Map(spans.map((s) => [s.spanId, s]));
@@ -88,11 +108,6 @@ describe('tracing the example pipeline across processes', () => {
       }
       return chain;
     };
-    const effects = [
-      ...byId(out.sessions).map((l) => ({ sink: 'sessions', id: l.id })),
-      ...byId(out.scores).map((l) => ({ sink: 'scores', id: l.id })),
-      ...byId(out.highValue).map((l) => ({ sink: 'high-value', id: l.id })),
-    ];
     expect(effects.length).toBeGreaterThan(2 * out.sessions.length);
     for (const { sink, id } of effects) {
       const processed = named(`process ${sink}`).filter((s) => attr(s, 'messaging.message.id') === id);
