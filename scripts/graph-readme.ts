@@ -1,7 +1,8 @@
 /**
  * `node scripts/graph-readme.ts [pipeline] [out]`: regenerate the README's picture of a pipeline
  * (default: the example pipeline, `config/pipeline.ts`, into `docs/pipeline.svg`), the same SVG
- * `warren graph <pipeline> --format svg` writes. Run it after changing the pipeline's actors or routes.
+ * `warren graph <pipeline> --format svg` writes. Run it after changing the pipeline's actors or routes;
+ * `npm run pictures` regenerates both README pictures (the example's and the marketing pipeline's).
  */
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';

@@ -224,3 +224,67 @@ describe('dead letters and reconnection in Chromium (a pipeline whose sink parks
     }
   }, 120_000);
 });
+
+describe('the dashboard of the marketing pipeline in Chromium', () => {
+  it('shows every actor of `warren run examples/marketing/pipeline.ts --dashboard`, in its table and its picture', async () => {
+    const { default: marketing } = await import('../../examples/marketing/pipeline.ts');
+    const dir = join(work, 'marketing');
+    const worker = spawn(
+      process.execPath,
+      [
+        'bin/warren.ts',
+        'run',
+        'examples/marketing/pipeline.ts',
+        '--dashboard',
+        '127.0.0.1:0',
+        '--until-stopped',
+      ],
+      {
+        env: {
+          ...process.env,
+          RABBITMQ_URL: '',
+          REDIS_URL: '',
+          DATABASE_URL: '',
+          WARREN_BUS: 'memory',
+          WARREN_STATE: 'memory',
+          WARREN_OUT_DIR: dir,
+          WARREN_DATA_DIR: join(dir, 'data'),
+          WARREN_LOG_LEVEL: 'warn',
+        },
+      },
+    );
+    let stderr = '';
+    worker.stderr?.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const exited = new Promise((resolve) => worker.once('exit', resolve));
+    const page = await browser.newPage();
+    try {
+      const url = await vi.waitFor(
+        () => {
+          const found = /warren: dashboard at (http:\/\/127\.0\.0\.1:\d+\/)/.exec(stderr)?.[1];
+          if (!found) throw new Error(`no dashboard line yet: ${stderr.slice(-400)}`);
+          return found;
+        },
+        { timeout: 60_000, interval: 100 },
+      );
+      await page.goto(url);
+      await page.locator('#status', { hasText: 'live' }).waitFor({ timeout: 30_000 });
+      expect(marketing.actors).toHaveLength(17);
+      for (const { name } of marketing.actors) {
+        await expect
+          .poll(() => page.locator(`tr[data-actor="${name}"]`).count(), { timeout: 15_000 })
+          .toBe(1);
+        expect(await page.locator(`#graph [data-node="actor:${name}"]`).count(), name).toBe(1);
+      }
+      // The flow runs: the Python model's count moves on the page.
+      await expect
+        .poll(() => cellNumber(page, 'propensity', 'processed'), { timeout: 90_000 })
+        .toBeGreaterThan(0);
+    } finally {
+      await page.close();
+      worker.kill('SIGTERM');
+      await exited;
+    }
+  }, 180_000);
+});
