@@ -83,6 +83,17 @@ describe('tracing the example pipeline across processes', () => {
         );
         for (const { sink, id } of effects)
           expect(processed.has(`process ${sink}|${id}`), `${sink} ${id}`).toBe(true);
+        // And every click's own span in the sessionizer (what each session's trace reaches back to).
+        const clicks = new Set(
+          arrived
+            .filter(
+              (s) =>
+                s.name === 'process sessionizer' &&
+                s.attributes['messaging.rabbitmq.destination.routing_key'] === 'clickstream.click',
+            )
+            .map((s) => s.attributes['messaging.message.id']),
+        );
+        expect(clicks.size).toBeGreaterThanOrEqual(EVENTS);
       },
       { timeout: 30_000, interval: 100 },
     );
