@@ -53,7 +53,7 @@ export interface ConfirmPublisherOptions {
   publishTimeoutMs?: number;
   /**
    * How long a nacked publish is sent again (after 100 ms, doubling to 1 s) before it rejects; default
-   * 10 s, 0 rejects at the first nack. A quorum queue nacks while it elects a new leader (a node of the
+   * 30 s (a leader election on a busy cluster took longer than 10 s), 0 rejects at the first nack. A quorum queue nacks while it elects a new leader (a node of the
    * cluster died), which a moment later it would take. A message routed to several queues may land
    * twice in those that did take it: warren's consumers drop a message id they already applied.
    */
@@ -326,7 +326,7 @@ export class ConfirmPublisher {
     if (p.firstNack === 0) p.firstNack = now;
     const pause = Math.min(1_000, 100 * 2 ** p.nacks);
     p.nacks += 1;
-    if (this.#state !== 'running' || now + pause - p.firstNack > (this.#opts.nackRetryMs ?? 10_000)) {
+    if (this.#state !== 'running' || now + pause - p.firstNack > (this.#opts.nackRetryMs ?? 30_000)) {
       // Which exchange and key: a nack comes from a queue the message reached (unavailable, or full).
       const to = `exchange '${p.exchange}', routing key '${p.routingKey}'`;
       p.reject(publishFailed(`the broker nacked the publish to ${to} (${p.nacks} time(s))`));
