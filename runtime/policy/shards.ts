@@ -8,8 +8,8 @@ import { createHash } from 'node:crypto';
  * Rendezvous hashing with bounded loads: each shard ranks the workers by a hash of (actor, shard,
  * worker) and goes to the first one in its ranking that still has room: ⌊shards / workers⌋ each, and
  * one more for the first `shards mod workers` that need it. So every shard has exactly one owner, loads
- * differ by at most one, and a worker joining or leaving moves few shards: mostly the ones it gains or
- * loses, not a reshuffle of all.
+ * differ by at most one, and a worker joining or leaving moves few shards: with four shards or more
+ * per worker, at most three times its share (measured; with fewer per worker, more can move).
  *
  * @example
  * ```ts
