@@ -1,6 +1,6 @@
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { CONSUMERS, exampleCluster, expectEveryClickOnce, sleep } from '../helpers/example-cluster.ts';
+import { CONSUMERS, exampleCluster, expectEveryClickOnce } from '../helpers/example-cluster.ts';
 import { freePort } from '../helpers/ports.ts';
 import { RABBITMQ_URL, REDIS_URL } from '../helpers/services.ts';
 
@@ -61,10 +61,8 @@ describe('a worker started before RabbitMQ and Redis answer', () => {
       );
     };
     await saying('waiting for Redis');
-    await sleep(500); // how long the service stays away after the worker began to wait: the fault, not a wait for it
     forwards.push(await forward(redisPort, new URL(REDIS_URL)));
     await saying('waiting for RabbitMQ');
-    await sleep(500);
     forwards.push(await forward(brokerPort, broker));
     // The source connects directly, once the worker has declared the topology.
     await worker.started;
