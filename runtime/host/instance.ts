@@ -33,7 +33,7 @@ export interface Instance {
   /** Where each booked timer was armed (flow, hops, trace context), by scheduler entry. */
   readonly armedBy: WeakMap<object, TimerOrigin>;
   /** Inputs absorbed since the last emission, linked from the next one's spans (tracing on only). */
-  links: TraceLink[];
+  links: readonly TraceLink[];
 }
 
 /**
@@ -221,27 +221,24 @@ const MAX_AGGREGATE_LINKS = 32;
 
 /**
  * The inputs a keyed actor absorbed without emitting (clicks gathered into a session) are linked from
- * the spans of its next emission, so the trace of a session points at every click in it: with nothing
- * emitted, the current input's link is kept (up to 32); with something emitted, the kept links are
- * handed out and forgotten.
+ * the spans of its next emission, so the trace of a session points at every click in it. With nothing
+ * emitted, the current input's link joins the kept ones (up to 32); with something emitted, the kept
+ * links are handed out and none are kept. The kept links are committed with the state
+ * (`ActorRecord.links`), so an instance restored on another worker or after a crash still has them.
  *
  * @example
  * ```ts
- * const links = aggregateLinks(instance, observer.currentLink(), outputs.length);
+ * const { keep, handOut } = aggregateLinks(instance.links, observer.currentLink(), outputs.length);
  * ```
  */
 export function aggregateLinks(
-  instance: Instance,
+  kept: readonly TraceLink[],
   current: TraceLink | undefined,
   emitted: number,
-): readonly TraceLink[] {
-  if (emitted === 0) {
-    if (current && instance.links.length < MAX_AGGREGATE_LINKS) instance.links.push(current);
-    return [];
-  }
-  const links = instance.links;
-  instance.links = [];
-  return links;
+): { readonly keep: readonly TraceLink[]; readonly handOut: readonly TraceLink[] } {
+  if (emitted > 0) return { keep: [], handOut: kept };
+  if (!current || kept.length >= MAX_AGGREGATE_LINKS) return { keep: kept, handOut: [] };
+  return { keep: [...kept, current], handOut: [] };
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { ConsumerDefinition, Incoming, MessageMeta, MessageSchemas } from '../core/define.ts';
 import { type Delivery, encodeOutgoing, type OutgoingMessage } from '../core/envelope.ts';
 import { InvalidMessageError } from '../core/errors.ts';
-import type { Fence, LoadResult, TimerRecord } from '../state/store.ts';
+import type { ActorRecord, Fence, LoadResult } from '../state/store.ts';
 import { shardOf } from '../topology/names.ts';
 import type { ActorPlan } from '../topology/plan.ts';
 import type { Settlement } from '../transport/transport.ts';
@@ -82,11 +82,7 @@ export class KeyedRun {
       this.#cache.evict(key);
       const loaded = await store.load(this.#plan.name, key, id, shard);
       if (loaded.processed) return this.#outbox.replay(id, loaded.outbox, shard);
-      instance = this.#start(
-        loaded.record?.snapshot,
-        loaded.record?.timers ?? [],
-        loaded.record?.version ?? 0,
-      );
+      instance = this.#start(loaded.record);
     }
     let outputs: OutgoingMessage[];
     try {
@@ -109,6 +105,9 @@ export class KeyedRun {
       }
       throw err;
     }
+    const links = observer.traces
+      ? aggregateLinks(instance.links, observer.currentLink(), outputs.length)
+      : undefined;
     const committing = observer.committing(this.#plan.name, key);
     const live = instance;
     const result = await store
@@ -121,6 +120,7 @@ export class KeyedRun {
         snapshot: JSON.stringify(instance.actor.getPersistedSnapshot()),
         timers: pendingTimers(instance, armedBy(decoded.meta, observer.traceparent())),
         outbox: outputs.map(encodeOutgoing),
+        ...(links ? { links: links.keep } : {}),
         ...(fence ? { fence } : {}),
       })
       .catch((err: unknown) => {
@@ -138,12 +138,10 @@ export class KeyedRun {
       return this.#outbox.replay(id, loaded.outbox, shard);
     }
     instance.version = result.version;
+    if (links) instance.links = links.keep;
     this.#cache.remember(key, instance);
-    const links = observer.traces
-      ? aggregateLinks(instance, observer.currentLink(), outputs.length)
-      : undefined;
     observer.outboxPending(this.#plan.name, outputs.length);
-    const settlement = await this.#outbox.publishCommitted(id, shard, outputs, links);
+    const settlement = await this.#outbox.publishCommitted(id, shard, outputs, links?.handOut);
     observer.outboxPending(this.#plan.name, -outputs.length);
     if (settlement === 'ack') {
       this.#deps.stats.add(this.#plan.name, 'processed');
@@ -160,15 +158,18 @@ export class KeyedRun {
     return fence?.shard ?? shardOf(key, this.#plan.queues.length);
   }
 
-  #start(snapshot: string | undefined, timers: readonly TimerRecord[], version: number): Instance {
-    return startInstance(
+  /** A new instance, or one restored from its stored record (with the links it had gathered). */
+  #start(record: ActorRecord | null | undefined): Instance {
+    const instance = startInstance(
       this.#definition.machine,
-      snapshot,
-      timers,
-      version,
+      record?.snapshot,
+      record?.timers ?? [],
+      record?.version ?? 0,
       this.#deps.observer.inspector(),
       this.#deps.clock,
     );
+    if (record?.links) instance.links = record.links;
+    return instance;
   }
 
   /** A durable timer came due: deliver its event if the instance still has it booked, else it is stale. */
@@ -208,14 +209,13 @@ export class KeyedRun {
     if (loaded.processed) return this.#outbox.replay(id, loaded.outbox, this.#shardOf(key, fence));
     if (!loaded.record) return 'ack';
     // Restored from the store, which has the timer exactly as committed.
-    const instance = this.#start(loaded.record.snapshot, loaded.record.timers, loaded.record.version);
+    const instance = this.#start(loaded.record);
     const event = takeTimer(instance, timerId, dueAt);
     if (!event || !instance.actor.getSnapshot().can(event)) {
       instance.actor.stop();
       return 'ack'; // re-armed or cancelled since: nothing to do, and the cached instance stays
     }
-    // It replaces the cached instance, taking over the links that one gathered in memory.
-    instance.links = this.#cache.get(key)?.links ?? [];
+    // It replaces the cached instance (the record has the links that one had gathered).
     this.#cache.evict(key);
     const meta: MessageMeta = {
       id,

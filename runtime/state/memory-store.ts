@@ -16,7 +16,7 @@ import type {
   StateStore,
   TimerRecord,
 } from './store.ts';
-import { assertFence, storedTimer } from './store.ts';
+import { assertFence, storedLinks, storedTimer } from './store.ts';
 
 export type { Clock };
 
@@ -139,7 +139,16 @@ export class MemoryStore implements StateStore {
 
     const timers = Object.freeze(commit.timers.map((timer) => Object.freeze(storedTimer(timer))));
     const version = current + 1;
-    this.#records.set(id, Object.freeze({ version, snapshot: commit.snapshot, timers }));
+    const links = storedLinks(commit.links);
+    this.#records.set(
+      id,
+      Object.freeze({
+        version,
+        snapshot: commit.snapshot,
+        timers,
+        ...(links ? { links: Object.freeze(links.map((l) => Object.freeze(l))) } : {}),
+      }),
+    );
     this.#markDone(done);
     if (commit.outbox.length > 0) {
       const outbox = this.#outboxes.get(done) ?? [];

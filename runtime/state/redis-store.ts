@@ -5,7 +5,8 @@
  *
  * | key                                        | type   | holds                                              |
  * | ------------------------------------------ | ------ | -------------------------------------------------- |
- * | `<prefix>:{<actor>:<shard>}:a:<key>`       | hash   | `v` version, `s` snapshot, `t` timers JSON          |
+ * | `<prefix>:{<actor>:<shard>}:a:<key>`       | hash   | `v` version, `s` snapshot, `t` timers JSON, `l`     |
+ * |                                            |        | absorbed inputs' span links JSON (when any)         |
  * | `<prefix>:{<actor>:<shard>}:done:<msgId>`  | string | a keyed commit's processed marker: its token and    |
  * |                                            |        | version `<token>:<version>`, for `dedupeTtlSeconds` |
  * | `<prefix>:{<actor>:<shard>}:ob:<msgId>`    | list   | the outbox of that commit, until `clearOutbox`      |
@@ -41,6 +42,7 @@ import { Cluster, type Redis } from 'ioredis';
 import { BASELINE } from '../core/baseline.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
 import { ConfigError, describeError, WarrenError } from '../core/errors.ts';
+import type { TraceLink } from '../core/observer.ts';
 import { parseRedisUrl, type RedisTarget, redisEndpoints } from '../core/redis-url.ts';
 import { probeRedis, redisClient } from './redis-client.ts';
 import type {
@@ -57,7 +59,7 @@ import type {
   StateStore,
   TimerRecord,
 } from './store.ts';
-import { assertFence, storedTimer } from './store.ts';
+import { assertFence, storedLinks, storedTimer } from './store.ts';
 
 export type RedisStoreOptions = {
   /** Every key starts with it; one per deployment (or per test file). */
@@ -308,6 +310,7 @@ export class RedisStore implements StateStore {
       }
     }
     const timers = JSON.stringify(commit.timers.map(storedTimer));
+    const links = storedLinks(commit.links);
     const token = newToken();
     const { actor, shard } = commit;
     const keys = this.#keys;
@@ -328,6 +331,7 @@ export class RedisStore implements StateStore {
         token,
         commit.fence?.owner ?? '',
         String(commit.fence?.epoch ?? 0),
+        links ? JSON.stringify(links) : '',
         String(commit.outbox.length),
         ...commit.outbox,
         ...commit.timers.flatMap((timer) => [timer.id, String(timer.dueAt)]),
@@ -754,14 +758,20 @@ function toCommitResult(reply: unknown): CommitResult {
 }
 
 function toLoadResult(reply: unknown): LoadResult {
-  if (!Array.isArray(reply) || reply.length !== 5) throw unexpected('load', reply);
-  const [version, snapshot, timers, processed, outbox] = reply as unknown[];
+  if (!Array.isArray(reply) || reply.length !== 6) throw unexpected('load', reply);
+  const [version, snapshot, timers, links, processed, outbox] = reply as unknown[];
   if ((processed !== 0 && processed !== 1) || !isStringArray(outbox)) throw unexpected('load', reply);
   if (version === null) return { record: null, processed: processed === 1, outbox };
   if (typeof version !== 'string' || typeof snapshot !== 'string' || typeof timers !== 'string') {
     throw unexpected('load', reply);
   }
-  const record = { version: Number(version), snapshot, timers: parseTimers(timers) };
+  if (links !== null && typeof links !== 'string') throw unexpected('load', reply);
+  const record = {
+    version: Number(version),
+    snapshot,
+    timers: parseTimers(timers),
+    ...(links === null ? {} : { links: parseLinks(links) }),
+  };
   return { record, processed: processed === 1, outbox };
 }
 
@@ -797,6 +807,25 @@ function parseTimers(json: string): readonly TimerRecord[] {
     );
   if (!valid) throw unexpected('load', json);
   return value as TimerRecord[];
+}
+
+function parseLinks(json: string): readonly TraceLink[] {
+  const value = parseJson(json);
+  const valid =
+    Array.isArray(value) &&
+    value.every(
+      (link: unknown) =>
+        typeof link === 'object' &&
+        link !== null &&
+        'traceId' in link &&
+        typeof link.traceId === 'string' &&
+        'spanId' in link &&
+        typeof link.spanId === 'string' &&
+        'traceFlags' in link &&
+        typeof link.traceFlags === 'number',
+    );
+  if (!valid) throw unexpected('load', json);
+  return value as TraceLink[];
 }
 
 function parseJson(text: string): unknown {

@@ -21,6 +21,7 @@
 
 import type { ItemClaim } from '../core/define.ts';
 import { WarrenError } from '../core/errors.ts';
+import type { TraceLink } from '../core/observer.ts';
 
 export type { ItemClaim };
 
@@ -61,6 +62,12 @@ export function storedTimer(timer: TimerRecord): TimerRecord {
   };
 }
 
+/** Links as the stores keep them: their known fields only, none kept as absent. */
+export function storedLinks(links: readonly TraceLink[] | undefined): TraceLink[] | undefined {
+  if (!links || links.length === 0) return undefined;
+  return links.map(({ traceId, spanId, traceFlags }) => ({ traceId, spanId, traceFlags }));
+}
+
 /**
  * A fence is a lease of the commit's own shard: the commit's keys and the lease it checks live in one
  * scope (one hash slot). Another shard's fence is a bug of the caller.
@@ -87,6 +94,12 @@ export interface ActorRecord {
   /** The XState persisted snapshot, serialized JSON. */
   readonly snapshot: string;
   readonly timers: readonly TimerRecord[];
+  /**
+   * The spans of the inputs the instance absorbed since its last emission (clicks gathered into an open
+   * session), linked from that emission's spans. Kept with the state so that they survive the instance
+   * leaving memory: a shard moving to another worker, a redelivery, a crash. Absent: none.
+   */
+  readonly links?: readonly TraceLink[];
 }
 
 /**
@@ -184,6 +197,8 @@ export interface Commit {
   readonly expectedVersion: number;
   readonly snapshot: string;
   readonly timers: readonly TimerRecord[];
+  /** The absorbed inputs' spans after this step (`ActorRecord.links`); absent or empty: none. */
+  readonly links?: readonly TraceLink[];
   /** Encoded outgoing messages, published after the commit and cleared with `clearOutbox`. */
   readonly outbox: readonly string[];
   /**

@@ -272,6 +272,38 @@ describe.each(implementations)('$name', ({ create }) => {
     expect(record).toEqual({ version: 1, snapshot: '{"value":"a"}', timers });
   });
 
+  it('keeps the links an instance gathered with its state, replaced by each commit and gone when none', async () => {
+    const store = create();
+    const link = (n: number) => ({
+      traceId: `${n}`.padStart(32, '0'),
+      spanId: `${n}`.padStart(16, '0'),
+      traceFlags: 1,
+    });
+    const withTimer = { outbox: ['o1', 'o2'], timers: [timer('t', 500)] };
+    await store.commit(commitOf({ messageId: 'm1', links: [link(1)], ...withTimer }));
+    expect((await store.load('sessionizer', 'user-1', 'm9', 0)).record?.links).toEqual([link(1)]);
+    await store.commit(commitOf({ messageId: 'm2', expectedVersion: 1, links: [link(1), link(2)] }));
+    expect((await store.load('sessionizer', 'user-1', 'm9', 0)).record).toEqual({
+      version: 2,
+      snapshot: '{}',
+      timers: [],
+      links: [link(1), link(2)],
+    });
+    // The outbox and the timers after the links argument are where they belong.
+    expect(await store.load('sessionizer', 'user-1', 'm1', 0)).toMatchObject({
+      processed: true,
+      outbox: ['o1', 'o2'],
+    });
+    expect(await store.nextDueAt(S0)).toBeNull();
+    await store.commit(commitOf({ messageId: 'm3', expectedVersion: 2, links: [], ...withTimer }));
+    expect((await store.load('sessionizer', 'user-1', 'm9', 0)).record).toEqual({
+      version: 3,
+      snapshot: '{}',
+      timers: [timer('t', 500)],
+    });
+    expect(await store.nextDueAt(S0)).toBe(500);
+  });
+
   it('increments the version on each commit', async () => {
     const store = create();
     await store.commit(commitOf({ messageId: 'm1' }));

@@ -17,8 +17,9 @@
   ARGV[5] actor, ARGV[6] key: the zset member of timer id is cjson.encode({ actor, key, id })
   ARGV[7] commit token: unique to this commit call, kept in the processed marker as "<token>:<version>"
   ARGV[8] the fence's owner ('' when the commit is not fenced), ARGV[9] its epoch
-  ARGV[10] n, the number of outbox entries, then ARGV[11 .. 10+n] the entries
-  ARGV[11+n ..] pairs of timer id, due time
+  ARGV[10] links JSON, stored in field l ('' when none: the field is removed)
+  ARGV[11] n, the number of outbox entries, then ARGV[12 .. 11+n] the entries
+  ARGV[12+n ..] pairs of timer id, due time
 
   Returns { 0, new version } committed | { -1 } duplicate | { -2, current version } conflict |
   { -3 } fenced: the shard's lease is not the one the commit carries (another worker took the shard).
@@ -48,12 +49,17 @@ end
 local oldTimers = redis.call('HGET', KEYS[1], 't')
 local version = current + 1
 redis.call('HSET', KEYS[1], 'v', version, 's', ARGV[2], 't', ARGV[3])
+if ARGV[10] == '' then
+  redis.call('HDEL', KEYS[1], 'l')
+else
+  redis.call('HSET', KEYS[1], 'l', ARGV[10])
+end
 redis.call('SET', KEYS[2], ARGV[7] .. ':' .. version, 'NX', 'EX', ARGV[4])
 
 -- unpack() is bounded by the Lua C stack, so a large outbox goes in chunks.
-local n = tonumber(ARGV[10])
-for first = 11, 10 + n, 1000 do
-  redis.call('RPUSH', KEYS[3], unpack(ARGV, first, math.min(first + 999, 10 + n)))
+local n = tonumber(ARGV[11])
+for first = 12, 11 + n, 1000 do
+  redis.call('RPUSH', KEYS[3], unpack(ARGV, first, math.min(first + 999, 11 + n)))
 end
 -- The host clears the outbox once published without waiting; one it never clears goes with the marker.
 if n > 0 then
@@ -65,7 +71,7 @@ local function member(id)
 end
 
 local kept = {}
-for i = 11 + n, #ARGV, 2 do
+for i = 12 + n, #ARGV, 2 do
   local m, due = member(ARGV[i]), ARGV[i + 1]
   kept[m] = true
   -- An unchanged timer keeps its score: if it is leased right now, re-scoring it to its (past) due time
