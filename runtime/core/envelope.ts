@@ -73,6 +73,12 @@ export interface OutgoingMessage {
   readonly routingKey: string;
   readonly body: string;
   readonly properties: WireProperties;
+  /**
+   * Its order keys, not sent: one per keyed consumer it goes to (`<consumer>/<key>`). A publisher keeps
+   * the messages of one order key in their order on the way to the broker (one unconfirmed at a time),
+   * so that a refused publish sent again is never overtaken by a later one of the same key.
+   */
+  readonly order?: readonly string[];
 }
 
 /**

@@ -69,10 +69,14 @@ export function toOutgoing(
         Object.entries(consumer.headers ?? {}).every(([name, value]) => headers[name] === value);
       headers[`${Headers.routePrefix}${consumer.name}`] = selected ? 'yes' : 'no';
     }
+    const order: string[] = [];
     for (const consumer of producer.keyedConsumers.get(type) ?? []) {
+      const key = keyFor(consumer, type, body, lineage, id);
+      const shards = topology.actors.get(consumer.name)?.queues.length ?? 1;
       headers[`${Headers.shardPrefix}${consumer.name}`] = String(
-        shardFor(topology, consumer, type, body, lineage, id),
+        key === undefined ? 0 : shardOf(key, shards),
       );
+      if (key !== undefined) order.push(`${consumer.name}/${key}`);
     }
     return {
       exchange: topology.names.exchange,
@@ -86,22 +90,23 @@ export function toOutgoing(
         persistent: topology.durable,
         headers,
       },
+      ...(order.length > 0 ? { order } : {}),
     };
   });
 }
 
 /**
- * The consumer's shard for this body. A body the consumer cannot key still goes to a shard (0): the
- * consumer validates it and parks it with reason `missing-key`, instead of it vanishing unrouted.
+ * The consumer's key for this body, or undefined when it has none. A body the consumer cannot key still
+ * goes to a shard (0): the consumer validates it and parks it with reason `missing-key`, instead of it
+ * vanishing unrouted.
  */
-function shardFor(
-  topology: TopologyPlan,
+function keyFor(
   consumer: ConsumerDefinition,
   type: string,
   body: unknown,
   lineage: Lineage,
   id: string,
-): number {
+): string | undefined {
   const meta: MessageMeta = { ...lineage, id, source: consumer.name, key: undefined };
   let key: string | undefined;
   try {
@@ -109,6 +114,5 @@ function shardFor(
   } catch {
     key = undefined;
   }
-  if (typeof key !== 'string' || key === '') return 0;
-  return shardOf(key, topology.actors.get(consumer.name)?.queues.length ?? 1);
+  return typeof key === 'string' && key !== '' ? key : undefined;
 }

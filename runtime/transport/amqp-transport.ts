@@ -165,7 +165,8 @@ export class AmqpTransport implements Transport {
       headers: p.headers,
     };
     if (p.timestamp !== undefined) publish.timestamp = p.timestamp;
-    return this.#publisher.publish(message.exchange, message.routingKey, Buffer.from(message.body), publish);
+    const content = Buffer.from(message.body);
+    return this.#publisher.publish(message.exchange, message.routingKey, content, publish, message.order);
   }
 
   async consume(queue: string, prefetch: number, handler: DeliveryHandler): Promise<void> {

@@ -26,6 +26,7 @@ import { connectRecovering } from './amqp-connect.ts';
 import { scrubPassword } from './amqp-url.ts';
 import { coalesceWrites } from './coalesce-writes.ts';
 import { publishDirect } from './direct-publish.ts';
+import { OrderLines } from './order-lines.ts';
 
 /**
  * Options of {@link ConfirmPublisher}. Durations in milliseconds, `heartbeat` in seconds. Defaults:
@@ -81,6 +82,8 @@ interface Pending {
   /** Kept until settled: a nacked publish is sent again, and a return may be matched by content. */
   readonly content: Buffer;
   readonly options: Options.Publish;
+  /** Its order keys: per key, one publish unconfirmed at a time ({@link OrderLines}). */
+  readonly order: readonly string[] | undefined;
   /** When a publish queued for window room or a connection gives up; set only when it queues. */
   deadline: number;
   /** `replyCode replyText` of its `basic.return`; the ack that follows then rejects. */
@@ -143,6 +146,8 @@ export class ConfirmPublisher {
    */
   #held: Pending[] = [];
   #holdTimer: NodeJS.Timeout | undefined;
+  /** Publishes waiting for an earlier one of the same order key to be confirmed. */
+  readonly #lines = new OrderLines<Pending>();
   #closing: Promise<void> | undefined;
 
   constructor(options: ConfirmPublisherOptions) {
@@ -174,13 +179,16 @@ export class ConfirmPublisher {
   /**
    * Resolves on the broker's ack. Rejects `WARREN_PUBLISH_FAILED` (retryable) on a nack, a lost channel
    * or connection, or a timeout; `WARREN_UNROUTABLE` when a `mandatory` publish is returned;
-   * `WARREN_STOPPED` before `start()` or after `close()`. `options` go to amqplib untouched.
+   * `WARREN_STOPPED` before `start()` or after `close()`. `options` go to amqplib untouched. `order`:
+   * the publish's order keys; it is sent only once every earlier publish of those keys has settled, so
+   * publishes of one key reach the broker one at a time, in the order of the calls.
    */
   publish(
     exchange: string,
     routingKey: string,
     content: Buffer,
     options: Options.Publish = {},
+    order?: readonly string[],
   ): Promise<void> {
     if (this.#state !== 'running') {
       const why = this.#state === 'idle' ? 'publisher not started' : 'publisher closed';
@@ -192,6 +200,7 @@ export class ConfirmPublisher {
       routingKey,
       content,
       options,
+      order: order !== undefined && order.length > 0 ? order : undefined,
       deadline: 0,
       returned: null,
       firstNack: 0,
@@ -199,8 +208,13 @@ export class ConfirmPublisher {
       resolve,
       reject,
     };
-    if (this.#waiting.length === 0 && this.#canSend()) this.#send(p);
-    else this.#enqueue(p);
+    // Behind an earlier publish of one of its keys, it waits for that one to settle (#settled).
+    if (p.order !== undefined && !this.#lines.enter(p)) return promise;
+    if (this.#waiting.length === 0 && this.#canSend()) {
+      this.#send(p);
+      // A send that failed at once let the next publish of its keys into the queue: on with it.
+      if (this.#waiting.length > 0) this.#pump();
+    } else this.#enqueue(p);
     return promise;
   }
 
@@ -224,7 +238,7 @@ export class ConfirmPublisher {
     this.#state = 'closing';
     // Nacked publishes waiting to be sent again go now: close() waits for their confirms as for others.
     this.#release();
-    if (this.#ch !== null && (this.#pending.size > 0 || this.#waiting.length > 0)) {
+    if (this.#ch !== null && !this.#quiet()) {
       let timer: NodeJS.Timeout | undefined;
       await new Promise<void>((resolve) => {
         this.#idle = resolve;
@@ -234,7 +248,8 @@ export class ConfirmPublisher {
     }
     this.#state = 'closed';
     clearTimeout(this.#sweepTimer);
-    for (const p of this.#waiting.splice(0)) p.reject(new WarrenError('WARREN_STOPPED', 'publisher closed'));
+    const stopped = new WarrenError('WARREN_STOPPED', 'publisher closed');
+    for (const p of [...this.#lines.drain(), ...this.#waiting.splice(0)]) p.reject(stopped);
     this.#failPending('publisher closed before the broker confirmed');
     const model = this.#model;
     this.#model = this.#live = this.#ch = null;
@@ -259,7 +274,7 @@ export class ConfirmPublisher {
       // Thrown before any frame was written: a closing channel (worth a retry) or invalid options.
       const retryable = err instanceof Error && err.name === 'IllegalOperationError';
       const reason = err instanceof Error ? err.message : String(err);
-      p.reject(new WarrenError('WARREN_PUBLISH_FAILED', reason, { retryable, cause: err }));
+      this.#fail(p, new WarrenError('WARREN_PUBLISH_FAILED', reason, { retryable, cause: err }));
       return;
     }
     this.#pending.set(this.#nextTag++, p);
@@ -271,7 +286,33 @@ export class ConfirmPublisher {
     let i = 0;
     while (i < this.#waiting.length && this.#canSend()) this.#send(this.#waiting[i++] as Pending);
     if (i > 0) this.#waiting.splice(0, i);
-    if (this.#pending.size === 0 && this.#waiting.length === 0 && this.#held.length === 0) this.#idle?.();
+    if (this.#quiet()) this.#idle?.();
+  }
+
+  /** Nothing sent and unconfirmed, queued, held for a resend or waiting its turn. */
+  #quiet(): boolean {
+    return (
+      this.#pending.size === 0 &&
+      this.#waiting.length === 0 &&
+      this.#held.length === 0 &&
+      this.#lines.size === 0
+    );
+  }
+
+  #resolve(p: Pending): void {
+    p.resolve();
+    this.#settled(p);
+  }
+
+  #fail(p: Pending, err: Error): void {
+    p.reject(err);
+    this.#settled(p);
+  }
+
+  /** `p` settled: the next publish of each of its order keys may go now, queued for the window. */
+  #settled(p: Pending): void {
+    if (p.order === undefined) return;
+    for (const next of this.#lines.leave(p)) this.#enqueue(next);
   }
 
   // One timer for the whole queue: it is FIFO, so deadlines ascend and only the head's matters.
@@ -285,7 +326,7 @@ export class ConfirmPublisher {
     let i = 0;
     while (i < this.#waiting.length && (this.#waiting[i] as Pending).deadline <= now) i++;
     const why = this.#ch === null ? 'no connection to RabbitMQ' : 'no room in the confirm window';
-    for (const p of this.#waiting.splice(0, i)) p.reject(publishFailed(`publish timed out: ${why}`));
+    for (const p of this.#waiting.splice(0, i)) this.#fail(p, publishFailed(`publish timed out: ${why}`));
     this.#armSweep();
   }
 
@@ -311,9 +352,9 @@ export class ConfirmPublisher {
     if (p.returned !== null) {
       const data = { exchange: p.exchange, routingKey: p.routingKey };
       const what = `unroutable: exchange '${p.exchange}', routing key '${p.routingKey}' (${p.returned})`;
-      p.reject(new WarrenError('WARREN_UNROUTABLE', what, { data }));
+      this.#fail(p, new WarrenError('WARREN_UNROUTABLE', what, { data }));
     } else if (nacked) this.#nacked(p);
-    else p.resolve();
+    else this.#resolve(p);
   }
 
   /**
@@ -329,7 +370,7 @@ export class ConfirmPublisher {
     if (this.#state !== 'running' || now + pause - p.firstNack > (this.#opts.nackRetryMs ?? 30_000)) {
       // Which exchange and key: a nack comes from a queue the message reached (unavailable, or full).
       const to = `exchange '${p.exchange}', routing key '${p.routingKey}'`;
-      p.reject(publishFailed(`the broker nacked the publish to ${to} (${p.nacks} time(s))`));
+      this.#fail(p, publishFailed(`the broker nacked the publish to ${to} (${p.nacks} time(s))`));
       return;
     }
     this.#held.push(p);
@@ -457,7 +498,7 @@ export class ConfirmPublisher {
   #reject(inFlight: readonly Pending[], reason: string): void {
     if (inFlight.length > 0) {
       const err = publishFailed(reason); // one instance for the lot: a drop can fail a whole window
-      for (const p of inFlight) p.reject(err);
+      for (const p of inFlight) this.#fail(p, err);
     }
     // Queued publishes wait for the next channel while running; close() waits for no reconnection.
     if (this.#state === 'closing') this.#idle?.();

@@ -109,6 +109,34 @@ describe('ConfirmPublisher and a broker that nacks', () => {
     expect(order).toEqual(['second', 'third']);
   });
 
+  it('sends a publish only once the one before it of the same order key is confirmed, so a nacked one is never overtaken by its key', async () => {
+    await ch.purgeQueue(queue);
+    await ch.purgeQueue(all);
+    const warnings: string[] = [];
+    const publisher = await started({ logger: { warn: (msg) => warnings.push(msg) } });
+    await publisher.publish(exchange, 'k', Buffer.from('first'));
+    const order: string[] = [];
+    const track = (name: string, p: Promise<void>) => p.then(() => order.push(name));
+    // A: the queue is full, the broker will nack it. B: the same key, bound for the queue with room.
+    // C: another key, bound there too.
+    const a = track('a', publisher.publish(exchange, 'k', Buffer.from('a'), {}, ['scorer/u1']));
+    const b = track('b', publisher.publish(exchange, 'all', Buffer.from('b'), {}, ['scorer/u1']));
+    const c = track('c', publisher.publish(exchange, 'all', Buffer.from('c'), {}, ['scorer/u2']));
+    // On the wire at once: A and C; B waits for A.
+    expect(publisher.inFlight()).toBe(2);
+    await expect
+      .poll(() => warnings)
+      .toContain('the broker nacked a publish; holding publishes, then sending it again first');
+    await c;
+    // A is held for a resend: C (another key) was taken, B (A's key) was not sent.
+    expect((await ch.checkQueue(all)).messageCount).toBe(1);
+    await ch.get(queue, { noAck: true }); // room for A
+    await Promise.all([a, b]);
+    expect(order).toEqual(['c', 'a', 'b']);
+    const taken = [await ch.get(all, { noAck: true }), await ch.get(all, { noAck: true })];
+    expect(taken.map((m) => (m ? m.content.toString() : null))).toEqual(['c', 'b']);
+  });
+
   it('close() settles a publish waiting to be sent again: it is sent once more, and rejects if nacked', async () => {
     await ch.purgeQueue(queue);
     const publisher = await started({ nackRetryMs: 60_000 });
