@@ -11,6 +11,7 @@ export type { CsvOptions, FileEncoding, FileFormat } from './file-source/records
 export { fileSource } from './file-source/source.ts';
 export { type EnvHeader, type HttpSinkOptions, httpSink } from './http-sink/sink.ts';
 export { type HttpSourceOptions, httpSource } from './http-source.ts';
+export { type JsonFileSinkOptions, jsonFileSink } from './json-file-sink.ts';
 export { closeJsonlFiles, type JsonlSinkOptions, jsonlSink } from './jsonl-sink.ts';
 export type { DatabaseOptions } from './postgres/database.ts';
 export { type PostgresSinkOptions, postgresSink } from './postgres/sink.ts';

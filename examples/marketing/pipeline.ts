@@ -3,6 +3,7 @@ import { type ActorDefinition, definePipeline, defineProcessor, type Incoming, t
 import {
   fileSource,
   httpSink,
+  jsonFileSink,
   jsonlSink,
   postgresSink,
   postgresSource,
@@ -119,8 +120,8 @@ const orders = around(
       logger.warn(
         'marketing: the R campaign model is OFF: Rscript was not found. Install R (Debian: apt-get install ' +
           'r-base-core; then R -e \'install.packages("jsonlite")\' if missing) or set WARREN_RSCRIPT to ' +
-          'its Rscript, and run again: the campaign-model, campaign-results, advice-db, budget-api and ' +
-          'cuts actors then run.',
+          'its Rscript, and run again: the campaign-model, campaign-results, advice-db, budget-api, ' +
+          'advice-files and cuts actors then run.',
       );
   },
   () => db.release(),
@@ -243,6 +244,13 @@ const rSinks = [
     (context) => api.start(context),
     () => api.stop(),
   ),
+  // One JSON file per campaign, its newest advice (`advice/<campaign>.json`, replaced whole each time).
+  jsonFileSink({
+    name: 'advice-files',
+    consumes: { advice: Advice },
+    dir: out('advice'),
+    file: (m) => `${m.body.campaign}.json`,
+  }),
   // By data: the campaigns to cut, for a person to look at.
   jsonlSink({
     name: 'cuts',
@@ -257,7 +265,7 @@ const r = marketing.rscript !== undefined;
 /**
  * The marketing pipeline: web clickstream, ad-campaign CSV drops and orders from a relational table;
  * a keyed sessionizer, a Python propensity model and an R campaign model, each fed back its outcomes;
- * JSONL files, PostgreSQL tables and an HTTP API. See docs/marketing.md.
+ * JSONL and JSON files, PostgreSQL tables and an HTTP API. See docs/marketing.md.
  */
 export default definePipeline({
   name: 'marketing',
@@ -281,7 +289,7 @@ export default definePipeline({
     'sessions',
     'scores',
     'hot-leads',
-    ...(r ? ['advice-db', 'budget-api', 'cuts'] : []),
+    ...(r ? ['advice-db', 'budget-api', 'advice-files', 'cuts'] : []),
   ],
   feedback: [
     { from: 'outcomes', type: 'outcome', to: 'propensity' },

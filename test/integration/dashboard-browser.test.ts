@@ -270,7 +270,7 @@ describe('the dashboard of the marketing pipeline in Chromium', () => {
       );
       await page.goto(url);
       await page.locator('#status', { hasText: 'live' }).waitFor({ timeout: 30_000 });
-      expect(marketing.actors).toHaveLength(17);
+      expect(marketing.actors).toHaveLength(18);
       for (const { name } of marketing.actors) {
         await expect
           .poll(() => page.locator(`tr[data-actor="${name}"]`).count(), { timeout: 15_000 })

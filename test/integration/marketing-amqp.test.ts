@@ -1,8 +1,11 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { WorkerDirectory } from '../../dashboard/index.ts';
+import { CAMPAIGNS } from '../../examples/marketing/data.ts';
+import { Advice } from '../../examples/marketing/schemas.ts';
 import { compileTopology } from '../../runtime/index.ts';
 import {
   closingCounts,
@@ -41,6 +44,8 @@ const api = createServer((req, res) => {
   });
 });
 let db: TestDatabase;
+/** The workers' reports in Redis (what `warren dashboard` reads): their counters while they run. */
+const directory = new WorkerDirectory({ url: REDIS_URL, prefix });
 
 beforeAll(async () => {
   db = await openTestDatabase('postgres', 'marketing');
@@ -50,6 +55,7 @@ afterAll(async () => {
   for (const p of processes) p.child.kill('SIGKILL');
   api.closeAllConnections();
   api.close();
+  await directory.close();
   const { default: pipeline } = await import('../../examples/marketing/pipeline.ts');
   await deleteTopology(compileTopology(pipeline, { prefix }));
   await deleteRedisPrefix(prefix);
@@ -111,6 +117,11 @@ describe('the marketing example on RabbitMQ + Redis + PostgreSQL across worker p
         advice: await applied('advice-db'),
         api: new Set(apiKeys).size,
         unscored: sessions.length - distinct(readLines<ScoreLine>(out, 'scores.jsonl')).length,
+        // A file holds only the newest advice of its campaign: what the workers wrote is in their counters.
+        adviceFiles: (await directory.list()).reduce(
+          (sum, w) => sum + (w.counters['advice-files']?.processed ?? 0),
+          0,
+        ),
       };
     };
     await vi.waitFor(
@@ -123,6 +134,7 @@ describe('the marketing example on RabbitMQ + Redis + PostgreSQL across worker p
           advice: SPEND_ROWS,
           api: SPEND_ROWS,
           unscored: 0,
+          adviceFiles: SPEND_ROWS,
         }),
       { timeout: 45_000, interval: 200 },
     );
@@ -144,8 +156,24 @@ describe('the marketing example on RabbitMQ + Redis + PostgreSQL across worker p
     // The R model advised on every campaign; the table keeps each campaign's newest advice.
     const advice = await db.db.query(`SELECT campaign, advice FROM ${db.t('marketing_budget_advice')}`);
     expect(advice.rows).toHaveLength(4);
+    // One JSON file per campaign, whole (each write replaced it atomically), holding one of the advices
+    // the API received; no temporary file left beside them.
+    const adviceDir = join(out, 'advice');
+    expect(readdirSync(adviceDir).sort()).toEqual(CAMPAIGNS.map((c) => `${c}.json`).sort());
+    for (const campaign of CAMPAIGNS) {
+      const text = readFileSync(join(adviceDir, `${campaign}.json`), 'utf8');
+      const file = JSON.parse(text) as Advice & { id: string; type: string };
+      expect(Advice.safeParse(file).success, text).toBe(true);
+      expect(file, text).toMatchObject({ type: 'advice', campaign });
+      expect(apiKeys, text).toContain(file.id);
+    }
     // The orders are in PostgreSQL, in the test's own schema.
     expect(await db.count('marketing_orders')).toBe(ORDERS);
+    // Each advice written to its campaign's file once, by one worker or the other.
+    const adviceWrites = workers.map(
+      (w) => closingCounts(w.stdout, 'stopped').counts['advice-files'] ?? Number.NaN,
+    );
+    expect(adviceWrites.reduce((a, b) => a + b, 0)).toBe(SPEND_ROWS);
     // Both workers did part of the work, and nothing was parked.
     for (const w of workers) {
       const { counts } = closingCounts(w.stdout, 'stopped');

@@ -3,6 +3,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { CAMPAIGNS } from '../../examples/marketing/data.ts';
+import { Advice } from '../../examples/marketing/schemas.ts';
 import {
   closingCounts,
   distinct,
@@ -50,6 +52,7 @@ describe('the marketing example on the embedded default (one command, no service
       'hot-leads': scores.filter((s) => s.score >= 0.7).length,
       'advice-db': SPEND_ROWS,
       'budget-api': SPEND_ROWS,
+      'advice-files': SPEND_ROWS,
       cuts: cuts.length,
     });
     // Every click is in exactly one session; every session was scored once by the Python model.
@@ -61,6 +64,19 @@ describe('the marketing example on the embedded default (one command, no service
     // Routed by data: the cuts file holds only cuts, and the generated orders make at least one.
     expect(cuts.length).toBeGreaterThan(0);
     expect(cuts.every((c) => c.advice === 'cut')).toBe(true);
+    // One JSON file per campaign, replaced whole by each of its advices: the newest stays (the R model's
+    // version counts the campaign's spend rows, one a day), nothing else is in the folder (no temporary
+    // file), and a cut reads exactly as its line in cuts.jsonl.
+    const adviceDir = join(out, 'advice');
+    expect(readdirSync(adviceDir).sort()).toEqual(CAMPAIGNS.map((c) => `${c}.json`).sort());
+    for (const campaign of CAMPAIGNS) {
+      const text = readFileSync(join(adviceDir, `${campaign}.json`), 'utf8');
+      const advice = JSON.parse(text) as Advice & { id: string; type: string };
+      expect(text).toBe(`${JSON.stringify(advice, null, 2)}\n`);
+      expect(Advice.safeParse(advice).success, text).toBe(true);
+      expect(advice, text).toMatchObject({ type: 'advice', campaign, version: DAYS });
+      if (advice.advice === 'cut') expect(cuts).toContainEqual(advice);
+    }
     // The CSV drops were read once each and archived.
     expect(readdirSync(join(out, 'drops')).filter((f) => f.endsWith('.csv'))).toEqual([]);
     expect(readdirSync(join(out, 'drops', 'archive')).filter((f) => f.endsWith('.csv'))).toHaveLength(DAYS);
@@ -79,7 +95,7 @@ describe('the marketing example on the embedded default (one command, no service
       svgPath,
     ]);
     const svg = readFileSync(svgPath, 'utf8');
-    expect(pipeline.actors.length).toBe(17);
+    expect(pipeline.actors.length).toBe(18);
     for (const actor of pipeline.actors) expect(svg, actor.name).toContain(`>${actor.name}<`);
   }, 30_000);
 
