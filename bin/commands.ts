@@ -40,7 +40,7 @@ const EXIT_CODES = `Exit codes:
   ${EXIT.parked}  the run finished (its sources ended) and parked messages: see \`warren dlq list\`
   ${EXIT.actorFailed}  an actor failed for good (a source out of restarts, a worker pool that gave up): the worker drained what it held and stopped`;
 
-const ENV = `Environment: RABBITMQ_URL, REDIS_URL, WARREN_BUS, WARREN_STATE, WARREN_PREFIX, WARREN_ACTORS, WARREN_DATA_DIR, WARREN_LOG_LEVEL, WARREN_START_TIMEOUT_MS, WARREN_DASHBOARD_TOKEN, WARREN_JAEGER_URL and OTEL_* (see the README).`;
+const ENV = `Environment: RABBITMQ_URL, REDIS_URL, WARREN_BUS, WARREN_STATE, WARREN_PREFIX, WARREN_ACTORS, WARREN_QUEUE_TYPE, WARREN_DELIVERY_LIMIT, WARREN_SHARD_LEASE_MS, WARREN_DATA_DIR, WARREN_LOG_LEVEL, WARREN_START_TIMEOUT_MS, WARREN_DASHBOARD_TOKEN, WARREN_JAEGER_URL and OTEL_* (see the README's table for the rest).`;
 
 export const runOptions = {
   bus: busOption,

@@ -1,14 +1,20 @@
-import { compileTopology } from 'warren';
+import { createRuntime, toRascal } from 'warren';
 import { routesOf } from 'warren/testing';
 import { orList, UsageError } from './cli-parser.ts';
 import type { RouteParsed, TopologyParsed } from './commands.ts';
 import { knownActor, loadPipeline } from './load-pipeline.ts';
 
-/** `warren topology`: the Rascal configuration the pipeline compiles to. */
+/**
+ * `warren topology`: the Rascal configuration the pipeline compiles to, as `warren run` would declare it
+ * with this environment (WARREN_PREFIX, WARREN_QUEUE_TYPE, WARREN_DELIVERY_LIMIT). Nothing connects.
+ */
 export async function topologyCommand({ arguments: args, options, path }: TopologyParsed): Promise<number> {
   const pipeline = await loadPipeline(args.pipeline, path);
-  const config = compileTopology(pipeline, options.prefix ? { prefix: options.prefix } : {});
-  process.stdout.write(`${JSON.stringify(config, null, 2)}\n`);
+  const runtime = createRuntime(pipeline, {
+    actors: [],
+    ...(options.prefix ? { prefix: options.prefix } : {}),
+  });
+  process.stdout.write(`${JSON.stringify(toRascal(runtime.topology), null, 2)}\n`);
   return 0;
 }
 

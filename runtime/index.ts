@@ -61,5 +61,5 @@ export type {
   TimerRecord,
 } from './state/store.ts';
 export type { RascalConfig, TopologyOptions, TopologyPlan } from './topology/index.ts';
-export { compileTopology, names, planTopology, shardOf } from './topology/index.ts';
+export { compileTopology, names, planTopology, shardOf, toRascal } from './topology/index.ts';
 export type { DeliveryHandler, Settlement, Transport } from './transport/transport.ts';

@@ -27,6 +27,27 @@ describe('the warren CLI', () => {
     expect(Object.keys(config.vhosts['/']?.queues ?? {})).toContain('shop.sessionizer.0');
   });
 
+  it('prints the topology `warren run` would declare with this environment, and names a bad setting', () => {
+    const withEnv = (env: Record<string, string>) =>
+      spawnSync(process.execPath, ['bin/warren.ts', 'topology', 'config/pipeline.ts'], {
+        encoding: 'utf8',
+        env: { ...process.env, WARREN_LOG_LEVEL: 'warn', ...env },
+      });
+    const result = withEnv({ WARREN_PREFIX: 'eu', WARREN_QUEUE_TYPE: 'quorum', WARREN_DELIVERY_LIMIT: '7' });
+    expect(result.status, result.stderr).toBe(0);
+    const config = JSON.parse(result.stdout) as {
+      vhosts: Record<
+        string,
+        { queues: Record<string, { options?: { arguments?: Record<string, unknown> } }> }
+      >;
+    };
+    const shard = config.vhosts['/']?.queues['eu.sessionizer.0'];
+    expect(shard?.options?.arguments).toMatchObject({ 'x-queue-type': 'quorum', 'x-delivery-limit': 7 });
+    const bad = withEnv({ WARREN_QUEUE_TYPE: 'mirrored' });
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toContain('WARREN_QUEUE_TYPE');
+  });
+
   it('prints the actors a message reaches', () => {
     const body = JSON.stringify({
       sessionId: 's',
