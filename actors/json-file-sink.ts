@@ -9,7 +9,7 @@ import {
   type MessageSchemas,
   WarrenError,
 } from 'warren';
-import { fromPromise, setup } from 'xstate';
+import { documentOf, effectMachine } from './effect-machine.ts';
 
 /**
  * What {@link jsonFileSink} takes: which messages it consumes, the folder it writes them to and the
@@ -172,7 +172,7 @@ export function jsonFileSink<const TName extends string, TConsumes extends Messa
     }
     const place = targetOf(root, fileName);
     if ('why' in place) return refuse(`the file name ${JSON.stringify(fileName)} ${place.why}`);
-    const document = { id, type: message.type, ...(message.body as object) };
+    const document = documentOf(message);
     return { id, target: place.target, text: `${JSON.stringify(document, null, 2)}\n` };
   }
 
@@ -193,17 +193,7 @@ export function jsonFileSink<const TName extends string, TConsumes extends Messa
     }
   }
 
-  const machine = setup({
-    types: { events: {} as Incoming<TConsumes> },
-    actors: { write: fromPromise<void, Prepared>(({ input }) => write(input)) },
-  }).createMachine({
-    id: name,
-    initial: 'ready',
-    states: {
-      ready: { on: { '*': 'writing' } },
-      writing: { invoke: { src: 'write', input: ({ event }) => prepare(event), onDone: 'ready' } },
-    },
-  });
+  const machine = effectMachine<TConsumes, Prepared>({ id: name, prepare, run: write });
   return defineSink({
     name,
     consumes: options.consumes,

@@ -1,7 +1,7 @@
 import { createReadStream, createWriteStream, existsSync, mkdirSync, type WriteStream } from 'node:fs';
 import { dirname } from 'node:path';
-import { defineSink, type FieldCondition, type Incoming, type MessageSchemas } from 'warren';
-import { fromPromise, setup } from 'xstate';
+import { defineSink, type FieldCondition, type MessageSchemas } from 'warren';
+import { documentOf, effectMachine } from './effect-machine.ts';
 
 const streams = new Map<string, WriteStream>();
 
@@ -92,30 +92,14 @@ export async function closeJsonlFiles(): Promise<void> {
 export function jsonlSink<const TName extends string, TConsumes extends MessageSchemas>(
   options: JsonlSinkOptions<TName, TConsumes>,
 ) {
-  const machine = setup({
-    types: { events: {} as Incoming<TConsumes> },
-    actors: {
-      write: fromPromise<void, { id: string; line: string; inDoubt: boolean }>(({ input }) =>
-        appendOnce(options.path, input.id, input.line, input.inDoubt),
-      ),
-    },
-  }).createMachine({
+  const machine = effectMachine<TConsumes, { id: string; line: string; inDoubt: boolean }>({
     id: options.name,
-    initial: 'ready',
-    states: {
-      ready: { on: { '*': 'writing' } },
-      writing: {
-        invoke: {
-          src: 'write',
-          input: ({ event }) => ({
-            id: event.meta.id,
-            inDoubt: event.meta.inDoubt === true,
-            line: `${JSON.stringify({ id: event.meta.id, type: event.type, ...(event.body as object) })}\n`,
-          }),
-          onDone: 'ready',
-        },
-      },
-    },
+    prepare: (message) => ({
+      id: message.meta.id,
+      inDoubt: message.meta.inDoubt === true,
+      line: `${JSON.stringify(documentOf(message))}\n`,
+    }),
+    run: (input) => appendOnce(options.path, input.id, input.line, input.inDoubt),
   });
   return defineSink({
     name: options.name,

@@ -11,7 +11,7 @@ import {
   UnrecoverableError,
   WarrenError,
 } from 'warren';
-import { fromPromise, setup } from 'xstate';
+import { effectMachine } from '../effect-machine.ts';
 import { localBucket, type RateLimiter, redisBucket } from './rate-limit.ts';
 import { backoffMs, isRetryableStatus, retryAfterMs } from './retry.ts';
 import { endRequestSpan, HttpAttr, startRequestSpan, withTraceHeaders } from './spans.ts';
@@ -288,17 +288,7 @@ export function httpSink<const TName extends string, TConsumes extends MessageSc
     }
   }
 
-  const machine = setup({
-    types: { events: {} as Incoming<TConsumes> },
-    actors: { send: fromPromise<void, Prepared>(({ input }) => send(input)) },
-  }).createMachine({
-    id: name,
-    initial: 'ready',
-    states: {
-      ready: { on: { '*': 'sending' } },
-      sending: { invoke: { src: 'send', input: ({ event }) => prepare(event), onDone: 'ready' } },
-    },
-  });
+  const machine = effectMachine<TConsumes, Prepared>({ id: name, prepare, run: send });
 
   return defineSink({
     name,

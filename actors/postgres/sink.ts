@@ -9,7 +9,7 @@ import {
   UnrecoverableError,
   WarrenError,
 } from 'warren';
-import { fromPromise, setup } from 'xstate';
+import { effectMachine } from '../effect-machine.ts';
 import { Batcher, type ItemOutcome } from './batcher.ts';
 import { type Database, type DatabaseOptions, openDatabase, quoteIdent, type Sql } from './database.ts';
 import { batchError, isRowError, rowError } from './errors.ts';
@@ -274,27 +274,17 @@ export function postgresSink<const TName extends string, TConsumes extends Messa
     await sql.query(text, values);
   }
 
-  const machine = setup({
-    types: { events: {} as Incoming<TConsumes> },
-    actors: {
-      // The span is started here, where the message's process span is active: its child.
-      write: fromPromise<void, Job>(({ input }) => {
-        const span = startClientSpan(options.table ? `write ${options.table}` : `write ${name}`, {
-          [DbAttr.system]: 'postgresql',
-          [DbAttr.operation]: options.query ? 'QUERY' : options.key ? 'UPSERT' : 'INSERT',
-          ...(options.table ? { [DbAttr.collection]: options.table } : {}),
-        });
-        return endWith(span, batcher.add({ ...input, span }));
-      }),
-    },
-  }).createMachine({
+  const machine = effectMachine<TConsumes, Job>({
     id: name,
-    initial: 'ready',
-    states: {
-      ready: { on: { '*': 'writing' } },
-      writing: {
-        invoke: { src: 'write', input: ({ event }) => jobOf(event), onDone: 'ready' },
-      },
+    prepare: jobOf,
+    // The span is started here, where the message's process span is active: its child.
+    run: (job) => {
+      const span = startClientSpan(options.table ? `write ${options.table}` : `write ${name}`, {
+        [DbAttr.system]: 'postgresql',
+        [DbAttr.operation]: options.query ? 'QUERY' : options.key ? 'UPSERT' : 'INSERT',
+        ...(options.table ? { [DbAttr.collection]: options.table } : {}),
+      });
+      return endWith(span, batcher.add({ ...job, span }));
     },
   });
 
