@@ -790,43 +790,28 @@ function toDueTimers(reply: unknown, shard: number, leaseUntil: number): DueTime
   return timers;
 }
 
-function parseTimers(json: string): readonly TimerRecord[] {
+/** A stored JSON array of records, each with these fields of these types (more are allowed). */
+function parseRecords<T>(json: string, fields: Readonly<Record<string, 'string' | 'number'>>): readonly T[] {
   const value = parseJson(json);
   const valid =
     Array.isArray(value) &&
     value.every(
-      (timer: unknown) =>
-        typeof timer === 'object' &&
-        timer !== null &&
-        'id' in timer &&
-        typeof timer.id === 'string' &&
-        'event' in timer &&
-        typeof timer.event === 'string' &&
-        'dueAt' in timer &&
-        typeof timer.dueAt === 'number',
+      (item: unknown) =>
+        typeof item === 'object' &&
+        item !== null &&
+        Object.entries(fields).every(
+          ([name, type]) => typeof (item as Record<string, unknown>)[name] === type,
+        ),
     );
   if (!valid) throw unexpected('load', json);
-  return value as TimerRecord[];
+  return value as T[];
 }
 
-function parseLinks(json: string): readonly TraceLink[] {
-  const value = parseJson(json);
-  const valid =
-    Array.isArray(value) &&
-    value.every(
-      (link: unknown) =>
-        typeof link === 'object' &&
-        link !== null &&
-        'traceId' in link &&
-        typeof link.traceId === 'string' &&
-        'spanId' in link &&
-        typeof link.spanId === 'string' &&
-        'traceFlags' in link &&
-        typeof link.traceFlags === 'number',
-    );
-  if (!valid) throw unexpected('load', json);
-  return value as TraceLink[];
-}
+const parseTimers = (json: string) =>
+  parseRecords<TimerRecord>(json, { id: 'string', event: 'string', dueAt: 'number' });
+
+const parseLinks = (json: string) =>
+  parseRecords<TraceLink>(json, { traceId: 'string', spanId: 'string', traceFlags: 'number' });
 
 function parseJson(text: string): unknown {
   try {
