@@ -342,7 +342,11 @@ export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOpti
         consumers.push(host);
         if (plan.keyed)
           shards.add({ plan, handle: host.handle, claimed: (shard) => host.forgetShard(shard) });
-        else for (const queue of plan.queues) await transport.consume(queue, plan.prefetch, host.handle);
+        else
+          // The embedded bus settles at once what its handler finished synchronously.
+          for (const queue of plan.queues)
+            if (transport instanceof MemoryBus) await transport.consume(queue, plan.prefetch, host.handleNow);
+            else await transport.consume(queue, plan.prefetch, host.handle);
       }
       await shards.start();
       if (hosted.some((name) => topology.actors.get(name)?.keyed)) {

@@ -3,9 +3,10 @@ import type { Incoming, MessageMeta, MessageSchemas } from '../core/define.ts';
 import type { OutgoingMessage } from '../core/envelope.ts';
 import { InvalidMessageError, WarrenError } from '../core/errors.ts';
 import type { ActorPlan, TopologyPlan } from '../topology/plan.ts';
-import { type Instance, settle } from './instance.ts';
+import type { Now } from './immediate.ts';
+import { type Instance, settleNow } from './instance.ts';
 import { type Lineage, toOutgoing } from './outputs.ts';
-import { validateOutputs } from './validate-outputs.ts';
+import { validateOutputsNow } from './validate-outputs.ts';
 
 /**
  * Send one event to a live instance, wait for it to settle, and collect what it emitted, checked
@@ -26,24 +27,50 @@ export async function applyEvent(
   settleTimeoutMs: number,
   clock: Clock,
 ): Promise<OutgoingMessage[]> {
+  return applyEventNow(instance, event, lineage, plan, topology, settleTimeoutMs, clock);
+}
+
+/**
+ * `applyEvent` without a promise when the machine settles at once (nothing invoked) and the output
+ * schemas are synchronous: the embedded bus's synchronous path. Throws what `applyEvent` rejects with.
+ *
+ * @example
+ * ```ts
+ * const outputs = applyEventNow(instance, event, lineageOf(meta), plan, topology, 30_000, systemClock);
+ * ```
+ */
+export function applyEventNow(
+  instance: Instance,
+  event: Incoming<MessageSchemas>,
+  lineage: Lineage,
+  plan: ActorPlan,
+  topology: TopologyPlan,
+  settleTimeoutMs: number,
+  clock: Clock,
+): Now<OutgoingMessage[]> {
+  const snapshot = instance.actor.getSnapshot();
   // A stopped actor ignores events: committing its snapshot would lose the event silently.
-  if (instance.actor.getSnapshot().status !== 'active')
+  if (snapshot.status !== 'active')
     throw new WarrenError('WARREN_STATE_FAILED', `${plan.name}: its instance was stopped while in use`, {
       retryable: true,
     });
-  if (!instance.actor.getSnapshot().can(event)) {
+  if (!snapshot.can(event)) {
     throw new InvalidMessageError(
       'unhandled',
-      `${plan.name} cannot handle ${event.type} in state ${JSON.stringify(instance.actor.getSnapshot().value)}`,
+      `${plan.name} cannot handle ${event.type} in state ${JSON.stringify(snapshot.value)}`,
     );
   }
   instance.emitted = [];
   instance.actor.send(event);
-  await settle(instance, settleTimeoutMs, clock);
-  const outputs = toOutgoing(topology, plan, instance.emitted, lineage);
-  instance.emitted = [];
-  if (outputs.length > 0) await validateOutputs(plan, outputs);
-  return outputs;
+  const collect = (): Now<OutgoingMessage[]> => {
+    const outputs = toOutgoing(topology, plan, instance.emitted, lineage);
+    instance.emitted = [];
+    if (outputs.length === 0) return outputs;
+    const validating = validateOutputsNow(plan, outputs);
+    return validating ? validating.then(() => outputs) : outputs;
+  };
+  const settling = settleNow(instance, settleTimeoutMs, clock);
+  return settling ? settling.then(collect) : collect();
 }
 
 /**

@@ -2,8 +2,9 @@ import { type Delivery, TIMER_TYPE } from '../core/envelope.ts';
 import { guardLogger } from '../core/logger.ts';
 import type { ActorPlan } from '../topology/plan.ts';
 import type { Settlement } from '../transport/transport.ts';
-import { decodeDelivery } from './decode.ts';
+import { decodeDelivery, decodeNow } from './decode.ts';
 import type { HostDeps } from './host-deps.ts';
+import { andThen, type Now } from './immediate.ts';
 import { KeyedRun } from './keyed-run.ts';
 import { Outbox } from './outbox.ts';
 import { FailureSettler } from './settle.ts';
@@ -33,6 +34,8 @@ export class ConsumerHost {
   readonly #keyed: KeyedRun;
   readonly #stateless: StatelessRun;
   #inFlight = 0;
+  /** Whether the transport confirms publishes at once (the embedded bus): `handleNow` can finish synchronously. */
+  readonly #immediate: boolean;
 
   constructor(plan: ActorPlan, deps: HostDeps) {
     if (plan.definition.kind === 'source') throw new TypeError(`${plan.name} is a source`);
@@ -43,6 +46,7 @@ export class ConsumerHost {
     this.#failures = new FailureSettler(plan, this.#deps);
     this.#keyed = new KeyedRun(plan, this.#deps, outbox, this.#failures);
     this.#stateless = new StatelessRun(plan, this.#deps, outbox);
+    this.#immediate = outbox.immediate;
   }
 
   get inFlight(): number {
@@ -61,12 +65,45 @@ export class ConsumerHost {
           .catch((err: unknown) => this.#failures.fail(delivery, err));
       return await this.#deps.observer.delivery(this.#plan.name, delivery, () => this.#handle(delivery));
     } finally {
-      const seconds = (performance.now() - started) / 1000;
-      this.#deps.observer.processed(this.#plan.name, seconds);
-      this.#deps.stats.settled(this.#plan.name, seconds);
-      this.#inFlight--;
+      this.#settled(started);
     }
   };
+
+  /**
+   * `handle` for the embedded bus, which settles a plain settlement at once: a stateless actor's
+   * message goes decode -> apply -> publish -> `ack` without a promise when nothing in it must wait (a
+   * synchronous schema, a machine with nothing invoked, no effect claim), and tracing is off (a traced
+   * delivery runs inside its span's context, which is the asynchronous path's). Anything else takes
+   * `handle`'s path, from the step that had to wait.
+   */
+  readonly handleNow = (delivery: Delivery): Now<Settlement> => {
+    if (!this.#immediate || this.#plan.keyed || this.#deps.observer.traces) return this.handle(delivery);
+    this.#inFlight++;
+    const started = performance.now();
+    this.#deps.stats.add(this.#plan.name, 'received');
+    let settlement: Now<Settlement>;
+    try {
+      settlement = andThen(decodeNow(delivery, this.#plan, this.#deps.topology), (decoded) =>
+        this.#stateless.runNow(decoded),
+      );
+    } catch (err) {
+      settlement = this.#failures.fail(delivery, err);
+    }
+    if (typeof settlement === 'string') {
+      this.#settled(started);
+      return settlement;
+    }
+    return settlement
+      .catch((err: unknown) => this.#failures.fail(delivery, err))
+      .finally(() => this.#settled(started));
+  };
+
+  #settled(started: number): void {
+    const seconds = (performance.now() - started) / 1000;
+    this.#deps.observer.processed(this.#plan.name, seconds);
+    this.#deps.stats.settled(this.#plan.name, seconds);
+    this.#inFlight--;
+  }
 
   /** decode -> run -> (commit -> publish, inside the run) -> settle. */
   async #handle(delivery: Delivery): Promise<Settlement> {

@@ -1,10 +1,12 @@
 import { gunzipSync, inflateSync } from 'node:zlib';
+import type { StandardSchemaV1 } from '@standard-schema/spec';
 import type { ConsumerDefinition, Incoming, MessageMeta, MessageSchemas } from '../core/define.ts';
 import { type Delivery, Headers, JSON_CONTENT_TYPE, numericHeader, readMeta } from '../core/envelope.ts';
 import { describeError, InvalidMessageError } from '../core/errors.ts';
 import { parseUntrusted } from '../core/json.ts';
 import { renderIssues } from '../core/schema-issues.ts';
 import type { ActorPlan, TopologyPlan } from '../topology/plan.ts';
+import type { Now } from './immediate.ts';
 
 /** A delivery as its actor's machine receives it. */
 export interface Decoded {
@@ -42,6 +44,23 @@ export async function decodeDelivery(
   plan: ActorPlan,
   topology: Pick<TopologyPlan, 'maxMessageBytes' | 'hopLimit'>,
 ): Promise<Decoded> {
+  return decodeNow(delivery, plan, topology);
+}
+
+/**
+ * `decodeDelivery` without a promise when the schema validates synchronously (the embedded bus's
+ * synchronous path); a promise only for an asynchronous schema. Throws what `decodeDelivery` rejects with.
+ *
+ * @example
+ * ```ts
+ * const decoded = decodeNow(delivery, plan, topology); // Decoded, or Promise<Decoded> for an async schema
+ * ```
+ */
+export function decodeNow(
+  delivery: Delivery,
+  plan: ActorPlan,
+  topology: Pick<TopologyPlan, 'maxMessageBytes' | 'hopLimit'>,
+): Now<Decoded> {
   const definition = plan.definition as ConsumerDefinition;
   const { properties } = delivery;
   if (properties.contentType !== JSON_CONTENT_TYPE) {
@@ -65,8 +84,22 @@ export async function decodeDelivery(
     );
   const { body: bytes, what } = decodeContent(delivery, topology.maxMessageBytes);
   const raw = parseUntrusted(bytes, topology.maxMessageBytes, what);
-  let result = schema['~standard'].validate(raw);
-  if (result instanceof Promise) result = await result;
+  const result = schema['~standard'].validate(raw);
+  return result instanceof Promise
+    ? result.then((r) => decoded(delivery, definition, plan, topology, id, type, r))
+    : decoded(delivery, definition, plan, topology, id, type, result);
+}
+
+/** The rest of decoding, once the schema has its result: issues, envelope headers, key, hop limit. */
+function decoded(
+  delivery: Delivery,
+  definition: ConsumerDefinition,
+  plan: ActorPlan,
+  topology: Pick<TopologyPlan, 'hopLimit'>,
+  id: string,
+  type: string,
+  result: StandardSchemaV1.Result<unknown>,
+): Decoded {
   if (result.issues)
     throw new InvalidMessageError('schema', `${type} fails its schema: ${renderIssues(result.issues)}`);
   const body = result.value;

@@ -158,6 +158,27 @@ export function takeTimer(instance: Instance, timerId: string, dueAt: number): E
  * promise calling a scorer, a sink's write) is still running. Rejects on the actor's error or timeout.
  */
 export function settle(instance: Instance, timeoutMs: number, clock: Clock = systemClock): Promise<void> {
+  try {
+    return settleNow(instance, timeoutMs, clock) ?? Promise.resolve();
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
+/**
+ * `settle` without a promise for a machine that settled already (nothing invoked still running):
+ * undefined then, a promise otherwise; throws the actor's error.
+ *
+ * @example
+ * ```ts
+ * const waiting = settleNow(instance, 30_000, clock); // undefined: go on at once
+ * ```
+ */
+export function settleNow(
+  instance: Instance,
+  timeoutMs: number,
+  clock: Clock = systemClock,
+): Promise<void> | undefined {
   const isSettled = (): boolean => {
     const snapshot = instance.actor.getSnapshot();
     if (snapshot.status !== 'active') return true;
@@ -166,8 +187,8 @@ export function settle(instance: Instance, timeoutMs: number, clock: Clock = sys
     }
     return true;
   };
-  if (instance.error !== undefined) return Promise.reject(instance.error);
-  if (isSettled()) return Promise.resolve();
+  if (instance.error !== undefined) throw instance.error;
+  if (isSettled()) return undefined;
   return new Promise((resolve, reject) => {
     const timer = clock.setTimeout(() => {
       subscription.unsubscribe();

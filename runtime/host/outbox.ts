@@ -4,6 +4,7 @@ import type { TraceLink } from '../core/observer.ts';
 import type { ActorPlan } from '../topology/plan.ts';
 import type { Settlement } from '../transport/transport.ts';
 import type { HostDeps } from './host-deps.ts';
+import { type ImmediatePublisher, immediatePublisher } from './immediate.ts';
 
 /**
  * Publish one message with confirms, telling the observer: it may give the message trace headers
@@ -45,9 +46,12 @@ export class Outbox {
   readonly #plan: ActorPlan;
   readonly #deps: HostDeps;
 
+  readonly #immediate: ImmediatePublisher | undefined;
+
   constructor(plan: ActorPlan, deps: HostDeps) {
     this.#plan = plan;
     this.#deps = deps;
+    this.#immediate = immediatePublisher(deps.transport);
   }
 
   /**
@@ -56,6 +60,7 @@ export class Outbox {
    */
   async publishAll(outputs: readonly OutgoingMessage[], links?: readonly TraceLink[]): Promise<void> {
     if (outputs.length === 0) return;
+    if (this.#immediate && !this.#deps.observer.traces) return this.publishNow(outputs);
     const { transport, observer } = this.#deps;
     if (!observer.traces) await Promise.all(outputs.map((o) => transport.publish(o, { mandatory: true })));
     else
@@ -68,6 +73,31 @@ export class Outbox {
         ),
       );
     this.#deps.stats.add(this.#plan.name, 'emitted', outputs.length);
+  }
+
+  /**
+   * `publishAll` on a transport that confirms before it returns (the embedded bus), with tracing off:
+   * no promise. Only for a host whose `immediate` is set; throws what `publishAll` rejects with.
+   */
+  publishNow(outputs: readonly OutgoingMessage[]): void {
+    const transport = this.#immediate;
+    if (!transport) throw new TypeError('publishNow needs a transport that confirms at once');
+    // Every output is offered, as `publishAll` does; the first failure is thrown after.
+    let failed: { err: unknown } | undefined;
+    for (const output of outputs) {
+      try {
+        transport.publishNow(output, { mandatory: true });
+      } catch (err) {
+        failed ??= { err };
+      }
+    }
+    if (failed) throw failed.err;
+    if (outputs.length > 0) this.#deps.stats.add(this.#plan.name, 'emitted', outputs.length);
+  }
+
+  /** The transport's immediate publish (the embedded bus), when it has one. */
+  get immediate(): boolean {
+    return this.#immediate !== undefined;
   }
 
   /**

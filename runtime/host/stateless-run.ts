@@ -6,9 +6,10 @@ import type { OutgoingMessage } from '../core/envelope.ts';
 import { WarrenError } from '../core/errors.ts';
 import type { ActorPlan } from '../topology/plan.ts';
 import type { Settlement } from '../transport/transport.ts';
-import { applyEvent, lineageOf } from './apply.ts';
+import { applyEvent, applyEventNow, lineageOf } from './apply.ts';
 import type { Decoded } from './decode.ts';
 import type { HostDeps } from './host-deps.ts';
+import type { Now } from './immediate.ts';
 import { type Instance, isPristine, reusableStart, startInstance } from './instance.ts';
 import type { Outbox } from './outbox.ts';
 
@@ -100,6 +101,58 @@ export class StatelessRun {
   }
 
   /**
+   * `run` on the embedded bus with tracing off: without a promise when the machine settles at once and
+   * the message needs no effect claim (a processor, an idempotent sink). Throws what `run` rejects with.
+   */
+  runNow(decoded: Decoded): Now<Settlement> {
+    if (this.#definition.kind === 'sink' && this.#definition.idempotent !== true) return this.run(decoded);
+    const instance = this.#idle.pop() ?? this.#start();
+    let outputs: Now<OutgoingMessage[]>;
+    try {
+      const { topology, settleTimeoutMs, clock } = this.#deps;
+      outputs = applyEventNow(
+        instance,
+        decoded.event,
+        lineageOf(decoded.meta),
+        this.#plan,
+        topology,
+        settleTimeoutMs,
+        clock,
+      );
+    } catch (err) {
+      instance.actor.stop();
+      throw err;
+    }
+    if (outputs instanceof Promise)
+      return outputs.then(
+        (o) => this.#finishNow(decoded, instance, o),
+        (err: unknown) => {
+          instance.actor.stop();
+          throw err;
+        },
+      );
+    return this.#finishNow(decoded, instance, outputs);
+  }
+
+  /** After `runNow`'s apply: the actor back to the pool (or stopped), the outputs published, counted. */
+  #finishNow(decoded: Decoded, instance: Instance, outputs: readonly OutgoingMessage[]): Settlement {
+    this.#release(instance);
+    this.#outbox.publishNow(outputs);
+    this.#deps.stats.add(this.#plan.name, 'processed');
+    if (this.#definition.kind === 'sink')
+      this.#deps.observer.reachedSink(this.#plan.name, decoded.meta.createdAt);
+    return 'ack';
+  }
+
+  /** An actor the message left exactly as it started goes back to the pool; any other is stopped. */
+  #release(instance: Instance): void {
+    const initial = this.#initials.get(instance);
+    if (this.#idle.length < this.#maxIdle && initial && isPristine(instance, initial))
+      this.#idle.push(instance);
+    else instance.actor.stop();
+  }
+
+  /**
    * One message from the machine's initial state: send, settle, publish what it emitted. Starting an
    * XState actor per message cost more than the rest of the step, so an actor the message left exactly
    * as it started (see `isPristine`) goes back to a pool (up to the host's prefetch) for the next
@@ -123,10 +176,7 @@ export class StatelessRun {
       instance.actor.stop();
       throw err;
     }
-    const initial = this.#initials.get(instance);
-    if (this.#idle.length < this.#maxIdle && initial && isPristine(instance, initial))
-      this.#idle.push(instance);
-    else instance.actor.stop();
+    this.#release(instance);
     await this.#outbox.publishAll(outputs);
     this.#deps.stats.add(this.#plan.name, 'processed');
     if (this.#definition.kind === 'sink')

@@ -1,7 +1,8 @@
+import type { StandardSchemaV1 } from '@standard-schema/spec';
 import type { MessageSchemas } from '../core/define.ts';
 import type { OutgoingMessage } from '../core/envelope.ts';
 import { InvalidMessageError } from '../core/errors.ts';
-import { renderIssues, schemaIssues } from '../core/schema-issues.ts';
+import { renderIssues } from '../core/schema-issues.ts';
 import type { ActorPlan } from '../topology/plan.ts';
 
 /**
@@ -17,8 +18,26 @@ import type { ActorPlan } from '../topology/plan.ts';
  * ```
  */
 export async function validateOutputs(plan: ActorPlan, outputs: readonly OutgoingMessage[]): Promise<void> {
+  return validateOutputsNow(plan, outputs);
+}
+
+/**
+ * `validateOutputs` without a promise when every schema validates synchronously; a promise from the
+ * first asynchronous one on. Throws what `validateOutputs` rejects with.
+ *
+ * @example
+ * ```ts
+ * validateOutputsNow(plan, outputs); // undefined: all valid; throws InvalidMessageError('invalid-output')
+ * ```
+ */
+export function validateOutputsNow(
+  plan: ActorPlan,
+  outputs: readonly OutgoingMessage[],
+  from = 0,
+): Promise<void> | undefined {
   const emits = plan.definition.emits as MessageSchemas;
-  for (const output of outputs) {
+  for (let i = from; i < outputs.length; i++) {
+    const output = outputs[i] as OutgoingMessage;
     const type = output.properties.type;
     const schema = Object.hasOwn(emits, type) ? emits[type] : undefined;
     if (!schema)
@@ -26,11 +45,21 @@ export async function validateOutputs(plan: ActorPlan, outputs: readonly Outgoin
         'invalid-output',
         `${plan.name} emitted "${type}", which it does not declare`,
       );
-    const issues = await schemaIssues(schema, JSON.parse(output.body));
-    if (issues)
-      throw new InvalidMessageError(
-        'invalid-output',
-        `${plan.name} emitted an invalid ${type}: ${renderIssues(issues, `${type}.body`)}`,
-      );
+    const result = schema['~standard'].validate(JSON.parse(output.body));
+    if (result instanceof Promise)
+      return result.then((r) => {
+        checked(plan, type, r.issues);
+        return validateOutputsNow(plan, outputs, i + 1);
+      });
+    checked(plan, type, result.issues);
   }
+  return undefined;
+}
+
+function checked(plan: ActorPlan, type: string, issues: readonly StandardSchemaV1.Issue[] | undefined): void {
+  if (issues)
+    throw new InvalidMessageError(
+      'invalid-output',
+      `${plan.name} emitted an invalid ${type}: ${renderIssues(issues, `${type}.body`)}`,
+    );
 }

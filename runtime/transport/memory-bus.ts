@@ -73,8 +73,20 @@ interface MemoryQueue {
   expiry: NodeJS.Timeout | undefined;
 }
 
+/**
+ * A delivery handler that may settle at once: a plain settlement (not a promise) is applied in the same
+ * dispatch pass, so a handler that finished synchronously (a stateless machine with nothing invoked)
+ * costs no promise, and the consumer's next delivery is handed out at once. `DeliveryHandler` is one.
+ *
+ * @example
+ * ```ts
+ * await bus.consume('shop.scores', 32, (delivery) => (delivery.redelivered ? 'requeue' : 'ack'));
+ * ```
+ */
+export type ImmediateDeliveryHandler = (delivery: Delivery) => Settlement | Promise<Settlement>;
+
 interface Consumer {
-  readonly handler: DeliveryHandler;
+  readonly handler: ImmediateDeliveryHandler;
   readonly prefetch: number;
   unsettled: number;
   /** What it was handed and has not settled, in delivery order. */
@@ -148,27 +160,32 @@ export class MemoryBus implements Transport {
 
   publish(message: Publication, options: { readonly mandatory?: boolean } = {}): Promise<void> {
     try {
-      const delivered = this.#route(message.exchange, message.routingKey, {
-        content: 'content' in message ? message.content : Buffer.from(message.body),
-        exchange: message.exchange,
-        routingKey: message.routingKey,
-        properties: message.properties,
-        redelivered: false,
-        expiresAt: 0,
-        entry: undefined,
-      });
-      if (!delivered && options.mandatory) {
-        return Promise.reject(
-          new WarrenError(
-            'WARREN_UNROUTABLE',
-            `no queue bound for ${message.exchange}[${message.routingKey}]`,
-          ),
-        );
-      }
+      this.publishNow(message, options);
       return Promise.resolve();
     } catch (err) {
       return Promise.reject(err);
     }
+  }
+
+  /**
+   * `publish` without the promise: the message is in its queues when this returns (this bus confirms
+   * at once); throws `WARREN_UNROUTABLE` when mandatory and unroutable.
+   */
+  publishNow(message: Publication, options: { readonly mandatory?: boolean } = {}): void {
+    const delivered = this.#route(message.exchange, message.routingKey, {
+      content: 'content' in message ? message.content : Buffer.from(message.body),
+      exchange: message.exchange,
+      routingKey: message.routingKey,
+      properties: message.properties,
+      redelivered: false,
+      expiresAt: 0,
+      entry: undefined,
+    });
+    if (!delivered && options.mandatory)
+      throw new WarrenError(
+        'WARREN_UNROUTABLE',
+        `no queue bound for ${message.exchange}[${message.routingKey}]`,
+      );
   }
 
   /** Route a stored message and enqueue a copy on every queue it reaches; false if it reached none. */
@@ -208,7 +225,11 @@ export class MemoryBus implements Transport {
     return queues.length > 0;
   }
 
-  async consume(queue: string, prefetch: number, handler: DeliveryHandler): Promise<void> {
+  async consume(
+    queue: string,
+    prefetch: number,
+    handler: DeliveryHandler | ImmediateDeliveryHandler,
+  ): Promise<void> {
     const q = this.#queues.get(queue);
     if (!q) throw new WarrenError('WARREN_CONFIG_INVALID', `no queue "${queue}" in the topology`);
     const consumer: Consumer = { handler, prefetch, unsettled: 0, inHand: new Set() };
@@ -330,7 +351,12 @@ export class MemoryBus implements Transport {
     setImmediate(() => this.#dispatch());
   }
 
-  /** Hand out deliveries up to each consumer's prefetch; batched per tick so publishes coalesce. */
+  /**
+   * Hand out deliveries up to each consumer's prefetch; batched per tick so publishes coalesce. A
+   * delivery its handler settled at once is settled here, which frees its prefetch slot for the next:
+   * one pass hands out at most what was ready when it began, so that a queue fed by its own consumer
+   * (a feedback loop) waits for the next pass and never holds the event loop.
+   */
   #dispatch(): void {
     this.#scheduled = false;
     if (!this.#consuming) return;
@@ -341,14 +367,27 @@ export class MemoryBus implements Transport {
     for (const q of ready) {
       const consumer = q.consumer;
       if (!consumer) continue;
-      while (consumer.unsettled < consumer.prefetch && q.head < q.messages.length) {
+      let budget = q.messages.length - q.head;
+      while (budget-- > 0 && consumer.unsettled < consumer.prefetch && q.head < q.messages.length) {
         const stored = q.messages[q.head++] as Stored;
         consumer.unsettled++;
         consumer.inHand.add(stored);
-        consumer.handler(toDelivery(q.name, stored)).then(
-          (settlement) => this.#settle(q, consumer, stored, settlement),
-          () => this.#settle(q, consumer, stored, 'reject'),
-        );
+        let settlement: Settlement | Promise<Settlement>;
+        try {
+          settlement = consumer.handler(toDelivery(q.name, stored));
+        } catch {
+          settlement = 'reject';
+        }
+        if (typeof settlement !== 'string') {
+          settlement.then(
+            (s) => this.#settle(q, consumer, stored, s),
+            () => this.#settle(q, consumer, stored, 'reject'),
+          );
+          continue;
+        }
+        this.#settle(q, consumer, stored, settlement);
+        // A requeued message is redelivered in a later pass, as RabbitMQ would, not in a tight loop.
+        if (settlement !== 'ack' || q.consumer !== consumer) break;
       }
       this.#compact(q);
     }
