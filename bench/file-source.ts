@@ -41,9 +41,10 @@ class FlowControlledBus extends MemoryBus {
     super();
     this.#consumed = consumed;
   }
-  override publish(...args: Parameters<MemoryBus['publish']>): Promise<void> {
+  // publish() goes through publishNow(): counting here counts both, and keeps the bus's immediate path.
+  override publishNow(...args: Parameters<MemoryBus['publishNow']>): void {
     this.#published++;
-    return super.publish(...args);
+    super.publishNow(...args);
   }
   override isBlocked(): boolean {
     return this.#published - this.#consumed.count > 10_000 || super.isBlocked();

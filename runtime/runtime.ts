@@ -342,8 +342,8 @@ export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOpti
         consumers.push(host);
         if (plan.keyed)
           shards.add({ plan, handle: host.handle, claimed: (shard) => host.forgetShard(shard) });
+        // The embedded bus settles at once what its handler finished synchronously.
         else
-          // The embedded bus settles at once what its handler finished synchronously.
           for (const queue of plan.queues)
             if (transport instanceof MemoryBus) await transport.consume(queue, plan.prefetch, host.handleNow);
             else await transport.consume(queue, plan.prefetch, host.handle);

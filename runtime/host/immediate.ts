@@ -6,6 +6,8 @@ import type { Transport } from '../transport/transport.ts';
  * queues): the host publishes through it without a promise per output.
  */
 export interface ImmediatePublisher {
+  /** False when `publish` does more than `publishNow` (a subclass's): then the host keeps the promise. */
+  readonly confirmsAtOnce: boolean;
   publishNow(message: Publication, options?: { readonly mandatory?: boolean }): void;
 }
 
@@ -21,7 +23,9 @@ export interface ImmediatePublisher {
  */
 export function immediatePublisher(transport: Transport): ImmediatePublisher | undefined {
   const candidate = transport as Transport & Partial<ImmediatePublisher>;
-  return typeof candidate.publishNow === 'function' ? (candidate as ImmediatePublisher) : undefined;
+  return typeof candidate.publishNow === 'function' && candidate.confirmsAtOnce === true
+    ? (candidate as ImmediatePublisher)
+    : undefined;
 }
 
 /**

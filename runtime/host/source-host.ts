@@ -13,7 +13,7 @@ import { afterFailure, hasRecovered } from '../policy/restart.ts';
 import type { ActorPlan } from '../topology/plan.ts';
 import type { HostDeps } from './consumer-host.ts';
 import { type Instance, settle, startInstance } from './instance.ts';
-import { SourcePublisher } from './source-publisher.ts';
+import { type Rejection, SourcePublisher } from './source-publisher.ts';
 
 /**
  * Runs a source: pulls items from its `read()` only as fast as the broker confirms what it already
@@ -125,6 +125,8 @@ export class SourceHost {
     const pending = new Set<Promise<void>>();
     let failure: unknown;
     let seq = 0;
+    // The embedded bus with tracing off: each output is in its queues when publishNow returns.
+    const immediate = this.#publisher.immediate;
     const logger = {
       info: (message: string, data?: Record<string, unknown>) =>
         this.#deps.logger.info(message, { actor: this.#plan.name, ...data }),
@@ -140,28 +142,45 @@ export class SourceHost {
           break;
         }
         const inputId = `${this.#plan.name}:${runId}:${seq++}`;
-        const emitted = await this.#emit(instance, item);
+        const emitted = instance ? await this.#emit(instance, item) : plainItem(item);
         const outputs = this.#publisher.shape(emitted, inputId, shaped?.id, this.#deps.clock.now());
         for (const output of outputs) {
-          const rejected = shaped?.park ?? (await this.#publisher.check(output));
+          let rejected: Rejection | undefined = shaped?.park;
+          if (!rejected) {
+            const checking = this.#publisher.checkNow(output);
+            rejected = checking instanceof Promise ? await checking : checking;
+          }
           const id = output.properties.messageId;
-          const p: Promise<void> = (
-            rejected ? this.#publisher.park(output, rejected) : this.#publish(output, shaped?.traceparent)
-          )
-            .then(
-              () =>
-                this.#tell(
-                  shaped?.receipt,
-                  rejected ? { status: 'parked', id, reason: rejected.error } : { status: 'published', id },
-                ),
-              (err: unknown) => {
-                this.#tell(shaped?.receipt, { status: 'failed', error: err });
-                failure ??= err;
-                run.abort();
-              },
+          if (!rejected && immediate) {
+            // The embedded bus has it in its queues (confirmed) when publishNow returns: nothing pends.
+            try {
+              this.#publisher.publishNow(output);
+              this.#published++;
+              this.#tell(shaped?.receipt, { status: 'published', id });
+            } catch (err) {
+              this.#tell(shaped?.receipt, { status: 'failed', error: err });
+              failure ??= err;
+              run.abort();
+            }
+          } else {
+            const p: Promise<void> = (
+              rejected ? this.#publisher.park(output, rejected) : this.#publish(output, shaped?.traceparent)
             )
-            .finally(() => pending.delete(p));
-          pending.add(p);
+              .then(
+                () =>
+                  this.#tell(
+                    shaped?.receipt,
+                    rejected ? { status: 'parked', id, reason: rejected.error } : { status: 'published', id },
+                  ),
+                (err: unknown) => {
+                  this.#tell(shaped?.receipt, { status: 'failed', error: err });
+                  failure ??= err;
+                  run.abort();
+                },
+              )
+              .finally(() => pending.delete(p));
+            pending.add(p);
+          }
           // Stopping ends the wait too: a broker that blocks publishers must not keep a stop waiting.
           while (
             !signal.aborted &&
@@ -196,11 +215,7 @@ export class SourceHost {
     }
   }
 
-  async #emit(instance: Instance | undefined, item: unknown): Promise<EventObject[]> {
-    if (!instance) {
-      const { type, body } = item as SourceItem<MessageSchemas>;
-      return [{ type, body } as EventObject];
-    }
+  async #emit(instance: Instance, item: unknown): Promise<EventObject[]> {
     instance.emitted = [];
     instance.actor.send({ type: 'warren.input', input: item } as EventObject);
     await settle(instance, this.#deps.settleTimeoutMs);
@@ -208,4 +223,10 @@ export class SourceHost {
     instance.emitted = [];
     return emitted;
   }
+}
+
+/** What a source without a machine emits for one item it read: the item's own type and body. */
+function plainItem(item: unknown): EventObject[] {
+  const { type, body } = item as SourceItem<MessageSchemas>;
+  return [{ type, body } as EventObject];
 }

@@ -1,10 +1,12 @@
+import type { StandardSchemaV1 } from '@standard-schema/spec';
 import type { EventObject } from 'xstate';
 import type { MessageSchemas } from '../core/define.ts';
 import { Headers, type OutgoingMessage } from '../core/envelope.ts';
 import type { ParkReason } from '../core/errors.ts';
-import { renderIssues, schemaIssues } from '../core/schema-issues.ts';
+import { renderIssues } from '../core/schema-issues.ts';
 import type { ActorPlan } from '../topology/plan.ts';
 import type { HostDeps } from './host-deps.ts';
+import { type ImmediatePublisher, immediatePublisher, type Now } from './immediate.ts';
 import { publishObserved } from './outbox.ts';
 import { toOutgoing } from './outputs.ts';
 import { parkedOutput } from './parking.ts';
@@ -25,9 +27,12 @@ export class SourcePublisher {
   readonly #plan: ActorPlan;
   readonly #deps: HostDeps;
 
+  readonly #immediate: ImmediatePublisher | undefined;
+
   constructor(plan: ActorPlan, deps: HostDeps) {
     this.#plan = plan;
     this.#deps = deps;
+    this.#immediate = immediatePublisher(deps.transport);
   }
 
   /**
@@ -52,14 +57,34 @@ export class SourcePublisher {
 
   /** undefined when the message fits its declared schema, else why not, naming each wrong field. */
   async check(output: OutgoingMessage): Promise<Rejection | undefined> {
+    return this.checkNow(output);
+  }
+
+  /** `check` without a promise when the schema validates synchronously. */
+  checkNow(output: OutgoingMessage): Now<Rejection | undefined> {
     const type = output.properties.type;
     const emits = this.#plan.definition.emits as MessageSchemas;
     const schema = Object.hasOwn(emits, type) ? emits[type] : undefined;
     if (!schema) return { reason: 'unknown-type', error: `${this.#plan.name} does not declare ${type}` };
-    const issues = await schemaIssues(schema, JSON.parse(output.body));
-    return issues
-      ? { reason: 'schema', error: `${type} fails its schema: ${renderIssues(issues)}` }
-      : undefined;
+    const rejection = (issues: readonly StandardSchemaV1.Issue[] | undefined): Rejection | undefined =>
+      issues ? { reason: 'schema', error: `${type} fails its schema: ${renderIssues(issues)}` } : undefined;
+    const result = schema['~standard'].validate(JSON.parse(output.body));
+    return result instanceof Promise ? result.then((r) => rejection(r.issues)) : rejection(result.issues);
+  }
+
+  /**
+   * Whether `publishNow` can publish: the transport confirms before it returns (the embedded bus) and
+   * nothing traces (a traced publish has its producer span around it).
+   */
+  get immediate(): boolean {
+    return this.#immediate !== undefined && !this.#deps.observer.traces;
+  }
+
+  /** `publish` on the embedded bus with tracing off: confirmed when it returns; throws what `publish` rejects with. */
+  publishNow(output: OutgoingMessage): void {
+    if (!this.#immediate) throw new TypeError('publishNow needs a transport that confirms at once');
+    this.#immediate.publishNow(output, { mandatory: true });
+    this.#deps.stats.add(this.#plan.name, 'emitted');
   }
 
   /**

@@ -168,6 +168,14 @@ export class MemoryBus implements Transport {
   }
 
   /**
+   * Whether `publishNow` is what `publish` does: true unless a subclass overrides `publish` (a test's
+   * broker whose confirms lag), whose publishes then keep their promise.
+   */
+  get confirmsAtOnce(): boolean {
+    return this.publish === MemoryBus.prototype.publish;
+  }
+
+  /**
    * `publish` without the promise: the message is in its queues when this returns (this bus confirms
    * at once); throws `WARREN_UNROUTABLE` when mandatory and unroutable.
    */
