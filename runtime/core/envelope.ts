@@ -112,6 +112,12 @@ export interface DeliveryProperties {
  */
 export interface Delivery {
   readonly content: Buffer;
+  /**
+   * The content as text, when the transport has it so (the embedded bus: the JSON a warren publisher
+   * wrote, well-formed, unencoded): decoding reads it instead of checking and decoding the bytes, which
+   * are the UTF-8 of this text.
+   */
+  readonly text?: string | undefined;
   readonly queue: string;
   readonly exchange: string;
   readonly routingKey: string;

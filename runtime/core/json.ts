@@ -16,15 +16,14 @@ const FORBIDDEN = 'forbidden prototype property';
  * const body = parseUntrusted(delivery.content, 256 * 1024); // throws InvalidMessageError('too-large' | 'not-utf8' | 'not-json' | 'forbidden-key')
  * ```
  */
-export function parseUntrusted(content: Buffer, maxBytes: number, what = 'body'): unknown {
-  if (content.length > maxBytes) {
-    throw new InvalidMessageError(
-      'too-large',
-      `${what} of ${content.length} bytes is over the limit of ${maxBytes}`,
-    );
+export function parseUntrusted(content: Buffer | string, maxBytes: number, what = 'body'): unknown {
+  // A string is text already (the embedded bus's): its size is that of its UTF-8, and nothing to check.
+  const size = typeof content === 'string' ? Buffer.byteLength(content) : content.length;
+  if (size > maxBytes) {
+    throw new InvalidMessageError('too-large', `${what} of ${size} bytes is over the limit of ${maxBytes}`);
   }
   // isUtf8 is one SIMD pass; the byte-by-byte search for where it breaks runs only on a bad body.
-  if (!isUtf8(content)) {
+  if (typeof content !== 'string' && !isUtf8(content)) {
     const at = firstInvalidUtf8(content);
     const byte = content[at]?.toString(16).padStart(2, '0') ?? '??';
     throw new InvalidMessageError(

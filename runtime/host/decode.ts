@@ -82,12 +82,20 @@ export function decodeNow(
       'unknown-type',
       `${plan.name} does not consume type ${JSON.stringify(type)}`,
     );
-  const { body: bytes, what } = decodeContent(delivery, topology.maxMessageBytes);
-  const raw = parseUntrusted(bytes, topology.maxMessageBytes, what);
+  const raw = parseBody(delivery, topology.maxMessageBytes);
   const result = schema['~standard'].validate(raw);
   return result instanceof Promise
     ? result.then((r) => decoded(delivery, definition, plan, topology, id, type, r))
     : decoded(delivery, definition, plan, topology, id, type, result);
+}
+
+/** The body as JSON: the embedded bus's text when it has it (unencoded), else the bytes, decoded. */
+function parseBody(delivery: Delivery, maxBytes: number): unknown {
+  const label = delivery.properties.contentEncoding;
+  if (delivery.text !== undefined && (label === undefined || label === ''))
+    return parseUntrusted(delivery.text, maxBytes);
+  const { body, what } = decodeContent(delivery, maxBytes);
+  return parseUntrusted(body, maxBytes, what);
 }
 
 /** The rest of decoding, once the schema has its result: issues, envelope headers, key, hop limit. */

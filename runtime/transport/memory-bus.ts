@@ -6,7 +6,10 @@ import { brokerAck } from './broker-ack.ts';
 import type { DeliveryHandler, Settlement, Transport } from './transport.ts';
 
 interface Stored {
-  readonly content: Buffer;
+  /** The bytes; made from `text` only when asked for (see `MemoryDelivery`). */
+  content: Buffer | undefined;
+  /** The JSON text a warren publisher wrote, when it was published as text (and is well-formed). */
+  readonly text: string | undefined;
   readonly exchange: string;
   readonly routingKey: string;
   readonly properties: Delivery['properties'];
@@ -153,7 +156,7 @@ export class MemoryBus implements Transport {
       // Not this topology's (or a delay queue's): left in the journal as it is.
       if (!queue || queue.ttl !== undefined) continue;
       const { queue: _, ...stored } = m;
-      queue.messages.push({ ...stored, expiresAt: 0 });
+      queue.messages.push({ ...stored, text: undefined, expiresAt: 0 });
       this.#markReady(queue);
     }
   }
@@ -180,8 +183,13 @@ export class MemoryBus implements Transport {
    * at once); throws `WARREN_UNROUTABLE` when mandatory and unroutable.
    */
   publishNow(message: Publication, options: { readonly mandatory?: boolean } = {}): void {
+    // Text stays text: a consumer here parses it as it is, and bytes are made only when asked for.
+    // A string that is not well-formed (a lone surrogate) goes as bytes, as RabbitMQ would carry it.
+    const text = 'body' in message && message.body.isWellFormed() ? message.body : undefined;
     const delivered = this.#route(message.exchange, message.routingKey, {
-      content: 'content' in message ? message.content : Buffer.from(message.body),
+      content:
+        'content' in message ? message.content : text === undefined ? Buffer.from(message.body) : undefined,
+      text,
       exchange: message.exchange,
       routingKey: message.routingKey,
       properties: message.properties,
@@ -219,7 +227,7 @@ export class MemoryBus implements Transport {
         this.#journal && queue.consumer === undefined && queue.ttl === undefined
           ? this.#journal.added({
               queue: name,
-              content: copy.content,
+              content: bytesOf(copy),
               exchange: copy.exchange,
               routingKey: copy.routingKey,
               redelivered: copy.redelivered,
@@ -459,12 +467,40 @@ export class MemoryBus implements Transport {
 }
 
 function toDelivery(queue: string, m: Stored): Delivery {
-  return {
-    content: m.content,
-    queue,
-    exchange: m.exchange,
-    routingKey: m.routingKey,
-    redelivered: m.redelivered,
-    properties: m.properties,
-  };
+  return new MemoryDelivery(queue, m);
+}
+
+/** A stored message's bytes, made from its text the first time they are asked for, then kept. */
+function bytesOf(m: Stored): Buffer {
+  m.content ??= Buffer.from(m.text ?? '');
+  return m.content;
+}
+
+/**
+ * A delivery of this bus: the text as published, and the bytes made from it only when something asks
+ * (a retry or a parking sends them on, a span records their size): a consumer that parses the text
+ * never pays for them.
+ */
+class MemoryDelivery implements Delivery {
+  readonly queue: string;
+  readonly exchange: string;
+  readonly routingKey: string;
+  readonly redelivered: boolean;
+  readonly properties: Delivery['properties'];
+  readonly text: string | undefined;
+  readonly #stored: Stored;
+
+  constructor(queue: string, m: Stored) {
+    this.queue = queue;
+    this.exchange = m.exchange;
+    this.routingKey = m.routingKey;
+    this.redelivered = m.redelivered;
+    this.properties = m.properties;
+    this.text = m.text;
+    this.#stored = m;
+  }
+
+  get content(): Buffer {
+    return bytesOf(this.#stored);
+  }
 }

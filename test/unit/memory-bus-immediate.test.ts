@@ -187,3 +187,62 @@ describe('the embedded bus with a handler that settles at once', () => {
     expect(await b.queueDepth(QUEUE)).toBe(1);
   });
 });
+
+describe("the embedded bus's deliveries carry the published text", () => {
+  it('hands the JSON text as published, and the same bytes RabbitMQ would carry when asked', async () => {
+    const b = await started();
+    const got: Delivery[] = [];
+    await b.consume(QUEUE, 5, (d): Settlement => {
+      got.push(d);
+      return 'ack';
+    });
+    const body = JSON.stringify({ n: 1, s: 'é ☃ 😀' });
+    b.publishNow({ ...message(1), body });
+    // A lone surrogate is not well-formed text: it goes as bytes (U+FFFD), as over the wire.
+    b.publishNow({ ...message(2), body: '{"n":2,"s":"\ud800"}' });
+    await until(() => got.length === 2);
+    const [first, second] = got as [Delivery, Delivery];
+    expect(first.text).toBe(body);
+    expect(first.content.equals(Buffer.from(body))).toBe(true);
+    expect(second.text).toBeUndefined();
+    expect(second.content.equals(Buffer.from('{"n":2,"s":"\ud800"}'))).toBe(true);
+  });
+
+  it('parks a text over the size limit by its UTF-8 size, and decodes the bytes of a labelled encoding', async () => {
+    const { decodeDelivery } = await import('../../runtime/host/decode.ts');
+    const { planTopology } = await import('../../runtime/topology/plan.ts');
+    const topology = planTopology(pipeline, { prefix: 'imm' });
+    const plan = topology.actors.get('out');
+    if (!plan) throw new Error('no plan for out');
+    const base = {
+      queue: QUEUE,
+      exchange: '',
+      routingKey: QUEUE,
+      redelivered: false,
+      properties: { messageId: 'm1', type: 'item', contentType: 'application/json', headers: {} },
+    };
+    const text = JSON.stringify({ n: 1, pad: 'é'.repeat(30) });
+    const limits = { hopLimit: 10, maxMessageBytes: Buffer.byteLength(text) - 1 };
+    // 30 bytes longer in UTF-8 than it has characters: the limit is on bytes.
+    await expect(
+      decodeDelivery({ ...base, content: Buffer.from(text), text }, plan, limits),
+    ).rejects.toMatchObject({ reason: 'too-large' });
+    const ok = await decodeDelivery({ ...base, content: Buffer.from(text), text }, plan, {
+      ...limits,
+      maxMessageBytes: 1024,
+    });
+    expect(ok.event.body).toEqual({ n: 1 });
+    const { gzipSync } = await import('node:zlib');
+    const gz = await decodeDelivery(
+      {
+        ...base,
+        content: gzipSync(JSON.stringify({ n: 3 })),
+        text: 'not what is decoded',
+        properties: { ...base.properties, contentEncoding: 'gzip' },
+      },
+      plan,
+      { ...limits, maxMessageBytes: 1024 },
+    );
+    expect(gz.event.body).toEqual({ n: 3 });
+  });
+});
