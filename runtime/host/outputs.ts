@@ -33,6 +33,8 @@ export function toOutgoing(
   emitted: readonly EventObject[],
   lineage: Lineage,
   idOverride?: (index: number) => string | undefined,
+  /** Each output starts its own flow (a source's): its flow id is its own id. */
+  startsFlow = false,
 ): OutgoingMessage[] {
   const emits = producer.definition.emits as MessageSchemas;
   return emitted.map((event, index) => {
@@ -46,38 +48,42 @@ export function toOutgoing(
       id,
       type,
       source: producer.name,
-      flowId: lineage.flowId,
+      flowId: startsFlow ? id : lineage.flowId,
       hops: lineage.hops,
       // Crossing a feedback edge starts the flow's next generation (and, in tracing, a new trace).
       generation: lineage.generation + (producer.feedbackTo.has(type) ? 1 : 0),
       createdAt: lineage.createdAt,
     });
-    for (const [name, value] of Object.entries(
-      (event as { headers?: Record<string, unknown> }).headers ?? {},
-    )) {
-      if (/^(x-|warren-)/i.test(name))
-        throw new UnrecoverableError(`${producer.name} emitted reserved header "${name}"`);
-      if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean')
-        headers[name] = value;
-    }
+    const own = (event as { headers?: Record<string, unknown> }).headers;
+    if (own !== undefined)
+      for (const [name, value] of Object.entries(own)) {
+        if (/^(x-|warren-)/i.test(name))
+          throw new UnrecoverableError(`${producer.name} emitted reserved header "${name}"`);
+        if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean')
+          headers[name] = value;
+      }
     // Every selective consumer gets its verdict, where and headers both: a 'no' is routed away on
     // purpose, so that only a message without a verdict (not published by warren) reaches the
     // unroutable queue.
-    for (const consumer of producer.selectiveConsumers.get(type) ?? []) {
-      const selected =
-        (consumer.where === undefined || matchesWhere(body, consumer.where)) &&
-        Object.entries(consumer.headers ?? {}).every(([name, value]) => headers[name] === value);
-      headers[`${Headers.routePrefix}${consumer.name}`] = selected ? 'yes' : 'no';
-    }
+    const selective = producer.selectiveConsumers.get(type);
+    if (selective !== undefined)
+      for (const consumer of selective) {
+        const selected =
+          (consumer.where === undefined || matchesWhere(body, consumer.where)) &&
+          Object.entries(consumer.headers ?? {}).every(([name, value]) => headers[name] === value);
+        headers[`${Headers.routePrefix}${consumer.name}`] = selected ? 'yes' : 'no';
+      }
     const order: string[] = [];
-    for (const consumer of producer.keyedConsumers.get(type) ?? []) {
-      const key = keyFor(consumer, type, body, lineage, id);
-      const shards = topology.actors.get(consumer.name)?.queues.length ?? 1;
-      headers[`${Headers.shardPrefix}${consumer.name}`] = String(
-        key === undefined ? 0 : shardOf(key, shards),
-      );
-      if (key !== undefined) order.push(`${consumer.name}/${key}`);
-    }
+    const keyed = producer.keyedConsumers.get(type);
+    if (keyed !== undefined)
+      for (const consumer of keyed) {
+        const key = keyFor(consumer, type, body, lineage, id);
+        const shards = topology.actors.get(consumer.name)?.queues.length ?? 1;
+        headers[`${Headers.shardPrefix}${consumer.name}`] = String(
+          key === undefined ? 0 : shardOf(key, shards),
+        );
+        if (key !== undefined) order.push(`${consumer.name}/${key}`);
+      }
     return {
       exchange: topology.names.exchange,
       routingKey: topology.names.routingKey(producer.name, type),

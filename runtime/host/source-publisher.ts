@@ -1,7 +1,7 @@
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import type { EventObject } from 'xstate';
 import type { MessageSchemas } from '../core/define.ts';
-import { Headers, type OutgoingMessage } from '../core/envelope.ts';
+import type { OutgoingMessage } from '../core/envelope.ts';
 import type { ParkReason } from '../core/errors.ts';
 import { renderIssues } from '../core/schema-issues.ts';
 import type { ActorPlan } from '../topology/plan.ts';
@@ -52,7 +52,8 @@ export class SourcePublisher {
       { inputId, flowId: '', hops: 0, generation: 0, createdAt },
       (i) =>
         explicitId !== undefined && emitted.length === 1 ? explicitId : i === 0 ? inputId : `${inputId}.${i}`,
-    ).map(startFlow);
+      true,
+    );
   }
 
   /** undefined when the message fits its declared schema, else why not, naming each wrong field. */
@@ -123,15 +124,4 @@ export class SourcePublisher {
       { mandatory: true },
     );
   }
-}
-
-/** A source message starts its own flow: the flow id is the message id. */
-function startFlow(message: OutgoingMessage): OutgoingMessage {
-  return {
-    ...message,
-    properties: {
-      ...message.properties,
-      headers: { ...message.properties.headers, [Headers.flow]: message.properties.messageId },
-    },
-  };
 }
