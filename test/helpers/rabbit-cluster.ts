@@ -175,6 +175,28 @@ export async function startRabbitCluster(label: string, size = 3): Promise<Rabbi
     await exited; // the script ends when its beam does
   };
 
+  /**
+   * `node` joins `first`'s cluster. A join whose start fails (the node's database would not start: seen
+   * under load) is tried again from a reset node, up to three times, the last error thrown.
+   */
+  const joinCluster = async (node: RabbitNode, first: RabbitNode): Promise<void> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await ctl(node, ['stop_app']);
+        if (attempt > 1) await ctl(node, ['reset']);
+        await ctl(node, ['join_cluster', first.name]);
+        await ctl(node, ['start_app']);
+        await ctl(node, ['await_startup', '--timeout', '120'], 130_000);
+        return;
+      } catch (err) {
+        if (attempt === 3) throw err;
+        console.warn(
+          `rabbit-cluster: ${node.name} failed to join (attempt ${attempt}), again: ${String(err)}`,
+        );
+      }
+    }
+  };
+
   const cluster: RabbitCluster = {
     nodes,
     urls: nodes.map((n) => n.url).join(','),
@@ -226,14 +248,9 @@ export async function startRabbitCluster(label: string, size = 3): Promise<Rabbi
     await Promise.all(nodes.map(boot));
     const [first, ...others] = nodes;
     if (!first) throw new Error('a cluster needs at least one node');
-    await Promise.all(
-      others.map(async (node) => {
-        await ctl(node, ['stop_app']);
-        await ctl(node, ['join_cluster', first.name]);
-        await ctl(node, ['start_app']);
-        await ctl(node, ['await_startup', '--timeout', '120'], 130_000);
-      }),
-    );
+    // One at a time, as RabbitMQ asks: two nodes joining at once can leave one unable to start its
+    // database (`start_app` failing in mnesia, seen on a busy machine).
+    for (const node of others) await joinCluster(node, first);
   } catch (err) {
     await cluster.stop();
     throw err;
