@@ -3,6 +3,7 @@
  * an ordinary actor definition over the public API: nothing here could not have been written by a user.
  */
 
+export { type BatchSchema, batchOf, type RecordBatch } from './file-source/batch.ts';
 export { FolderError, type FolderErrorKind } from './file-source/folders/errors.ts';
 export type { Folder, FolderEntry } from './file-source/folders/folder.ts';
 export { type FolderOptions, openFolder } from './file-source/folders/open.ts';

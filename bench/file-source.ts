@@ -3,8 +3,10 @@
  * with `--quick`) through `fileSource` to a stateless sink on the embedded bus, against `csv-parse`
  * alone reading the same file (columns from the header, every record an object) in the same run, and
  * against a source yielding the same records ready-made to the same sink (the runtime's own ceiling:
- * what a record costs the bus, the host and the sink whatever its source). Prints
- * `file-source: <n> rec/s, csv-parse <m> rec/s, ratio <r> (generator source ... file-source/generator <g>)`.
+ * what a record costs the bus, the host and the sink whatever its source). Then the same file through
+ * the source with `batch: 500` (one message per 500 records, `batchOf(Spend)`) to a sink counting the
+ * records of each batch: the bulk-load path. Prints
+ * `file-source: <n> rec/s, csv-parse <m> rec/s, ratio <r> (generator source ... file-source/generator <g>); batched 500 <b> rec/s, ratio <rb>`.
  *
  * The embedded bus confirms a publication once it is queued and bounds no queue, so a source faster
  * than its sink would queue the whole file in memory; here it reports itself blocked past 10,000
@@ -25,13 +27,15 @@ import {
   type Incoming,
   type SourceDefinition,
 } from 'warren';
-import { fileSource } from 'warren/actors';
+import { batchOf, fileSource } from 'warren/actors';
 import { MemoryBus } from 'warren/testing';
 import { setup } from 'xstate';
 import { z } from 'zod';
 
 const Spend = z.object({ campaign: z.string(), day: z.string(), clicks: z.number(), cost: z.number() });
 const types = { spend: Spend };
+const batchTypes = { spendRows: batchOf(Spend) };
+const BATCH = 500;
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 class FlowControlledBus extends MemoryBus {
@@ -100,9 +104,41 @@ function countingSink(rows: number) {
   return { sink, seen, all };
 }
 
+/** The counting sink of batches: it counts the records of each, and messages for the bus's flow control. */
+function batchCountingSink(rows: number) {
+  const seen = { count: 0 };
+  let records = 0;
+  let done: () => void = () => undefined;
+  const all = new Promise<void>((resolve) => {
+    done = resolve;
+  });
+  const sink = defineSink({
+    name: 'count',
+    consumes: batchTypes,
+    emits: {},
+    idempotent: true,
+    machine: setup({ types: { events: {} as Incoming<typeof batchTypes> } }).createMachine({
+      on: {
+        spendRows: {
+          actions: ({ event }) => {
+            seen.count++;
+            records += event.body.records.length;
+            if (records === rows) done();
+          },
+        },
+      },
+    }),
+  });
+  return { sink, seen, all };
+}
+
 /** Records per second from `source` to the counting sink, until it has seen every record. */
-async function throughRuntime(source: SourceDefinition, rows: number): Promise<number> {
-  const { sink, seen, all } = countingSink(rows);
+async function throughRuntime(
+  source: SourceDefinition,
+  rows: number,
+  counting: ReturnType<typeof countingSink> | ReturnType<typeof batchCountingSink> = countingSink(rows),
+): Promise<number> {
+  const { sink, seen, all } = counting;
   const pipeline = definePipeline({ name: 'bench-files', actors: [source, sink] });
   const runtime = createRuntime(pipeline, { transport: new FlowControlledBus(seen), logger: quiet, env: {} });
   const started = performance.now();
@@ -127,6 +163,21 @@ function throughSource(dir: string, rows: number): Promise<number> {
     complete: { minAgeMs: 0 },
   });
   return throughRuntime(source, rows);
+}
+
+/** The file source with `batch: 500` to a sink counting the records of each batch. */
+function throughBatchedSource(dir: string, rows: number): Promise<number> {
+  const source = fileSource({
+    name: 'files',
+    emits: batchTypes,
+    from: dir,
+    pattern: '*.csv',
+    after: 'leave',
+    once: true,
+    complete: { minAgeMs: 0 },
+    batch: BATCH,
+  });
+  return throughRuntime(source, rows, batchCountingSink(rows));
 }
 
 /**
@@ -162,18 +213,21 @@ export async function fileSourceSection(quick: boolean, out: (line: string) => v
     const source: number[] = [];
     const alone: number[] = [];
     const ceiling: number[] = [];
+    const batched: number[] = [];
     for (let round = 0; round < rounds; round++) {
       alone.push(await csvParseAlone(path, rows));
       source.push(await throughSource(dir, rows));
       ceiling.push(await throughGenerator(rows));
+      batched.push(await throughBatchedSource(dir, rows));
       out(
-        `  file-source round ${round + 1}: source ${Math.round(source.at(-1) ?? 0)} rec/s | csv-parse ${Math.round(alone.at(-1) ?? 0)} rec/s | generator source ${Math.round(ceiling.at(-1) ?? 0)} rec/s`,
+        `  file-source round ${round + 1}: source ${Math.round(source.at(-1) ?? 0)} rec/s | csv-parse ${Math.round(alone.at(-1) ?? 0)} rec/s | generator source ${Math.round(ceiling.at(-1) ?? 0)} rec/s | batched ${BATCH} ${Math.round(batched.at(-1) ?? 0)} rec/s`,
       );
     }
     const s = Math.max(...source);
     const a = Math.max(...alone);
     const c = Math.max(...ceiling);
-    return `${Math.round(s)} rec/s, csv-parse ${Math.round(a)} rec/s, ratio ${(s / a).toFixed(2)} (generator source to the same sink ${Math.round(c)} rec/s, file-source/generator ${(s / c).toFixed(2)})`;
+    const b = Math.max(...batched);
+    return `${Math.round(s)} rec/s, csv-parse ${Math.round(a)} rec/s, ratio ${(s / a).toFixed(2)} (generator source to the same sink ${Math.round(c)} rec/s, file-source/generator ${(s / c).toFixed(2)}); batched ${BATCH} ${Math.round(b)} rec/s, ratio ${(b / a).toFixed(2)}`;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

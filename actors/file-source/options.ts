@@ -1,4 +1,6 @@
+import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { ConfigError, type MessageSchemas, type SourceRestart } from 'warren';
+import { recordSchemaOf } from './batch.ts';
 import type { Folder } from './folders/folder.ts';
 import type { FolderOptions } from './folders/open.ts';
 import type { CsvOptions, FileEncoding, FileFormat } from './records.ts';
@@ -78,6 +80,20 @@ export interface FileSourceOptions<TName extends string, TEmits extends MessageS
   readonly retryMs?: { readonly initial?: number; readonly max?: number };
   /** How the source restarts after a failure of its own (the broker refused a record); default: always. */
   readonly restart?: boolean | SourceRestart;
+  /**
+   * Records per message, for bulk loads: with `batch: N` the type is declared as `batchOf(Record)` and
+   * each message carries up to N consecutive valid records of one file, `{ file, first, records }` (see
+   * `batchOf`); a bad record is still parked on its own and ends the batch before it. The batch is the
+   * unit of publish, deduplication and checkpoint. Default: one message per record.
+   */
+  readonly batch?: number;
+  /**
+   * With `batch`: most bytes of records in one message, estimated from the text read (a CSV row's
+   * text plus its column names); a batch ends early rather than pass it. Default 192 KiB, under the
+   * pipeline's `maxMessageBytes` (default 256 KiB), which a consumer parks a larger message by: raise
+   * both together.
+   */
+  readonly batchBytes?: number;
 }
 
 /** The options checked, with every default filled in. */
@@ -103,6 +119,10 @@ export interface FileSourceConfig {
   readonly doneTtlMs: number;
   readonly maxRecordChars: number;
   readonly retry: { readonly initial: number; readonly max: number };
+  /** Records per message, with the schema each record is typed by; undefined: one message per record. */
+  readonly batch:
+    | { readonly size: number; readonly maxBytes: number; readonly record: StandardSchemaV1 }
+    | undefined;
 }
 
 const ENCODINGS: readonly FileEncoding[] = ['utf8', 'latin1', 'utf16le'];
@@ -152,6 +172,18 @@ export function resolveOptions<TName extends string, TEmits extends MessageSchem
   }
   const leaseMs = positive(options.leaseMs, 30_000, at('leaseMs'));
   const retryInitial = positive(options.retryMs?.initial, 1_000, at('retryMs.initial'));
+  const record = recordSchemaOf(options.emits[type]);
+  if (record !== undefined && options.batch === undefined)
+    throw new ConfigError(
+      at('batch'),
+      `${type} is a batchOf(...) schema: set batch, the records per message`,
+    );
+  const size = integer(options.batch, 1, at('batch'));
+  if (record === undefined && size > 1)
+    throw new ConfigError(
+      at('batch'),
+      `needs the type declared as a batch: emits: { ${type}: batchOf(Record) }`,
+    );
   return {
     name: options.name,
     type,
@@ -174,6 +206,10 @@ export function resolveOptions<TName extends string, TEmits extends MessageSchem
       initial: retryInitial,
       max: Math.max(retryInitial, positive(options.retryMs?.max, 60_000, at('retryMs.max'))),
     },
+    batch:
+      record === undefined
+        ? undefined
+        : { size, maxBytes: integer(options.batchBytes, 192 * 1024, at('batchBytes')), record },
   };
 }
 

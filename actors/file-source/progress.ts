@@ -3,8 +3,8 @@ import type { Logger, SourceLedger } from 'warren';
 /**
  * How far one file's records got: `yielded` (handed to the source host), `confirmed` (every record up
  * to it is published or parked: the checkpoint), `total` once the file was read to its end. Receipts
- * arrive out of order; the records confirmed ahead of the first gap wait in a set bounded by the
- * source window.
+ * arrive out of order, for one record or for a batch of consecutive ones; the ranges confirmed ahead
+ * of the first gap wait in a map bounded by the source window.
  */
 export class Progress {
   confirmed: number;
@@ -14,7 +14,8 @@ export class Progress {
   failed = false;
   /** Told each time `confirmed` moves. */
   onAdvance: ((confirmed: number) => void) | undefined;
-  readonly #ahead = new Set<number>();
+  /** Ranges confirmed ahead of the first gap: first record to last. */
+  readonly #ahead = new Map<number, number>();
   #waiters: (() => void)[] = [];
 
   constructor(checkpoint: number) {
@@ -22,14 +23,21 @@ export class Progress {
     this.yielded = checkpoint;
   }
 
-  /** A record's receipt: published or parked (`ok`), or failed. */
-  settle(n: number, ok: boolean): void {
+  /** A record's receipt (or a batch's, records `n` to `last`): published or parked (`ok`), or failed. */
+  settle(n: number, ok: boolean, last = n): void {
     if (!ok) this.failed = true;
     else if (n === this.confirmed + 1) {
-      this.confirmed = n;
-      while (this.#ahead.delete(this.confirmed + 1)) this.confirmed++;
+      this.confirmed = last;
+      for (
+        let end = this.#ahead.get(last + 1);
+        end !== undefined;
+        end = this.#ahead.get(this.confirmed + 1)
+      ) {
+        this.#ahead.delete(this.confirmed + 1);
+        this.confirmed = end;
+      }
       this.onAdvance?.(this.confirmed);
-    } else if (n > this.confirmed) this.#ahead.add(n);
+    } else if (n > this.confirmed) this.#ahead.set(n, last);
     this.wake();
   }
 

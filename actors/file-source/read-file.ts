@@ -81,6 +81,9 @@ export async function* readFile(
       else {
         const stream = await folder.read(entry.name, { signal: deps.signal });
         const typer = new RecordTyper(deps.schema, format === 'csv');
+        const batch = config.batch
+          ? new RecordBatcher(config.batch, { type: config.type, id, file, typer, progress })
+          : undefined;
         let last = progress.yielded;
         try {
           const records = readRecords(stream, {
@@ -93,6 +96,10 @@ export async function* readFile(
             last = record.n;
             if (record.n <= progress.yielded) continue;
             if (lease.lost || deps.signal.aborted) break;
+            if (batch) {
+              yield* batch.add(record);
+              continue;
+            }
             const made = toItem(config.type, id, file, record, typer, progress);
             const item = made instanceof Promise ? await made : made;
             progress.yielded = record.n;
@@ -106,6 +113,8 @@ export async function* readFile(
         }
         if (lease.lost) return lost(logger, file);
         if (deps.signal.aborted) return 'lost';
+        // The short last batch (and, before an unreadable file is parked, the records read before the fault).
+        if (batch) yield* batch.flush();
         if (unreadable === undefined) progress.total = last;
       }
       if (unreadable !== undefined) {
@@ -143,6 +152,92 @@ function lost(logger: Pick<Logger, 'warn'>, file: string): FileOutcome {
   return 'lost';
 }
 
+/** What a batch of one file's records needs to become source items. */
+interface BatchContext {
+  readonly type: string;
+  readonly id: string;
+  readonly file: string;
+  readonly typer: RecordTyper;
+  readonly progress: Progress;
+}
+
+/**
+ * Gathers one file's valid records into batches of up to `size` consecutive records, each one message
+ * `{ file, first, records }` with the id `<file id>:<first>-<last>`. A bad record (malformed, not JSON,
+ * failing the schema) ends the batch before it and is parked on its own as without batches. Batches
+ * start after a bad record or a full batch, so their bounds, and ids, follow from the file alone: a
+ * takeover resuming after a confirmed batch makes the same batches again.
+ */
+class RecordBatcher {
+  readonly #size: number;
+  readonly #maxBytes: number;
+  readonly #context: BatchContext;
+  #first = 0;
+  #records: unknown[] = [];
+  #bytes = 0;
+
+  constructor(limits: { readonly size: number; readonly maxBytes: number }, context: BatchContext) {
+    this.#size = limits.size;
+    this.#maxBytes = limits.maxBytes;
+    this.#context = context;
+  }
+
+  async *add(record: RawRecord): AsyncGenerator<SourceItem> {
+    const { type, id, file, typer, progress } = this.#context;
+    let typed: Typed | undefined;
+    if (!('bad' in record)) {
+      const made = typer.type(record.value);
+      typed = made instanceof Promise ? await made : made;
+      if (typed.ok) {
+        const bytes = bytesOf(record, typed.value);
+        if (this.#records.length > 0 && this.#bytes + bytes > this.#maxBytes) yield* this.flush();
+        if (this.#records.length === 0) this.#first = record.n;
+        this.#records.push(typed.value);
+        this.#bytes += bytes;
+        if (this.#records.length >= this.#size) yield* this.flush();
+        return;
+      }
+    }
+    yield* this.flush();
+    const receipt = (outcome: { status: string }) => progress.settle(record.n, outcome.status !== 'failed');
+    progress.yielded = record.n;
+    yield 'bad' in record
+      ? malformed(type, `${id}:${record.n}`, file, record, receipt)
+      : invalid(type, `${id}:${record.n}`, file, record, typed as Typed & { ok: false }, receipt);
+  }
+
+  /** The batch gathered so far, if any, as one item. */
+  *flush(): Generator<SourceItem> {
+    const records = this.#records;
+    if (records.length === 0) return;
+    this.#records = [];
+    this.#bytes = 0;
+    const { type, id, file, progress } = this.#context;
+    const first = this.#first;
+    const last = first + records.length - 1;
+    progress.yielded = last;
+    yield {
+      type,
+      id: `${id}:${first}-${last}`,
+      body: { file, first, records },
+      receipt: (outcome) => progress.settle(first, outcome.status !== 'failed', last),
+    };
+  }
+}
+
+/**
+ * A record's size in a batch's JSON, estimated from what was read alone (so batch bounds stay the same
+ * on a re-read): a JSON record's bytes; a CSV row's bytes plus, per column, its name, quotes, colon and
+ * comma. Typed numbers lose their quotes: the estimate errs high.
+ */
+function bytesOf(record: Extract<RawRecord, { value: unknown }>, value: unknown): number {
+  if (record.bytes !== undefined) return record.bytes + 1;
+  let bytes = record.raw === undefined ? 0 : Buffer.byteLength(record.raw) + 2;
+  if (typeof value === 'object' && value !== null)
+    for (const key of Object.keys(value)) bytes += Buffer.byteLength(key) + 6;
+  return bytes;
+}
+
 function toItem(
   type: string,
   id: string,
@@ -154,34 +249,59 @@ function toItem(
   const n = record.n;
   const receipt = (outcome: { status: string }) => progress.settle(n, outcome.status !== 'failed');
   const messageId = `${id}:${n}`;
-  if ('bad' in record) {
-    const { reason, error, raw } = record.bad;
-    return {
-      type,
-      id: messageId,
-      body: { file, record: n, raw, error },
-      park: { reason, error: `${file} record ${n}: ${error}` },
-      receipt,
-    };
-  }
+  if ('bad' in record) return malformed(type, messageId, file, record, receipt);
   const typed = typer.type(record.value);
   const shape = (result: Typed): SourceItem =>
     result.ok
       ? { type, id: messageId, body: result.value, receipt }
-      : {
-          type,
-          id: messageId,
-          body: {
-            file,
-            record: n,
-            field: result.field ?? null,
-            raw: truncate(rawText(record)),
-            error: result.error,
-          },
-          park: { reason: 'schema', error: `${file} record ${n}: ${result.error}` },
-          receipt,
-        };
+      : invalid(type, messageId, file, record, result, receipt);
   return typed instanceof Promise ? typed.then(shape) : shape(typed);
+}
+
+type Receipt = (outcome: { status: string }) => void;
+
+/** A record that could not be read (a malformed row, a line that is not JSON), to park. */
+function malformed(
+  type: string,
+  messageId: string,
+  file: string,
+  record: Extract<RawRecord, { bad: unknown }>,
+  receipt: Receipt,
+): SourceItem {
+  const n = record.n;
+  const { reason, error, raw } = record.bad;
+  return {
+    type,
+    id: messageId,
+    body: { file, record: n, raw, error },
+    park: { reason, error: `${file} record ${n}: ${error}` },
+    receipt,
+  };
+}
+
+/** A record failing the schema, to park with the field and its raw text. */
+function invalid(
+  type: string,
+  messageId: string,
+  file: string,
+  record: Extract<RawRecord, { value: unknown }>,
+  result: Typed & { ok: false },
+  receipt: Receipt,
+): SourceItem {
+  const n = record.n;
+  return {
+    type,
+    id: messageId,
+    body: {
+      file,
+      record: n,
+      field: result.field ?? null,
+      raw: truncate(rawText(record)),
+      error: result.error,
+    },
+    park: { reason: 'schema', error: `${file} record ${n}: ${result.error}` },
+    receipt,
+  };
 }
 
 function rawText(record: RawRecord & { value: unknown }): string {

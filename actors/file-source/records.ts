@@ -45,7 +45,14 @@ export interface CsvOptions {
 
 /** One record as read: its number (1-based, in file order) and its value, or what was wrong with it. */
 export type RawRecord =
-  | { readonly n: number; readonly value: unknown; readonly raw?: string }
+  | {
+      readonly n: number;
+      readonly value: unknown;
+      /** A CSV row's text. */
+      readonly raw?: string;
+      /** A JSON record's size in bytes as read. */
+      readonly bytes?: number;
+    }
   | {
       readonly n: number;
       readonly bad: {
@@ -168,6 +175,7 @@ function parseJson(n: number, text: string): RawRecord {
     return {
       n,
       value: secureJson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' }),
+      bytes: Buffer.byteLength(text),
     };
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);

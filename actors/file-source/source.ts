@@ -46,7 +46,8 @@ export function fileSource<const TName extends string, const TEmits extends Mess
 ): SourceDefinition<TName, TEmits, SourceItem<TEmits>> {
   const config = resolveOptions(options);
   checkFrom(config.name, config.from, config.env);
-  const schema = options.emits[config.type] as StandardSchemaV1;
+  // With batches, each record is typed by the record schema of the type's batchOf(...).
+  const schema = config.batch?.record ?? (options.emits[config.type] as StandardSchemaV1);
   const owner = `${hostname()}:${process.pid}:${randomBytes(6).toString('base64url')}`;
   return defineSource({
     name: options.name,

@@ -5,10 +5,13 @@ export type ItemOutcome = { readonly ok: true } | { readonly ok: false; readonly
  * What {@link Batcher} takes: the largest batch, how long the first item of a batch waits for
  * company, and how many batches run at once.
  */
-export interface BatcherOptions {
+export interface BatcherOptions<T = unknown> {
+  /** The largest batch, in items, or in their total weight when `weight` is given. */
   readonly max: number;
   readonly maxWaitMs: number;
   readonly parallel: number;
+  /** What one item counts toward `max` (the rows of a message); default 1. An item is never split. */
+  readonly weight?: (item: T) => number;
 }
 
 interface Pending<T> {
@@ -19,7 +22,7 @@ interface Pending<T> {
 
 /**
  * Gathers the items handed in one at a time (one per message a sink's machine runs) into batches:
- * a batch goes when it is full, or `maxWaitMs` after its first item, or, while `parallel` batches
+ * a batch goes when it is full (`max` items, or `max` in total weight), or `maxWaitMs` after its first item, or, while `parallel` batches
  * already run, as soon as one of them ends. `run` answers one outcome per item, in order; a `run`
  * that throws fails every item of its batch with that error.
  *
@@ -31,13 +34,15 @@ interface Pending<T> {
  */
 export class Batcher<T> {
   readonly #run: (items: readonly T[]) => Promise<readonly ItemOutcome[]>;
-  readonly #options: BatcherOptions;
+  readonly #options: BatcherOptions<T>;
   #pending: Pending<T>[] = [];
+  /** The total weight of `#pending`. */
+  #weight = 0;
   #timer: NodeJS.Timeout | undefined;
   #running = 0;
   readonly #idle = new Set<() => void>();
 
-  constructor(run: (items: readonly T[]) => Promise<readonly ItemOutcome[]>, options: BatcherOptions) {
+  constructor(run: (items: readonly T[]) => Promise<readonly ItemOutcome[]>, options: BatcherOptions<T>) {
     this.#run = run;
     this.#options = options;
   }
@@ -45,7 +50,8 @@ export class Batcher<T> {
   add(item: T): Promise<void> {
     return new Promise((resolve, reject) => {
       this.#pending.push({ item, resolve, reject });
-      if (this.#pending.length >= this.#options.max) this.#flush();
+      this.#weight += this.#weigh(item);
+      if (this.#weight >= this.#options.max) this.#flush();
       else this.#timer ??= setTimeout(() => this.#flush(), this.#options.maxWaitMs);
     });
   }
@@ -60,7 +66,7 @@ export class Batcher<T> {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
     if (this.#pending.length === 0 || this.#running >= this.#options.parallel) return;
-    const batch = this.#pending.splice(0, this.#options.max);
+    const batch = this.#take();
     this.#running += 1;
     this.#execute(batch).finally(() => {
       this.#running -= 1;
@@ -69,6 +75,29 @@ export class Batcher<T> {
       if (this.#pending.length === 0 && this.#running === 0) this.#idle.clear();
     });
     if (this.#pending.length > 0) this.#timer = setTimeout(() => this.#flush(), this.#options.maxWaitMs);
+  }
+
+  /** The next batch: pending items up to `max` in weight (at least one, however heavy). */
+  #take(): Pending<T>[] {
+    if (!this.#options.weight) {
+      const batch = this.#pending.splice(0, this.#options.max);
+      this.#weight = this.#pending.length;
+      return batch;
+    }
+    let count = 0;
+    let weight = 0;
+    for (const p of this.#pending) {
+      const w = this.#weigh(p.item);
+      if (count > 0 && weight + w > this.#options.max) break;
+      count++;
+      weight += w;
+    }
+    this.#weight -= weight;
+    return this.#pending.splice(0, count);
+  }
+
+  #weigh(item: T): number {
+    return this.#options.weight ? this.#options.weight(item) : 1;
   }
 
   async #execute(batch: Pending<T>[]): Promise<void> {

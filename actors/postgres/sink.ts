@@ -38,6 +38,14 @@ export interface PostgresSinkOptions<TName extends string, TConsumes extends Mes
    * message, unless `columns` selects the columns to write.
    */
   readonly row?: (message: Incoming<TConsumes>) => Record<string, unknown>;
+  /**
+   * Instead of `row`, for messages that carry many records (a file source's `batchOf(...)` batches):
+   * the rows of a message, each as `row` gives one, all written in the transaction of the message's
+   * batch, in multi-row statements, and the message id recorded once. The message is applied or not
+   * as a whole: a row that is bad (not an object, an unknown column, no key) or that the database
+   * refuses parks the whole message with that row's error. `batch` then counts rows.
+   */
+  readonly rows?: (message: Incoming<TConsumes>) => readonly Record<string, unknown>[];
   /** Only these fields of the row are written; others are ignored. */
   readonly columns?: readonly string[];
   /**
@@ -62,13 +70,13 @@ export interface PostgresSinkOptions<TName extends string, TConsumes extends Mes
    * newer one of its key would write its row again: give a `version` too).
    */
   readonly ledger?: boolean;
-  /** Most rows in one transaction; default 200. */
+  /** Most rows in one transaction (with `rows`, a message is never split: one larger goes alone); default 200. */
   readonly batch?: number;
   /** How long the first message of a batch waits for company; default 5 ms. */
   readonly maxWaitMs?: number;
   /** Transactions at once; default 2. */
   readonly parallel?: number;
-  /** Messages in hand (the prefetch); default `batch × parallel`. */
+  /** Messages in hand (the prefetch); default `batch × parallel`, with `rows` `4 × parallel`. */
   readonly concurrency?: number;
   readonly from?: readonly string[];
   readonly where?: Readonly<Record<string, FieldCondition>>;
@@ -78,16 +86,16 @@ export interface PostgresSinkOptions<TName extends string, TConsumes extends Mes
 /** What the batcher holds for one message. */
 interface Job {
   readonly id: string;
-  /** The row to write (table mode), or the statement's values (query mode); or why the message is bad. */
-  readonly row?: Record<string, unknown>;
+  /** The rows to write (table mode: one, or a message's `rows`), or the statement's values (query mode); or why the message is bad. */
+  readonly rows?: readonly Record<string, unknown>[];
   readonly values?: readonly unknown[];
   readonly invalid?: UnrecoverableError;
   /** Its client span, told the size of the batch it went in. */
   readonly span?: Span;
 }
 
-/** One statement of a batch: the jobs it writes, each key at most once. */
-type Round = Job[];
+/** One statement of a batch: the rows it writes, each key at most once. */
+type Round = Record<string, unknown>[];
 
 const LEDGER = 'warren_applied';
 
@@ -99,7 +107,8 @@ const LEDGER = 'warren_applied';
  * id is there already changes nothing (a redelivery, a worker killed after its commit). A row the
  * database refuses (a broken constraint, a bad value) parks its own message with the SQL error's code,
  * constraint and column; the rest of its batch is written. A lost connection fails the batch's
- * messages retryably: warren retries them.
+ * messages retryably: warren retries them. With `rows`, one message carries many rows (a bulk load
+ * from a batched file source), written and recorded as one.
  *
  * @example
  * ```ts
@@ -128,36 +137,27 @@ export function postgresSink<const TName extends string, TConsumes extends Messa
     max: batchSize,
     maxWaitMs: options.maxWaitMs ?? 5,
     parallel,
+    ...(options.rows ? { weight: (job: Job) => Math.max(1, job.rows?.length ?? 0) } : {}),
   });
 
   function jobOf(message: Incoming<TConsumes>): Job {
     const id = message.meta.id;
     try {
       if (options.query) return { id, values: options.query.values(message) };
-      const raw = options.row ? options.row(message) : message.body;
-      if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
-        return { id, invalid: new UnrecoverableError(`${name}: the row of ${id} is not an object`) };
-      const row: Record<string, unknown> = {};
-      for (const [column, value] of Object.entries(raw)) {
-        if (options.columns && !options.columns.includes(column)) continue;
-        if (!known.has(column))
-          return {
-            id,
-            invalid: new UnrecoverableError(`${name}: ${target} has no column ${column}`, {
-              data: { column },
-            }),
-          };
-        row[column] = toParam(value);
+      if (!options.rows) {
+        const row = rowOf(options.row ? options.row(message) : message.body, `the row of ${id}`, {});
+        return row instanceof UnrecoverableError ? { id, invalid: row } : { id, rows: [row] };
       }
-      for (const column of options.key ?? [])
-        if (row[column] === undefined || row[column] === null)
-          return {
-            id,
-            invalid: new UnrecoverableError(`${name}: key column ${column} has no value`, {
-              data: { column },
-            }),
-          };
-      return { id, row };
+      const raws = options.rows(message);
+      if (!Array.isArray(raws))
+        return { id, invalid: new UnrecoverableError(`${name}: the rows of ${id} are not an array`) };
+      const rows: Record<string, unknown>[] = [];
+      for (const [i, raw] of raws.entries()) {
+        const row = rowOf(raw, `row ${i} of ${id}`, { row: String(i) });
+        if (row instanceof UnrecoverableError) return { id, invalid: row };
+        rows.push(row);
+      }
+      return { id, rows };
     } catch (err) {
       return {
         id,
@@ -168,6 +168,32 @@ export function postgresSink<const TName extends string, TConsumes extends Messa
     }
   }
 
+  /** A row as written (its values as parameters), or why it cannot be: `what` names it, `data` goes into the error. */
+  function rowOf(
+    raw: unknown,
+    what: string,
+    data: Record<string, string>,
+  ): Record<string, unknown> | UnrecoverableError {
+    if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
+      return new UnrecoverableError(`${name}: ${what} is not an object`, { data });
+    const at = data.row === undefined ? '' : ` (${what})`;
+    const row: Record<string, unknown> = {};
+    for (const [column, value] of Object.entries(raw)) {
+      if (options.columns && !options.columns.includes(column)) continue;
+      if (!known.has(column))
+        return new UnrecoverableError(`${name}: ${target} has no column ${column}${at}`, {
+          data: { ...data, column },
+        });
+      row[column] = toParam(value);
+    }
+    for (const column of options.key ?? [])
+      if (row[column] === undefined || row[column] === null)
+        return new UnrecoverableError(`${name}: key column ${column} has no value${at}`, {
+          data: { ...data, column },
+        });
+    return row;
+  }
+
   async function writeBatch(jobs: readonly Job[]): Promise<readonly ItemOutcome[]> {
     const database = db;
     if (!database)
@@ -176,14 +202,15 @@ export function postgresSink<const TName extends string, TConsumes extends Messa
       job.invalid ? { ok: false, error: job.invalid } : { ok: true },
     );
     const valid = jobs.filter((job) => !job.invalid);
-    for (const job of jobs) job.span?.setAttribute(DbAttr.batchSize, jobs.length);
+    const size = options.rows ? jobs.reduce((n, job) => n + (job.rows?.length ?? 0), 0) : jobs.length;
+    for (const job of jobs) job.span?.setAttribute(DbAttr.batchSize, size);
     if (valid.length === 0) return outcomes;
     try {
       await database.transaction(async (sql) => {
         const fresh = await claimIds(sql, valid);
         // A message handed in twice (a redelivery racing the first copy) is written by its first copy.
         const firsts = valid.filter((job) => fresh.delete(job.id));
-        for (const round of rounds(firsts)) await writeRound(sql, round);
+        await writeJobs(sql, firsts);
       });
       return outcomes;
     } catch (err) {
@@ -197,7 +224,7 @@ export function postgresSink<const TName extends string, TConsumes extends Messa
           await sql.query('SAVEPOINT warren_row');
           try {
             const fresh = await claimIds(sql, [job]);
-            if (fresh.has(job.id)) await writeRound(sql, [job]);
+            if (fresh.has(job.id)) await writeJobs(sql, [job]);
             await sql.query('RELEASE SAVEPOINT warren_row');
           } catch (err) {
             if (!isRowError(err)) throw err;
@@ -225,35 +252,48 @@ export function postgresSink<const TName extends string, TConsumes extends Messa
     return new Set(result.rows.map((row) => String(row.message_id)));
   }
 
-  /** Split jobs into statements in which each key appears once (ON CONFLICT cannot touch a row twice). */
-  function rounds(jobs: readonly Job[]): Round[] {
-    if (options.query || !options.key) return jobs.length === 0 ? [] : [[...jobs]];
-    const out: { round: Round; keys: Set<string> }[] = [];
+  /** Write the jobs (in this order): their queries, or their rows in as few statements as can be. */
+  async function writeJobs(sql: Sql, jobs: readonly Job[]): Promise<void> {
+    if (options.query) {
+      for (const job of jobs) await sql.query(options.query.text, job.values ?? []);
+      return;
+    }
+    for (const round of rounds(jobs.flatMap((job) => job.rows ?? []))) await writeRound(sql, round);
+  }
+
+  /**
+   * Split rows into statements in which each key appears once (ON CONFLICT cannot touch a row twice;
+   * a key's later row goes in a later statement, so the last one wins) and whose parameters fit.
+   */
+  function rounds(rows: readonly Record<string, unknown>[]): Round[] {
     const maxRows = Math.max(1, Math.floor(60_000 / Math.max(1, known.size)));
-    for (const job of jobs) {
-      const key = JSON.stringify(options.key.map((column) => job.row?.[column]));
-      let slot = out.find((r) => !r.keys.has(key) && r.round.length < maxRows);
+    const key = options.key;
+    if (!key) {
+      const out: Round[] = [];
+      for (let i = 0; i < rows.length; i += maxRows) out.push(rows.slice(i, i + maxRows));
+      return out;
+    }
+    const out: { round: Round; keys: Set<string> }[] = [];
+    for (const row of rows) {
+      const k = JSON.stringify(key.map((column) => row[column]));
+      let slot = out.find((r) => !r.keys.has(k) && r.round.length < maxRows);
       if (!slot) {
         slot = { round: [], keys: new Set() };
         out.push(slot);
       }
-      slot.round.push(job);
-      slot.keys.add(key);
+      slot.round.push(row);
+      slot.keys.add(k);
     }
     return out.map((r) => r.round);
   }
 
   async function writeRound(sql: Sql, round: Round): Promise<void> {
     if (round.length === 0) return;
-    if (options.query) {
-      for (const job of round) await sql.query(options.query.text, job.values ?? []);
-      return;
-    }
-    const columns = [...new Set(round.flatMap((job) => Object.keys(job.row ?? {})))];
+    const columns = [...new Set(round.flatMap((row) => Object.keys(row)))];
     const values: unknown[] = [];
-    const tuples = round.map((job) => {
+    const tuples = round.map((row) => {
       const cells = columns.map((column) => {
-        const value = job.row?.[column];
+        const value = row[column];
         if (value === undefined) return 'DEFAULT';
         values.push(value);
         return `$${values.length}`;
@@ -295,7 +335,8 @@ export function postgresSink<const TName extends string, TConsumes extends Messa
     ...(options.from ? { from: options.from } : {}),
     ...(options.where ? { where: options.where } : {}),
     ...(options.retry ? { retry: options.retry } : {}),
-    concurrency: options.concurrency ?? batchSize * parallel,
+    // With rows, a message is many rows: a few in hand fill the transactions.
+    concurrency: options.concurrency ?? (options.rows ? 4 * parallel : batchSize * parallel),
     // Once per message id is kept by the applied-ids table (or the upsert), not by warren's marker.
     idempotent: true,
     description: `writes ${Object.keys(options.consumes).join(', ')} to ${options.table ?? 'a query'}`,
@@ -352,6 +393,8 @@ function checkOptions<TName extends string, TConsumes extends MessageSchemas>(
     throw new WarrenError('WARREN_CONFIG_INVALID', `${options.name}: ${field}: ${why}`);
   };
   if (!options.table === !options.query) fail('table', 'give a table or a query (one of them)');
+  if (options.rows && (options.row || options.query))
+    fail('rows', 'give rows (many rows a message) or row / query, not both');
   if (options.version && !options.key) fail('version', 'a version guard needs key columns');
   if (options.ledger === false && !options.key)
     fail('ledger', 'only a keyed upsert can go without the applied-ids table');

@@ -4,8 +4,10 @@ import { postgresSink, postgresSource } from 'warren/actors';
 import { openDatabase } from '../../actors/postgres/database.ts';
 import { MemoryBus } from '../../runtime/transport/memory-bus.ts';
 import { postgresSinkContract, quiet, Row } from '../helpers/postgres.ts';
+import { postgresRowsContract } from '../helpers/postgres-batch.ts';
 
 postgresSinkContract('pglite');
+postgresRowsContract('pglite');
 
 describe('PGlite as the embedded database', () => {
   it('runs a pipeline with a relational source and sink in one process, no DATABASE_URL, no services', async () => {

@@ -11,8 +11,10 @@ import {
   runSink,
   type TestDatabase,
 } from '../helpers/postgres.ts';
+import { postgresRowsContract } from '../helpers/postgres-batch.ts';
 
 postgresSinkContract('postgres');
+postgresRowsContract('postgres');
 
 describe('postgresSink on postgres, when the connection is lost mid-batch', () => {
   let test: TestDatabase;

@@ -1,0 +1,84 @@
+import type { StandardSchemaV1 } from '@standard-schema/spec';
+
+/**
+ * The body of one batched file-source message: up to `batch` consecutive valid records of one file.
+ * `records[i]` is record number `first + i` of `file` (1-based, in file order, as a parked record's
+ * `record` counts them); a bad record in between ends a batch, so the numbers have no gaps.
+ *
+ * @example
+ * ```ts
+ * const body: RecordBatch<{ campaign: string }> = { file: '/drops/spend.csv', first: 501, records: [{ campaign: 'c1' }] };
+ * ```
+ */
+export interface RecordBatch<TRecord> {
+  readonly file: string;
+  readonly first: number;
+  readonly records: readonly TRecord[];
+}
+
+/** The schema of a batch whose records each fit `TRecord`: what {@link batchOf} returns. */
+export type BatchSchema<TRecord extends StandardSchemaV1> = StandardSchemaV1<
+  RecordBatch<StandardSchemaV1.InferInput<TRecord>>,
+  RecordBatch<StandardSchemaV1.InferOutput<TRecord>>
+> & { readonly record: TRecord };
+
+type Result = StandardSchemaV1.Result<unknown>;
+
+/**
+ * The schema of a record batch (`{ file, first, records }`) built from the schema of one record (zod,
+ * valibot, any Standard Schema): declare it in a file source's `emits` together with `batch`, and
+ * consume it under the same name downstream. The source validates (and types) each record by the
+ * record schema, so a bad record is parked on its own; a consumer's decoding checks every record
+ * again, as it would one message per record.
+ *
+ * @example
+ * ```ts
+ * const Spend = z.object({ campaign: z.string(), clicks: z.number().int() });
+ * const rows = fileSource({ name: 'spend', emits: { spendRows: batchOf(Spend) }, from: './drops', batch: 500 });
+ * const db = postgresSink({ name: 'spend-db', consumes: { spendRows: batchOf(Spend) }, table: 'spend', rows: (m) => m.body.records });
+ * ```
+ */
+export function batchOf<const TRecord extends StandardSchemaV1>(record: TRecord): BatchSchema<TRecord> {
+  const validate = (value: unknown): Result | Promise<Result> => {
+    if (typeof value !== 'object' || value === null || Array.isArray(value))
+      return fail('expected a record batch { file, first, records }');
+    const { file, first, records } = value as Record<string, unknown>;
+    if (typeof file !== 'string') return fail('expected a string', 'file');
+    if (typeof first !== 'number' || !Number.isInteger(first) || first < 1)
+      return fail('expected a record number ≥ 1', 'first');
+    if (!Array.isArray(records)) return fail('expected an array', 'records');
+    const results = records.map((r) => record['~standard'].validate(r));
+    const done = (settled: readonly Result[]): Result => {
+      const issues: StandardSchemaV1.Issue[] = [];
+      const values: unknown[] = [];
+      settled.forEach((result, i) => {
+        if (result.issues)
+          for (const issue of result.issues)
+            issues.push({ ...issue, path: ['records', i, ...(issue.path ?? [])] });
+        else values.push(result.value);
+      });
+      return issues.length > 0 ? { issues } : { value: { file, first, records: values } };
+    };
+    return results.some((r) => r instanceof Promise)
+      ? Promise.all(results).then(done)
+      : done(results as readonly Result[]);
+  };
+  const schema = {
+    record,
+    '~standard': { version: 1, vendor: 'warren', validate },
+  } as unknown as BatchSchema<TRecord>;
+  return Object.freeze(schema);
+}
+
+/** The record schema of a schema {@link batchOf} made, or undefined for any other schema. */
+export function recordSchemaOf(schema: StandardSchemaV1 | undefined): StandardSchemaV1 | undefined {
+  if (schema === undefined || schema['~standard'].vendor !== 'warren') return undefined;
+  const record = (schema as { record?: unknown }).record;
+  return typeof record === 'object' && record !== null && '~standard' in record
+    ? (record as StandardSchemaV1)
+    : undefined;
+}
+
+function fail(message: string, key?: string): Result {
+  return { issues: [key === undefined ? { message } : { message, path: [key] }] };
+}
