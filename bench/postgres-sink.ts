@@ -10,13 +10,17 @@
  * resolves at once): the runtime's own rate for this flow on this machine. sink/ceiling is what the
  * database work costs inside the runtime; sink/baseline is bounded by ceiling/baseline.
  *
+ * A fourth, **batched**, is the sink with `rows` fed messages of 200 rows each (a batched file source's
+ * `batchOf(Order)` bodies): the same rows, the same upsert, one message and one applied id per 200
+ * rows, so the runtime's per-message cost is paid once per batch. batched/baseline is its ratio.
+ *
  * Run alone: `node bench/postgres-sink.ts [--quick]`; `bench/run.ts` calls {@link postgresSinkSection}.
  * Needs the PostgreSQL of DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test).
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { createRuntime, definePipeline, defineSink, defineSource, type Incoming } from 'warren';
-import { postgresSink } from 'warren/actors';
+import { batchOf, postgresSink } from 'warren/actors';
 import { fromPromise, setup } from 'xstate';
 import { z } from 'zod';
 import { MemoryBus } from '../runtime/transport/memory-bus.ts';
@@ -26,6 +30,7 @@ const BATCH = 200;
 const PARALLEL = 2;
 const Order = z.object({ id: z.number(), amount: z.number(), note: z.string() });
 const emits = { order: Order };
+const batchEmits = { orders: batchOf(Order) };
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
 const rowOf = (i: number) => ({ id: i, amount: (i * 37) % 1000, note: `order ${i} of the bench` });
 
@@ -58,6 +63,45 @@ async function baseline(pool: pg.Pool, table: string, n: number): Promise<number
   };
   await Promise.all(Array.from({ length: PARALLEL }, lane));
   return n / ((performance.now() - started) / 1000);
+}
+
+/** The sink with `rows`, fed the same n rows as messages of BATCH rows each. */
+async function throughBatchedSink(schema: string, n: number): Promise<number> {
+  const feed = defineSource({
+    name: 'feed',
+    emits: batchEmits,
+    read: function* () {
+      for (let from = 0; from < n; from += BATCH) {
+        const records = Array.from({ length: Math.min(BATCH, n - from) }, (_, i) => rowOf(from + i));
+        yield { type: 'orders' as const, id: `b-${from}`, body: { file: 'bench', first: from + 1, records } };
+      }
+    },
+  });
+  const sink = postgresSink({
+    name: 'orders-db',
+    consumes: batchEmits,
+    database: { url: URL },
+    schema,
+    table: 'orders',
+    key: ['id'],
+    rows: (m) => m.body.records,
+    batch: BATCH,
+    parallel: PARALLEL,
+  });
+  const runtime = createRuntime(definePipeline({ name: 'bench-pg', actors: [feed, sink] }), {
+    transport: new MemoryBus(),
+    env: {},
+    logger: quiet,
+  });
+  await runtime.start();
+  const started = performance.now();
+  await runtime.whenIdle({ settleMs: 5 });
+  const elapsed = performance.now() - started;
+  const processed = runtime.stats().get('orders-db')?.processed ?? 0;
+  await runtime.stop();
+  if (processed !== Math.ceil(n / BATCH))
+    throw new Error(`the sink wrote ${processed} of ${Math.ceil(n / BATCH)} batches`);
+  return n / (elapsed / 1000);
 }
 
 async function throughSink(schema: string | undefined, n: number): Promise<number> {
@@ -132,11 +176,13 @@ export async function postgresSinkSection(quick: boolean, out: (line: string) =>
   const sinkRates: number[] = [];
   const baseRates: number[] = [];
   const ceilingRates: number[] = [];
+  const batchedRates: number[] = [];
   try {
     await fresh();
     await baseline(pool, `${schema}.base`, Math.min(n, 2_000));
     await throughSink(schema, Math.min(n, 2_000));
     await throughSink(undefined, Math.min(n, 2_000));
+    await throughBatchedSink(schema, Math.min(n, 2_000));
     for (let round = 0; round < rounds; round++) {
       await fresh();
       // Reverse order every other round: neither side always runs on a warmer (or busier) machine.
@@ -144,13 +190,17 @@ export async function postgresSinkSection(quick: boolean, out: (line: string) =>
         baseRates.push(await baseline(pool, `${schema}.base`, n));
         sinkRates.push(await throughSink(schema, n));
         ceilingRates.push(await throughSink(undefined, n));
+        await fresh();
+        batchedRates.push(await throughBatchedSink(schema, n));
       } else {
+        batchedRates.push(await throughBatchedSink(schema, n));
+        await fresh();
         ceilingRates.push(await throughSink(undefined, n));
         sinkRates.push(await throughSink(schema, n));
         baseRates.push(await baseline(pool, `${schema}.base`, n));
       }
       out(
-        `  postgres round ${round + 1}: sink ${Math.round(sinkRates.at(-1) ?? 0)} rows/s | pg baseline ${Math.round(baseRates.at(-1) ?? 0)} rows/s | ceiling (no-op invoked write) ${Math.round(ceilingRates.at(-1) ?? 0)} msg/s`,
+        `  postgres round ${round + 1}: sink ${Math.round(sinkRates.at(-1) ?? 0)} rows/s | pg baseline ${Math.round(baseRates.at(-1) ?? 0)} rows/s | ceiling (no-op invoked write) ${Math.round(ceilingRates.at(-1) ?? 0)} msg/s | batched (${BATCH} rows a message) ${Math.round(batchedRates.at(-1) ?? 0)} rows/s`,
       );
     }
   } finally {
@@ -160,7 +210,8 @@ export async function postgresSinkSection(quick: boolean, out: (line: string) =>
   const sink = median(sinkRates);
   const base = median(baseRates);
   const ceiling = median(ceilingRates);
-  return `sink=${Math.round(sink)} baseline=${Math.round(base)} ratio=${(sink / base).toFixed(2)} ceiling=${Math.round(ceiling)} sink/ceiling=${(sink / ceiling).toFixed(2)}`;
+  const batched = median(batchedRates);
+  return `sink=${Math.round(sink)} baseline=${Math.round(base)} ratio=${(sink / base).toFixed(2)} ceiling=${Math.round(ceiling)} sink/ceiling=${(sink / ceiling).toFixed(2)} batched=${Math.round(batched)} batched/baseline=${(batched / base).toFixed(2)}`;
 }
 
 function median(values: readonly number[]): number {

@@ -13,7 +13,7 @@
  * Then the PostgreSQL and HTTP sinks and the file source (bench/postgres-sink.ts, bench/http-sink.ts,
  * bench/file-source.ts):
  *
- *   postgres: sink=<rows/s> baseline=<hand-written pg rows/s> ratio=<sink/baseline> ceiling=<no-op sink msg/s> sink/ceiling=<...>
+ *   postgres: sink=<rows/s> baseline=<hand-written pg rows/s> ratio=<sink/baseline> ceiling=<no-op sink msg/s> sink/ceiling=<...> batched=<rows/s, 200-row messages> batched/baseline=<...>
  *   http: sink=<req/s> baseline=<bare undici req/s> ratio=<sink/baseline>
  *   file-source: <rec/s> rec/s, csv-parse <rec/s> rec/s, ratio <source/csv-parse> (... file-source/generator <r>); batched 500 <rec/s> rec/s, ratio <batched/csv-parse>
  *

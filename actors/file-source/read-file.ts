@@ -82,9 +82,15 @@ export async function* readFile(
         const stream = await folder.read(entry.name, { signal: deps.signal });
         const typer = new RecordTyper(deps.schema, format === 'csv');
         const batch = config.batch
-          ? new RecordBatcher(config.batch, { type: config.type, id, file, typer, progress })
+          ? new RecordBatcher(config.batch, { type: config.type, id, file, progress })
           : undefined;
         let last = progress.yielded;
+        // Read per record: a flag, as `aborted` of a composite signal is recomputed at each look.
+        let stopped = deps.signal.aborted;
+        const stop = () => {
+          stopped = true;
+        };
+        deps.signal.addEventListener('abort', stop, { once: true });
         try {
           const records = readRecords(stream, {
             format,
@@ -95,9 +101,11 @@ export async function* readFile(
           for await (const record of records) {
             last = record.n;
             if (record.n <= progress.yielded) continue;
-            if (lease.lost || deps.signal.aborted) break;
+            if (lease.lost || stopped) break;
             if (batch) {
-              yield* batch.add(record);
+              const made = 'bad' in record ? undefined : typer.type(record.value);
+              const items = batch.add(record, made instanceof Promise ? await made : made);
+              if (items) for (const item of items) yield item;
               continue;
             }
             const made = toItem(config.type, id, file, record, typer, progress);
@@ -109,12 +117,14 @@ export async function* readFile(
           if (!(err instanceof UnreadableFile)) throw err;
           unreadable = err.message;
         } finally {
+          deps.signal.removeEventListener('abort', stop);
           stream.destroy();
         }
         if (lease.lost) return lost(logger, file);
         if (deps.signal.aborted) return 'lost';
         // The short last batch (and, before an unreadable file is parked, the records read before the fault).
-        if (batch) yield* batch.flush();
+        const rest = batch?.flush();
+        if (rest) yield rest;
         if (unreadable === undefined) progress.total = last;
       }
       if (unreadable !== undefined) {
@@ -157,7 +167,6 @@ interface BatchContext {
   readonly type: string;
   readonly id: string;
   readonly file: string;
-  readonly typer: RecordTyper;
   readonly progress: Progress;
 }
 
@@ -175,6 +184,8 @@ class RecordBatcher {
   #first = 0;
   #records: unknown[] = [];
   #bytes = 0;
+  /** What a CSV row's column names add to its JSON. */
+  #columnBytes: number | undefined;
 
   constructor(limits: { readonly size: number; readonly maxBytes: number }, context: BatchContext) {
     this.#size = limits.size;
@@ -182,60 +193,66 @@ class RecordBatcher {
     this.#context = context;
   }
 
-  async *add(record: RawRecord): AsyncGenerator<SourceItem> {
-    const { type, id, file, typer, progress } = this.#context;
-    let typed: Typed | undefined;
-    if (!('bad' in record)) {
-      const made = typer.type(record.value);
-      typed = made instanceof Promise ? await made : made;
-      if (typed.ok) {
-        const bytes = bytesOf(record, typed.value);
-        if (this.#records.length > 0 && this.#bytes + bytes > this.#maxBytes) yield* this.flush();
-        if (this.#records.length === 0) this.#first = record.n;
-        this.#records.push(typed.value);
-        this.#bytes += bytes;
-        if (this.#records.length >= this.#size) yield* this.flush();
-        return;
-      }
+  /**
+   * Take the next record (typed, unless it could not be read): the items it completes, if any (a full
+   * batch; or, for a bad record, the batch before it and the record to park).
+   */
+  add(record: RawRecord, typed: Typed | undefined): SourceItem[] | undefined {
+    if (!('bad' in record) && typed?.ok) {
+      const bytes = this.#bytesOf(record, typed.value);
+      const full =
+        this.#records.length > 0 && this.#bytes + bytes > this.#maxBytes ? this.flush() : undefined;
+      if (this.#records.length === 0) this.#first = record.n;
+      this.#records.push(typed.value);
+      this.#bytes += bytes;
+      if (this.#records.length < this.#size) return full ? [full] : undefined;
+      const batch = this.flush() as SourceItem;
+      return full ? [full, batch] : [batch];
     }
-    yield* this.flush();
+    const { type, id, file, progress } = this.#context;
+    const before = this.flush();
     const receipt = (outcome: { status: string }) => progress.settle(record.n, outcome.status !== 'failed');
     progress.yielded = record.n;
-    yield 'bad' in record
-      ? malformed(type, `${id}:${record.n}`, file, record, receipt)
-      : invalid(type, `${id}:${record.n}`, file, record, typed as Typed & { ok: false }, receipt);
+    const bad =
+      'bad' in record
+        ? malformed(type, `${id}:${record.n}`, file, record, receipt)
+        : invalid(type, `${id}:${record.n}`, file, record, typed as Typed & { ok: false }, receipt);
+    return before ? [before, bad] : [bad];
   }
 
   /** The batch gathered so far, if any, as one item. */
-  *flush(): Generator<SourceItem> {
+  flush(): SourceItem | undefined {
     const records = this.#records;
-    if (records.length === 0) return;
+    if (records.length === 0) return undefined;
     this.#records = [];
     this.#bytes = 0;
     const { type, id, file, progress } = this.#context;
     const first = this.#first;
     const last = first + records.length - 1;
     progress.yielded = last;
-    yield {
+    return {
       type,
       id: `${id}:${first}-${last}`,
       body: { file, first, records },
       receipt: (outcome) => progress.settle(first, outcome.status !== 'failed', last),
     };
   }
-}
 
-/**
- * A record's size in a batch's JSON, estimated from what was read alone (so batch bounds stay the same
- * on a re-read): a JSON record's bytes; a CSV row's bytes plus, per column, its name, quotes, colon and
- * comma. Typed numbers lose their quotes: the estimate errs high.
- */
-function bytesOf(record: Extract<RawRecord, { value: unknown }>, value: unknown): number {
-  if (record.bytes !== undefined) return record.bytes + 1;
-  let bytes = record.raw === undefined ? 0 : Buffer.byteLength(record.raw) + 2;
-  if (typeof value === 'object' && value !== null)
-    for (const key of Object.keys(value)) bytes += Buffer.byteLength(key) + 6;
-  return bytes;
+  /**
+   * A record's size in a batch's JSON, estimated from what was read alone (so batch bounds stay the
+   * same on a re-read): a JSON record's bytes; a CSV row's bytes plus, per column, its name, quotes,
+   * colon and comma (the columns are the header's, the same for every row). Typed numbers lose their
+   * quotes: the estimate errs high.
+   */
+  #bytesOf(record: Extract<RawRecord, { value: unknown }>, value: unknown): number {
+    if (record.bytes !== undefined) return record.bytes + 1;
+    if (this.#columnBytes === undefined) {
+      this.#columnBytes = 2;
+      if (typeof value === 'object' && value !== null)
+        for (const key of Object.keys(value)) this.#columnBytes += Buffer.byteLength(key) + 6;
+    }
+    return (record.raw === undefined ? 0 : Buffer.byteLength(record.raw)) + this.#columnBytes;
+  }
 }
 
 function toItem(
