@@ -16,7 +16,15 @@ export interface RecordBatch<TRecord> {
   readonly records: readonly TRecord[];
 }
 
-/** The schema of a batch whose records each fit `TRecord`: what {@link batchOf} returns. */
+/**
+ * The schema of a batch whose records each fit `TRecord`: what {@link batchOf} returns (`record` is
+ * the record schema).
+ *
+ * @example
+ * ```ts
+ * const SpendRows: BatchSchema<typeof Spend> = batchOf(Spend);
+ * ```
+ */
 export type BatchSchema<TRecord extends StandardSchemaV1> = StandardSchemaV1<
   RecordBatch<StandardSchemaV1.InferInput<TRecord>>,
   RecordBatch<StandardSchemaV1.InferOutput<TRecord>>
