@@ -8,7 +8,8 @@
  *
  * Variants: b, bt (b with tracing on, plus b without it from the first tree), d, e, ek. Each tree's own
  * bench/warren-flow.ts runs its own runtime; the baseline, the CPU meters and the tracing SDK are this
- * tree's. Prints each round, then the median and range of msg/s and the medians of CPU and p99 per tree.
+ * tree's. Prints each round, then the median and range of msg/s, the medians of CPU (node, RabbitMQ,
+ * Redis) and p99 per tree, and the per-round ratio of the last tree to the first.
  */
 import { parseArgs } from 'node:util';
 import { amqpRedisKeyed, amqpStateless } from './amqp-baseline.ts';
@@ -87,7 +88,16 @@ for (const [name, rs] of results) {
   const rates = rs.map((r) => r.msgPerSec);
   const of = (pick: (r: RoundResult) => number) => median(rs.map(pick));
   out(
-    `${name}: msg/s ${Math.round(median(rates))} [${Math.round(Math.min(...rates))}-${Math.round(Math.max(...rates))}] node CPU ${Math.round(of((r) => r.nodeCpu))} µs/msg, RabbitMQ CPU ${Math.round(of((r) => r.brokerCpu))} µs/msg, p99 ${of((r) => r.p99).toFixed(1)} ms`,
+    `${name}: msg/s ${Math.round(median(rates))} [${Math.round(Math.min(...rates))}-${Math.round(Math.max(...rates))}] node CPU ${Math.round(of((r) => r.nodeCpu))} µs/msg, RabbitMQ CPU ${Math.round(of((r) => r.brokerCpu))} µs/msg, Redis CPU ${Math.round(of((r) => r.redisCpu))} µs/msg, p99 ${of((r) => r.p99).toFixed(1)} ms`,
+  );
+}
+// The last tree against the first, round by round: the ratio that load swings least.
+const first = results.get(trees[0] ?? '') ?? [];
+const last = results.get(trees.at(-1) ?? '') ?? [];
+if (trees.length > 1 && first.length > 0 && first.length === last.length) {
+  const ratios = last.map((r, i) => r.msgPerSec / (first[i]?.msgPerSec ?? Number.NaN));
+  out(
+    `per-round ratio ${trees.at(-1)} / ${trees[0]}: median ${median(ratios).toFixed(2)} [${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)}]`,
   );
 }
 await tracing.close();

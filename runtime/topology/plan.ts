@@ -14,6 +14,12 @@ import { type ActorData, parsePipeline, type SourceData } from './pipeline-schem
 export type QueueType = 'classic' | 'quorum';
 
 /**
+ * The on-disk format of a classic mailbox or shard queue (RabbitMQ 3.10+): `1`, the format RabbitMQ
+ * gives a queue declared without `x-queue-version` (before 4.0), or `2`, its newer index and store.
+ */
+export type ClassicQueueVersion = 1 | 2;
+
+/**
  * Where a pipeline's topology is declared: the name prefix, the vhost, whether it is durable, and the
  * kind of queue.
  *
@@ -40,6 +46,15 @@ export interface TopologyOptions {
    * could park good messages after a few such returns.
    */
   readonly deliveryLimit?: number;
+  /**
+   * Classic queues only: declare every mailbox and shard queue with `x-queue-version` (RabbitMQ 3.10+);
+   * default: no argument, the broker's own default (version 1 before RabbitMQ 4.0). Version 2 is the
+   * faster format (BENCHMARKS.md, "Issue 18, the RabbitMQ path"). For new deployments only: RabbitMQ
+   * refuses to redeclare an existing queue with another `x-queue-version` (`PRECONDITION_FAILED`, and
+   * warren's start fails naming the queue), so a deployment whose queues exist keeps this unset and
+   * moves them with a `queue-version` policy instead (docs/classic-queue-version.md).
+   */
+  readonly queueVersion?: ClassicQueueVersion;
 }
 
 /** One actor as the runtime needs it: its definition plus every broker name and policy resolved. */
@@ -83,6 +98,8 @@ export interface TopologyPlan {
   readonly queueType: QueueType;
   /** Quorum queues' `x-delivery-limit` (unused by classic queues). */
   readonly deliveryLimit: number;
+  /** Classic mailboxes' and shards' `x-queue-version`; undefined: none declared. */
+  readonly queueVersion: ClassicQueueVersion | undefined;
   readonly names: Names;
   readonly hopLimit: number;
   readonly maxMessageBytes: number;
@@ -141,6 +158,11 @@ export function planTopology(pipeline: PipelineDefinition, options: TopologyOpti
   const deliveryLimit = options.deliveryLimit ?? BASELINE.runtime.deliveryLimit;
   if (!Number.isSafeInteger(deliveryLimit) || deliveryLimit < 1)
     fail('options.deliveryLimit', `must be a positive integer, not ${JSON.stringify(deliveryLimit)}`);
+  const queueVersion = options.queueVersion;
+  if (queueVersion !== undefined && queueVersion !== 1 && queueVersion !== 2)
+    fail('options.queueVersion', `must be 1 or 2, not ${JSON.stringify(queueVersion)}`);
+  if (queueVersion !== undefined && queueType === 'quorum')
+    fail('options.queueVersion', 'a classic queue setting: quorum queues have no queue version');
   const n = names(prefix);
   /** Each actor's definition as given (its functions and machine), by name. */
   const byName = new Map<string, ActorDefinition>(pipeline.actors.map((actor) => [actor.name, actor]));
@@ -261,6 +283,7 @@ export function planTopology(pipeline: PipelineDefinition, options: TopologyOpti
     durable: options.durable ?? true,
     queueType,
     deliveryLimit,
+    queueVersion,
     names: n,
     hopLimit: data.hopLimit,
     maxMessageBytes: data.maxMessageBytes,

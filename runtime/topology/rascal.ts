@@ -53,7 +53,8 @@ export interface RascalVhost extends RascalVhostTopology {
  * Turn a validated plan into a Rascal configuration: the main topic exchange with its alternate
  * exchange and `unroutable` queue; for each actor a mailbox (or a headers exchange and shard queues with
  * single active consumer) and a dead-letter queue; shared delay queues for retries. With
- * `queueType: 'quorum'`, every queue is a quorum queue (see `quorumArguments`). Topology only:
+ * `queueType: 'quorum'`, every queue is a quorum queue (see `quorumArguments`); with `queueVersion`,
+ * every classic mailbox and shard queue is declared in that format. Topology only:
  * warren publishes with its own confirm publisher and consumes with its own consumer, so the config
  * has no Rascal publications or subscriptions.
  */
@@ -65,6 +66,8 @@ export function toRascal(plan: TopologyPlan): RascalConfig {
     vhost.exchanges[name] = { type, options: { durable, ...options } };
   };
   const quorum = plan.queueType === 'quorum';
+  /** The arguments only consumed classic queues get: their format version, when the plan names one. */
+  const consumedClassic = plan.queueVersion === undefined ? {} : { 'x-queue-version': plan.queueVersion };
   /**
    * A queue of `role`: `consumed` (a mailbox or shard: the host takes and settles its messages),
    * `delay` (never consumed: its messages expire into the requeue exchange), or `kept` (a dead-letter
@@ -72,7 +75,14 @@ export function toRascal(plan: TopologyPlan): RascalConfig {
    */
   const queue = (name: string, role: 'consumed' | 'delay' | 'kept', args: Record<string, unknown> = {}) => {
     vhost.queues[name] = {
-      options: { durable, arguments: quorum ? { ...args, ...quorumArguments(plan, role, args) } : args },
+      options: {
+        durable,
+        arguments: quorum
+          ? { ...args, ...quorumArguments(plan, role, args) }
+          : role === 'consumed'
+            ? { ...args, ...consumedClassic }
+            : args,
+      },
     };
   };
   const bind = (
