@@ -318,11 +318,16 @@ function topologyConflict(err: unknown, prefix: string | undefined): ConfigError
       : `rabbitmqadmin delete exchange name=${name ?? '<name>'}`;
   const detail = /PRECONDITION_FAILED - ([^"]*)/.exec(text)?.[1] ?? text;
   const now = prefix === undefined ? '' : `, now '${prefix}'`;
+  // A queue's format version can change under a policy, keeping its messages: the way to move one.
+  const version = /x-queue-version/.test(detail)
+    ? ' For the queue version, keep the queues as declared and set a `queue-version` policy instead ' +
+      '(docs/classic-queue-version.md).'
+    : '';
   return new ConfigError(
     name === undefined ? 'topology' : `topology.${kind === 'queue' ? 'queues' : 'exchanges'}.${name}`,
     `RabbitMQ already has ${what} with other arguments than this pipeline declares ` +
       `(406 PRECONDITION_FAILED: ${detail.trim()}). Delete it (\`${deleteIt}\`; the messages in it go too) ` +
-      `and start again, or give the pipeline a new prefix (WARREN_PREFIX or --prefix${now}).`,
+      `and start again, or give the pipeline a new prefix (WARREN_PREFIX or --prefix${now}).${version}`,
     { cause: err },
   );
 }

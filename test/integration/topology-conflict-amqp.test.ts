@@ -1,6 +1,7 @@
 import amqplib from 'amqplib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, compileTopology, createRuntime } from 'warren';
+import { AmqpTransport } from '../../runtime/transport/amqp-transport.ts';
 import { bytesPipeline } from '../helpers/bytes-cases.ts';
 import {
   deleteRedisPrefix,
@@ -73,5 +74,32 @@ describe('a topology RabbitMQ already has with other arguments', () => {
     expect(error).toBeInstanceOf(ConfigError);
     expect((error as Error).message).toContain(`exchange '${prefix}.dlx'`);
     expect(ms).toBeLessThan(10_000);
+  });
+
+  it('refuses queueVersion on queues an earlier start declared without it, pointing to the policy', async () => {
+    const prefix = uniquePrefix('conflict-qv');
+    expect((await start(prefix)).error).toBeUndefined(); // an existing deployment: version-1 queues
+    const transport = new AmqpTransport({ url: RABBITMQ_URL, logger: quiet });
+    const error = await transport.start(compileTopology(bytesPipeline([]), { prefix, queueVersion: 2 })).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    await transport.close();
+    expect(error).toBeInstanceOf(ConfigError);
+    const message = (error as Error).message;
+    expect(message).toMatch(new RegExp(`queue '${prefix.replaceAll('.', '\\.')}\\.[^']+'`));
+    expect(message).toContain("inequivalent arg 'x-queue-version'");
+    expect(message).toContain('`queue-version` policy');
+  });
+
+  it('declares a new deployment with queueVersion 2, and declares it again as it is', async () => {
+    const prefix = uniquePrefix('qv2');
+    const config = compileTopology(bytesPipeline([]), { prefix, queueVersion: 2 });
+    cleanups.push(() => deleteTopology(config));
+    for (let i = 0; i < 2; i++) {
+      const transport = new AmqpTransport({ url: RABBITMQ_URL, logger: quiet });
+      await transport.start(config);
+      await transport.close();
+    }
   });
 });
