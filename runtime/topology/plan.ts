@@ -48,8 +48,8 @@ export interface TopologyOptions {
   readonly deliveryLimit?: number;
   /**
    * Classic queues only: declare every mailbox and shard queue with `x-queue-version` (RabbitMQ 3.10+);
-   * default: no argument, the broker's own default (version 1 before RabbitMQ 4.0). Version 2 is the
-   * faster format (BENCHMARKS.md, "Issue 18, the RabbitMQ path"). For new deployments only: RabbitMQ
+   * default: no argument, the broker's own default (version 1 before RabbitMQ 4.0). Version 2 was the
+   * faster one in warren's flow (BENCHMARKS.md, "Issue 18, the RabbitMQ path"): measure your own. For new deployments only: RabbitMQ
    * refuses to redeclare an existing queue with another `x-queue-version` (`PRECONDITION_FAILED`, and
    * warren's start fails naming the queue), so a deployment whose queues exist keeps this unset and
    * moves them with a `queue-version` policy instead (docs/classic-queue-version.md).
