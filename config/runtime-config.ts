@@ -76,6 +76,12 @@ export const RuntimeConfigSchema = z.object({
    * dead-letter queue (`x-delivery-limit`), a guard against a message that crashes every worker.
    */
   deliveryLimit: z.number().int().positive().max(1_000_000_000).default(BASELINE.runtime.deliveryLimit),
+  /**
+   * Classic queues only: 2 declares every mailbox and shard queue as a version 2 classic queue
+   * (RabbitMQ 3.10+), for new deployments; an existing queue refuses the changed argument
+   * (docs/classic-queue-version.md). Default: the broker's own (no argument).
+   */
+  queueVersion: z.union([z.literal(1), z.literal(2)]).optional(),
   settleTimeoutMs: z.number().int().positive().default(BASELINE.runtime.settleTimeoutMs),
   cacheSize: z.number().int().nonnegative().default(BASELINE.runtime.cacheSize),
   /** Unconfirmed publishes in flight per process (the publisher's confirm window). */
@@ -127,6 +133,7 @@ const ENV: Record<string, keyof z.input<typeof RuntimeConfigSchema>> = {
   WARREN_PREFIX: 'prefix',
   WARREN_QUEUE_TYPE: 'queueType',
   WARREN_DELIVERY_LIMIT: 'deliveryLimit',
+  WARREN_QUEUE_VERSION: 'queueVersion',
   WARREN_ACTORS: 'actors',
   WARREN_SETTLE_TIMEOUT_MS: 'settleTimeoutMs',
   WARREN_CACHE_SIZE: 'cacheSize',
@@ -148,6 +155,7 @@ const NUMERIC = new Set([
   'sourceWindow',
   'startTimeoutMs',
   'deliveryLimit',
+  'queueVersion',
   'shardLeaseMs',
 ]);
 
@@ -182,6 +190,11 @@ export function loadRuntimeConfig(
     const field = String(issue?.path[0] ?? 'config');
     throw new ConfigError(configFieldName(field, overrides), issue?.message ?? 'invalid');
   }
+  if (parsed.data.queueType === 'quorum' && parsed.data.queueVersion !== undefined)
+    throw new ConfigError(
+      configFieldName('queueVersion', overrides),
+      `a classic queue setting: quorum queues have no version (${configFieldName('queueType', overrides)} is quorum)`,
+    );
   if (parsed.data.queueType === 'quorum' && !parsed.data.durable)
     throw new ConfigError(
       configFieldName('durable', overrides),

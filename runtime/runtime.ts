@@ -181,6 +181,7 @@ export function createRuntime(pipeline: PipelineDefinition, options: RuntimeOpti
     durable: config.durable,
     queueType: config.queueType,
     deliveryLimit: config.deliveryLimit,
+    ...(config.queueVersion === undefined ? {} : { queueVersion: config.queueVersion }),
   });
   const hosted = config.actors ?? [...topology.actors.keys()];
   hosted.forEach((name, i) => {

@@ -46,6 +46,15 @@ describe('the warren CLI', () => {
     const bad = withEnv({ WARREN_QUEUE_TYPE: 'mirrored' });
     expect(bad.status).not.toBe(0);
     expect(bad.stderr).toContain('WARREN_QUEUE_TYPE');
+    const v2 = withEnv({ WARREN_QUEUE_VERSION: '2' });
+    expect(v2.status, v2.stderr).toBe(0);
+    const classic = JSON.parse(v2.stdout) as typeof config;
+    expect(classic.vhosts['/']?.queues['shop.sessionizer.0']?.options?.arguments).toMatchObject({
+      'x-queue-version': 2,
+    });
+    const mixed = withEnv({ WARREN_QUEUE_TYPE: 'quorum', WARREN_QUEUE_VERSION: '2' });
+    expect(mixed.status).not.toBe(0);
+    expect(mixed.stderr).toContain('WARREN_QUEUE_VERSION');
   });
 
   it('prints the actors a message reaches', () => {
