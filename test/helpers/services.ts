@@ -59,3 +59,28 @@ export async function deleteRedisPrefix(prefix: string): Promise<void> {
     redis.disconnect();
   }
 }
+
+/**
+ * The checkpoints (confirmed records) that source ledger items under `prefix` hold in Redis: what a
+ * worker taking an item over resumes after. A test kills a reader only once one is saved, so that the
+ * takeover it checks has something to resume from.
+ */
+export async function ledgerCheckpoints(prefix: string): Promise<number[]> {
+  const redis = new Redis(REDIS_URL, { lazyConnect: true });
+  await redis.connect();
+  try {
+    const checkpoints: number[] = [];
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:item:*`, 'COUNT', 1000);
+      cursor = next;
+      for (const key of keys) {
+        const saved = await redis.hget(key, 'c');
+        if (saved !== null && saved !== '') checkpoints.push(Number(saved));
+      }
+    } while (cursor !== '0');
+    return checkpoints;
+  } finally {
+    redis.disconnect();
+  }
+}

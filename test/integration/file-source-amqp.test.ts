@@ -16,6 +16,7 @@ import {
 import {
   deleteRedisPrefix,
   deleteTopology,
+  ledgerCheckpoints,
   RABBITMQ_URL,
   REDIS_URL,
   uniquePrefix,
@@ -184,6 +185,11 @@ describe('fileSource on RabbitMQ + Redis', () => {
         timeout: 60_000,
         interval: 20,
       });
+      // ...and it saved a checkpoint past the start, which the heir must resume after.
+      await vi.waitFor(
+        async () => expect(Math.max(0, ...(await ledgerCheckpoints(prefix)))).toBeGreaterThan(0),
+        { timeout: 60_000, interval: 50 },
+      );
       victim.child.kill('SIGKILL');
       expect(await victim.out.exited).toBeNull();
       const before = into.ids.size;

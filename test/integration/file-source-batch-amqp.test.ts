@@ -7,6 +7,7 @@ import { dropFolder, quiet, spendCsv } from '../helpers/file-source-pipeline.ts'
 import {
   deleteRedisPrefix,
   deleteTopology,
+  ledgerCheckpoints,
   RABBITMQ_URL,
   REDIS_URL,
   uniquePrefix,
@@ -97,6 +98,11 @@ describe('fileSource with batch on RabbitMQ + Redis', () => {
         timeout: 60_000,
         interval: 20,
       });
+      // ...and it saved a checkpoint past the start, which the heir must resume after.
+      await vi.waitFor(
+        async () => expect(Math.max(0, ...(await ledgerCheckpoints(prefix)))).toBeGreaterThan(0),
+        { timeout: 60_000, interval: 50 },
+      );
       victim.child.kill('SIGKILL');
       expect(await victim.out.exited).toBeNull();
       const before = into.records.size;
