@@ -1,9 +1,9 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { compileTopology, createRuntime, type PipelineDefinition, type Runtime } from 'warren';
 import type { Folder } from 'warren/actors';
 import { localFolder } from '../../actors/file-source/folders/local.ts';
+import { killReaderMidFile } from '../helpers/file-reader-kill.ts';
 import {
   type Applied,
   applied,
@@ -16,7 +16,6 @@ import {
 import {
   deleteRedisPrefix,
   deleteTopology,
-  ledgerCheckpoints,
   RABBITMQ_URL,
   REDIS_URL,
   uniquePrefix,
@@ -133,14 +132,6 @@ describe('fileSource on RabbitMQ + Redis', () => {
     const folder = drops('amqp-kill');
     const ROWS = 40_000;
     folder.write('big.csv', spendCsv(ROWS));
-    const env = {
-      ...process.env,
-      DROPS_DIR: folder.dir,
-      LEASE_MS: '2000',
-      WARREN_LOG_LEVEL: 'info',
-      RABBITMQ_URL,
-      REDIS_URL,
-    };
     const into = applied();
     // The sink lives here (never killed); the readers are `warren run --actors files` processes of
     // test/fixtures/files/pipeline.ts, the same pipeline.
@@ -148,62 +139,19 @@ describe('fileSource on RabbitMQ + Redis', () => {
     const prefix = prefixFor('files-kill', sinkPipeline);
     const sink = onRabbit(sinkPipeline, prefix, ['spend-sink']);
     await sink.start();
-    const children: ChildProcess[] = [];
-    cleanups.push(() => {
-      for (const child of children) child.kill('SIGKILL');
-    });
-    const worker = () => {
-      const child = spawn(
-        process.execPath,
-        [
-          'bin/warren.ts',
-          'run',
-          'test/fixtures/files/pipeline.ts',
-          '--bus',
-          'amqp',
-          '--state',
-          'redis',
-          '--prefix',
-          prefix,
-          '--actors',
-          'files',
-        ],
-        { env },
-      );
-      children.push(child);
-      const out = {
-        stderr: '',
-        exited: new Promise<number | null>((resolve) => child.once('exit', resolve)),
-      };
-      child.stderr?.on('data', (d: Buffer) => (out.stderr += d.toString()));
-      child.stdout?.on('data', () => undefined);
-      return { child, out };
-    };
     try {
-      const victim = worker();
-      await vi.waitFor(() => expect(into.ids.size).toBeGreaterThanOrEqual(2_000), {
-        timeout: 60_000,
-        interval: 20,
-      });
-      // ...and it saved a checkpoint past the start, which the heir must resume after.
-      await vi.waitFor(
-        async () => expect(Math.max(0, ...(await ledgerCheckpoints(prefix)))).toBeGreaterThan(0),
-        { timeout: 60_000, interval: 50 },
-      );
-      victim.child.kill('SIGKILL');
-      expect(await victim.out.exited).toBeNull();
-      const before = into.ids.size;
-      expect(before).toBeLessThan(ROWS);
-      const heir = worker();
-      await vi.waitFor(() => expect(into.ids.size).toBe(ROWS), { timeout: 90_000, interval: 50 });
-      await vi.waitFor(() => expect(readdirSync(folder.path('archive'))).toEqual(['big.csv']), {
-        timeout: 20_000,
+      const { heirLog } = await killReaderMidFile({
+        fixture: 'test/fixtures/files/pipeline.ts',
+        prefix,
+        folder,
+        file: 'big.csv',
+        applied: () => into.ids.size,
+        total: ROWS,
+        track: (kill) => cleanups.push(kill),
       });
       expect(tally(into)).toEqual({ distinct: ROWS, twice: [] });
       // It resumed near where the victim stopped, not from the top.
-      expect(heir.out.stderr).toContain('resuming a file after its checkpoint');
-      heir.child.kill('SIGTERM');
-      expect(await heir.out.exited).toBe(0);
+      expect(heirLog).toContain('resuming a file after its checkpoint');
     } finally {
       await sink.stop();
     }
