@@ -1,12 +1,15 @@
-import type { Clock } from '../core/clock.ts';
 import type { Incoming, MessageMeta, MessageSchemas } from '../core/define.ts';
 import type { OutgoingMessage } from '../core/envelope.ts';
 import { InvalidMessageError, WarrenError } from '../core/errors.ts';
-import type { ActorPlan, TopologyPlan } from '../topology/plan.ts';
+import type { ActorPlan } from '../topology/plan.ts';
+import type { HostDeps } from './host-deps.ts';
 import type { Now } from './immediate.ts';
 import { type Instance, settleNow } from './instance.ts';
 import { type Lineage, toOutgoing } from './outputs.ts';
 import { validateOutputsNow } from './validate-outputs.ts';
+
+/** What applying an event needs of the host: the topology its outputs are routed by, and the settle bound. */
+export type ApplyDeps = Pick<HostDeps, 'topology' | 'settleTimeoutMs' | 'clock'>;
 
 /**
  * Send one event to a live instance, wait for it to settle, and collect what it emitted, checked
@@ -15,19 +18,17 @@ import { validateOutputsNow } from './validate-outputs.ts';
  *
  * @example
  * ```ts
- * const outputs = await applyEvent(instance, event, lineageOf(meta), plan, topology, 30_000, systemClock);
+ * const outputs = await applyEvent(instance, decoded.event, decoded.meta, plan, deps);
  * ```
  */
 export async function applyEvent(
   instance: Instance,
   event: Incoming<MessageSchemas>,
-  lineage: Lineage,
+  meta: MessageMeta,
   plan: ActorPlan,
-  topology: TopologyPlan,
-  settleTimeoutMs: number,
-  clock: Clock,
+  deps: ApplyDeps,
 ): Promise<OutgoingMessage[]> {
-  return applyEventNow(instance, event, lineage, plan, topology, settleTimeoutMs, clock);
+  return applyEventNow(instance, event, meta, plan, deps);
 }
 
 /**
@@ -36,17 +37,15 @@ export async function applyEvent(
  *
  * @example
  * ```ts
- * const outputs = applyEventNow(instance, event, lineageOf(meta), plan, topology, 30_000, systemClock);
+ * const outputs = applyEventNow(instance, decoded.event, decoded.meta, plan, deps);
  * ```
  */
 export function applyEventNow(
   instance: Instance,
   event: Incoming<MessageSchemas>,
-  lineage: Lineage,
+  meta: MessageMeta,
   plan: ActorPlan,
-  topology: TopologyPlan,
-  settleTimeoutMs: number,
-  clock: Clock,
+  { topology, settleTimeoutMs, clock }: ApplyDeps,
 ): Now<OutgoingMessage[]> {
   const snapshot = instance.actor.getSnapshot();
   // A stopped actor ignores events: committing its snapshot would lose the event silently.
@@ -63,7 +62,7 @@ export function applyEventNow(
   instance.emitted = [];
   instance.actor.send(event);
   const collect = (): Now<OutgoingMessage[]> => {
-    const outputs = toOutgoing(topology, plan, instance.emitted, lineage);
+    const outputs = toOutgoing(topology, plan, instance.emitted, lineageOf(meta));
     instance.emitted = [];
     if (outputs.length === 0) return outputs;
     const validating = validateOutputsNow(plan, outputs);

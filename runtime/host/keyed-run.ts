@@ -5,7 +5,7 @@ import type { ActorRecord, Fence, LoadResult } from '../state/store.ts';
 import { shardOf } from '../topology/names.ts';
 import type { ActorPlan } from '../topology/plan.ts';
 import type { Settlement } from '../transport/transport.ts';
-import { applyEvent, lineageOf } from './apply.ts';
+import { applyEvent } from './apply.ts';
 import { type Decoded, decodeTimer } from './decode.ts';
 import type { HostDeps } from './host-deps.ts';
 import {
@@ -86,16 +86,7 @@ export class KeyedRun {
     }
     let outputs: OutgoingMessage[];
     try {
-      const { topology, settleTimeoutMs, clock } = this.#deps;
-      outputs = await applyEvent(
-        instance,
-        decoded.event,
-        lineageOf(decoded.meta),
-        this.#plan,
-        topology,
-        settleTimeoutMs,
-        clock,
-      );
+      outputs = await applyEvent(instance, decoded.event, decoded.meta, this.#plan, this.#deps);
     } catch (err) {
       this.#cache.drop(key, instance);
       // A duplicate of a message the cached instance already applied is a replay, not an unhandled event.

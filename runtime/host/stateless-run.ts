@@ -6,7 +6,7 @@ import type { OutgoingMessage } from '../core/envelope.ts';
 import { WarrenError } from '../core/errors.ts';
 import type { ActorPlan } from '../topology/plan.ts';
 import type { Settlement } from '../transport/transport.ts';
-import { applyEvent, applyEventNow, lineageOf } from './apply.ts';
+import { applyEvent, applyEventNow } from './apply.ts';
 import type { Decoded } from './decode.ts';
 import type { HostDeps } from './host-deps.ts';
 import type { Now } from './immediate.ts';
@@ -109,16 +109,7 @@ export class StatelessRun {
     const instance = this.#idle.pop() ?? this.#start();
     let outputs: Now<OutgoingMessage[]>;
     try {
-      const { topology, settleTimeoutMs, clock } = this.#deps;
-      outputs = applyEventNow(
-        instance,
-        decoded.event,
-        lineageOf(decoded.meta),
-        this.#plan,
-        topology,
-        settleTimeoutMs,
-        clock,
-      );
+      outputs = applyEventNow(instance, decoded.event, decoded.meta, this.#plan, this.#deps);
     } catch (err) {
       instance.actor.stop();
       throw err;
@@ -162,16 +153,7 @@ export class StatelessRun {
     const instance = this.#idle.pop() ?? this.#start();
     let outputs: OutgoingMessage[];
     try {
-      const { topology, settleTimeoutMs, clock } = this.#deps;
-      outputs = await applyEvent(
-        instance,
-        event,
-        lineageOf(decoded.meta),
-        this.#plan,
-        topology,
-        settleTimeoutMs,
-        clock,
-      );
+      outputs = await applyEvent(instance, event, decoded.meta, this.#plan, this.#deps);
     } catch (err) {
       instance.actor.stop();
       throw err;
