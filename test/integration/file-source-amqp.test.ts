@@ -4,6 +4,7 @@ import { compileTopology, createRuntime, type PipelineDefinition, type Runtime }
 import type { Folder } from 'warren/actors';
 import { localFolder } from '../../actors/file-source/folders/local.ts';
 import { killReaderMidFile } from '../helpers/file-reader-kill.ts';
+import { appliedBatches, batchFilePipeline } from '../helpers/file-source-batch-pipeline.ts';
 import {
   type Applied,
   applied,
@@ -151,6 +152,45 @@ describe('fileSource on RabbitMQ + Redis', () => {
       });
       expect(tally(into)).toEqual({ distinct: ROWS, twice: [] });
       // It resumed near where the victim stopped, not from the top.
+      expect(heirLog).toContain('resuming a file after its checkpoint');
+    } finally {
+      await sink.stop();
+    }
+  }, 180_000);
+
+  it('a worker killed with kill -9 mid-file: another takes the file over after its last confirmed batch, each record once', async () => {
+    const folder = drops('amqp-batch-kill');
+    const ROWS = 300_000;
+    const BATCH = 50;
+    folder.write('big.csv', spendCsv(ROWS));
+    const into = appliedBatches();
+    // The sink lives here (never killed); the readers are `warren run --actors files` processes of
+    // test/fixtures/files/batch-pipeline.ts, the same pipeline.
+    const sinkPipeline = batchFilePipeline({ from: folder.dir, batch: BATCH }, into);
+    const prefix = prefixFor('files-batch-kill', sinkPipeline);
+    const sink = onRabbit(sinkPipeline, prefix, ['rows-sink']);
+    await sink.start();
+    try {
+      const { heirLog } = await killReaderMidFile({
+        fixture: 'test/fixtures/files/batch-pipeline.ts',
+        prefix,
+        folder,
+        file: 'big.csv',
+        env: { BATCH: String(BATCH) },
+        applied: () => into.records.size,
+        total: ROWS,
+        track: (kill) => cleanups.push(kill),
+      });
+      // Each batch applied once (a re-published batch carried the same id and was dropped), so each
+      // record once, in batches of BATCH consecutive records.
+      expect([...into.ids.values()].filter((n) => n > 1)).toEqual([]);
+      expect([...into.records.values()].filter((n) => n > 1)).toEqual([]);
+      expect(into.ids.size).toBe(ROWS / BATCH);
+      for (const id of into.ids.keys()) {
+        const [first, last] = (id.split(':')[1] ?? '').split('-').map(Number);
+        expect([((first ?? 0) - 1) % BATCH, (last ?? 0) - (first ?? 0)]).toEqual([0, BATCH - 1]);
+      }
+      // It resumed after the victim's checkpoint, not from the top.
       expect(heirLog).toContain('resuming a file after its checkpoint');
     } finally {
       await sink.stop();
