@@ -27,7 +27,7 @@ import {
   type Incoming,
   type Outgoing,
 } from 'warren';
-import { createProcessPool, type ProcessPool, pythonProcessor, rProcessor } from 'warren/actors';
+import { batchOf, createProcessPool, type ProcessPool, pythonProcessor, rProcessor } from 'warren/actors';
 import { enqueueActions, fromPromise, setup } from 'xstate';
 import { z } from 'zod';
 import { encodeFrame, FrameReader } from '../actors/process-pool/frames.ts';
@@ -44,7 +44,15 @@ export interface ProcessFigures {
   readonly ceilingMsgPerSec: number;
   readonly poolMsgPerSec: number;
   readonly referenceMsgPerSec: number;
+  /**
+   * With batching only: records per second when each message carries {@link RECORDS_PER_MESSAGE}
+   * records (`batchOf`), and the ceiling measured beside it on as many records.
+   */
+  readonly records?: { readonly n: number; readonly perSec: number; readonly ceilingPerSec: number };
 }
+
+/** Records per message in the record-batch figure: the file source's default `batch` would be similar. */
+export const RECORDS_PER_MESSAGE = 500;
 
 const here = (file: string) => fileURLToPath(new URL(`./process/${file}`, import.meta.url));
 const Item = z.object({ n: z.number(), x: z.number() });
@@ -89,7 +97,10 @@ export async function pipelineThroughput(
   n: number,
   batch: number,
   workers: number,
+  /** Records per message: above 1, the feed emits `batchOf(Item)` messages and the scorer consumes them. */
+  records = 1,
 ): Promise<number> {
+  if (records > 1) return recordBatchThroughput(scorerOf as BenchLanguage, n, batch, workers, records);
   let seen = 0;
   let done: () => void = () => undefined;
   const finished = new Promise<void>((resolve) => {
@@ -173,6 +184,73 @@ export async function pipelineThroughput(
   await finished;
   const seconds = (performance.now() - started) / 1000;
   await runtime.stop(); // stops the pool too
+  return n / seconds;
+}
+
+/**
+ * Records per second through feed -> scorer -> sink on the embedded bus when messages carry `records`
+ * records each (`batchOf`): the scorer consumes record batches and emits them, the sink counts records.
+ */
+async function recordBatchThroughput(
+  language: BenchLanguage,
+  n: number,
+  batch: number,
+  workers: number,
+  records: number,
+): Promise<number> {
+  let seen = 0;
+  let done: () => void = () => undefined;
+  const finished = new Promise<void>((resolve) => {
+    done = resolve;
+  });
+  const consumes = { items: batchOf(Item) };
+  const emits = { scored: batchOf(Scored) };
+  const make = language === 'python' ? pythonProcessor : rProcessor;
+  const scorer = make({
+    name: 'scorer',
+    consumes,
+    emits,
+    script: scriptOf(language),
+    workers,
+    batch,
+    maxWaitMs: 2,
+    logger: quiet,
+  });
+  const sink = defineSink({
+    name: 'sink',
+    consumes: emits,
+    emits: {},
+    idempotent: true,
+    machine: setup({ types: { events: {} as Incoming<typeof emits> } }).createMachine({
+      on: {
+        scored: {
+          actions: ({ event }) => {
+            seen += event.body.records.length;
+            if (seen === n) done();
+          },
+        },
+      },
+    }),
+  });
+  const feed = defineSource({
+    name: 'feed',
+    emits: consumes,
+    read: function* () {
+      for (let first = 1; first <= n; first += records) {
+        const items = [];
+        for (let i = first; i < first + records && i <= n; i++) items.push({ n: i, x: i % 100 });
+        yield { type: 'items' as const, body: { file: 'bench', first, records: items } };
+      }
+    },
+  });
+  const pipeline = definePipeline({ name: `bench-${language}-records`, actors: [feed, scorer, sink] });
+  const runtime = createRuntime(pipeline, { env: {}, logger: quiet, dataDir: '/tmp/warren-bench' });
+  await scorer.pool.start(); // not timed, as in pipelineThroughput
+  const started = performance.now();
+  await runtime.start();
+  await finished;
+  const seconds = (performance.now() - started) / 1000;
+  await runtime.stop();
   return n / seconds;
 }
 
@@ -277,11 +355,22 @@ export async function processFigures(
   let ceiling = 0;
   let pool = 0;
   let reference = 0;
+  // Record batches: more records than messages, so that a run is not a handful of messages.
+  const nRecords = n * 4;
+  let records = 0;
+  let recordsCeiling = 0;
   for (let i = 0; i < rounds; i++) {
     ceiling = Math.max(ceiling, await ceilingThroughput(language, n, batch, workers));
     pool = Math.max(pool, await poolThroughput(language, n, batch, workers));
     processor = Math.max(processor, await pipelineThroughput(language, n, batch, workers));
     reference = Math.max(reference, await pipelineThroughput('reference', n, batch, workers));
+    if (batch > 1) {
+      recordsCeiling = Math.max(recordsCeiling, await ceilingThroughput(language, nRecords, batch, workers));
+      records = Math.max(
+        records,
+        await pipelineThroughput(language, nRecords, batch, workers, RECORDS_PER_MESSAGE),
+      );
+    }
   }
   return {
     language,
@@ -292,6 +381,7 @@ export async function processFigures(
     ceilingMsgPerSec: ceiling,
     poolMsgPerSec: pool,
     referenceMsgPerSec: reference,
+    ...(batch > 1 ? { records: { n: nRecords, perSec: records, ceilingPerSec: recordsCeiling } } : {}),
   };
 }
 
@@ -332,6 +422,13 @@ export async function processSection(quick: boolean, out: (line?: string) => voi
           `| ${language === 'python' ? 'Python' : 'R'}, ${batch === 1 ? 'unbatched' : `batches of ${batch}`}, ${n} messages | ${int(f.processorMsgPerSec)} | ${int(f.ceilingMsgPerSec)} | ${r.toFixed(2)} | ${int(f.poolMsgPerSec)} (${pool.toFixed(2)}) | ${int(f.referenceMsgPerSec)} (${reference.toFixed(2)}) |`,
         );
         line.push(`${mode}=${r.toFixed(2)}`);
+        if (f.records) {
+          const rr = f.records.perSec / f.records.ceilingPerSec;
+          out(
+            `| ${language === 'python' ? 'Python' : 'R'}, record batches (${RECORDS_PER_MESSAGE} records per message, calls of ${batch}), ${f.records.n} records | ${int(f.records.perSec)} records/s | ${int(f.records.ceilingPerSec)} | ${rr.toFixed(2)} | | |`,
+          );
+          line.push(`records=${rr.toFixed(2)}`);
+        }
         if (batch !== 1) line.push(`pool=${pool.toFixed(2)}`, `reference=${reference.toFixed(2)}`);
       } catch (err) {
         out(

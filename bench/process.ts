@@ -38,8 +38,9 @@ for (let run = 1; run <= runs; run++) {
       keep(`${label} processor/ceiling`, f.processorMsgPerSec / f.ceilingMsgPerSec);
       keep(`${label} pool/ceiling`, f.poolMsgPerSec / f.ceilingMsgPerSec);
       keep(`${label} processor/reference`, f.processorMsgPerSec / f.referenceMsgPerSec);
+      if (f.records) keep(`${label} record batches/ceiling`, f.records.perSec / f.records.ceilingPerSec);
       out(
-        `run ${run}, ${label}: processor ${int(f.processorMsgPerSec)}, ceiling ${int(f.ceilingMsgPerSec)}, pool ${int(f.poolMsgPerSec)}, TypeScript reference ${int(f.referenceMsgPerSec)} msg/s`,
+        `run ${run}, ${label}: processor ${int(f.processorMsgPerSec)}, ceiling ${int(f.ceilingMsgPerSec)}, pool ${int(f.poolMsgPerSec)}, TypeScript reference ${int(f.referenceMsgPerSec)} msg/s${f.records ? `; record batches ${int(f.records.perSec)}, ceiling ${int(f.records.ceilingPerSec)} records/s` : ''}`,
       );
     }
   }

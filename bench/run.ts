@@ -8,7 +8,7 @@
  *
  * Before it, the Python and R processors against their ceilings (bench/process-processors.ts):
  *
- *   process: python batched=<processor/ceiling> unbatched=<...> pool=<pool/ceiling> reference=<processor/TS processor> r ...
+ *   process: python batched=<processor/ceiling> records=<record batches/ceiling> unbatched=<...> pool=<pool/ceiling> reference=<processor/TS processor> r ...
  *
  * Then the PostgreSQL and HTTP sinks and the file source (bench/postgres-sink.ts, bench/http-sink.ts,
  * bench/file-source.ts):

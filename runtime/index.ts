@@ -18,6 +18,7 @@ export type {
   MessageMeta,
   MessageSchemas,
   Outgoing,
+  Parked,
   PipelineDefinition,
   RetryPolicy,
   SourceDefinition,
@@ -40,6 +41,7 @@ export { Headers } from './core/envelope.ts';
 export type { ErrorCode, ParkReason } from './core/errors.ts';
 export { ConfigError, InvalidMessageError, UnrecoverableError, WarrenError } from './core/errors.ts';
 export type { Logger } from './core/logger.ts';
+export { renderIssues } from './core/schema-issues.ts';
 export type { ActorCounters } from './host/stats.ts';
 export type { Publication, RouteResult, Router } from './routing/index.ts';
 export { createRouter, route } from './routing/index.ts';

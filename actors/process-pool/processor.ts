@@ -8,11 +8,14 @@ import {
   type MessageMeta,
   type MessageSchemas,
   type Outgoing,
+  type Parked,
   type RetryPolicy,
 } from 'warren';
 import { enqueueActions, fromPromise, setup } from 'xstate';
+import type { RecordBatch } from '../file-source/batch.ts';
 import type { WorkerLanguage } from './interpreter.ts';
 import { createProcessPool, type ProcessPool, type ProcessPoolOptions } from './pool.ts';
+import { batchTypes, callRecords } from './record-batches.ts';
 
 /**
  * What `pythonProcessor` and `rProcessor` take: the actor's descriptor (name, what it consumes and
@@ -99,7 +102,13 @@ export function processProcessor<
   const pool = createProcessPool({ ...poolOptions, name, language });
   // The pool's own default (one worker per core), so that every worker has its next batch in hand.
   const workers = options.workers ?? availableParallelism();
-  const prefetch = concurrency ?? Math.max(2, workers * (options.batch ?? 1) * 2);
+  const recordBatches = batchTypes(consumes);
+  const batchedEmits = batchTypes(emits);
+  // A record batch holds many calls: two in hand per worker keep every worker busy.
+  const prefetch =
+    concurrency ??
+    (recordBatches.size > 0 ? Math.max(2, workers * 2) : Math.max(2, workers * (options.batch ?? 1) * 2));
+  const outputs = (value: unknown) => outputsOf(name, emits, value);
 
   const machine = setup({
     types: {
@@ -107,8 +116,20 @@ export function processProcessor<
       emitted: {} as Outgoing<MessageSchemas>,
     },
     actors: {
-      call: fromPromise<readonly Outgoing<MessageSchemas>[], Incoming<MessageSchemas>>(async ({ input }) =>
-        outputsOf(name, emits, await pool.call(input.body, metaOf(input.type, input.meta))),
+      call: fromPromise<readonly (Outgoing<MessageSchemas> | Parked)[], Incoming<MessageSchemas>>(
+        async ({ input }) =>
+          recordBatches.has(input.type)
+            ? callRecords(
+                pool,
+                name,
+                emits,
+                batchedEmits,
+                input.type,
+                input.body as RecordBatch<unknown>,
+                metaOf(input.type, input.meta),
+                outputs,
+              )
+            : outputs(await pool.call(input.body, metaOf(input.type, input.meta))),
       ),
     },
   }).createMachine({
@@ -153,7 +174,7 @@ export function processProcessor<
 }
 
 /** The `meta` user code sees: the message's metadata and type, plain JSON. */
-function metaOf(type: string, meta: MessageMeta): Record<string, unknown> {
+function metaOf(type: string, meta: MessageMeta): Record<string, unknown> & { finalAttempt?: true } {
   return {
     id: meta.id,
     type,
@@ -163,6 +184,7 @@ function metaOf(type: string, meta: MessageMeta): Record<string, unknown> {
     hops: meta.hops,
     generation: meta.generation,
     createdAt: meta.createdAt,
+    ...(meta.finalAttempt ? { finalAttempt: true as const } : {}),
   };
 }
 

@@ -1,5 +1,6 @@
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import type { AnyStateMachine, EmittedFrom, EventFromLogic, EventObject } from 'xstate';
+import type { ParkReason } from './errors.ts';
 import type { Logger } from './logger.ts';
 
 /**
@@ -40,6 +41,12 @@ export interface MessageMeta {
    * the effect may already have happened. A non-idempotent sink checks before it writes again.
    */
   readonly inDoubt?: boolean;
+  /**
+   * Present (true) when this delivery is the last attempt the actor's retry policy allows: if handling
+   * it fails now, it is parked as `failed` instead of retried. A machine handling a record batch uses
+   * it to park only the records that still fail (see {@link Parked}) and emit the rest.
+   */
+  readonly finalAttempt?: true;
 }
 
 /**
@@ -76,6 +83,25 @@ export type Outgoing<S extends MessageSchemas> = {
     readonly headers?: Readonly<Record<string, string | number | boolean>>;
   };
 }[keyof S & string];
+
+/**
+ * A part of its input that an actor parks instead of handling, emitted beside its outputs: one record of
+ * a record batch that user code rejected or that crashed its worker, say. `type` is one the actor
+ * *consumes* and `body` a message of that type (a batch of one record), so that a replay of the dead
+ * letter brings it back to the actor on its own. It goes to the actor's dead-letter queue with `reason`
+ * and `error`, published with the outputs (after the commit, with a deterministic id), so a redelivery
+ * parks it once; the rest of the input is handled as usual.
+ *
+ * @example
+ * ```ts
+ * enqueue.emit({ type: 'rows', body: { file, first: 17, records: [row] }, park: { reason: 'rejected', error: 'no campaign' } } satisfies Parked);
+ * ```
+ */
+export interface Parked {
+  readonly type: string;
+  readonly body: unknown;
+  readonly park: { readonly reason: ParkReason; readonly error: string };
+}
 
 /**
  * A condition on one body field, by dotted path. All given comparisons must hold. Evaluated where the

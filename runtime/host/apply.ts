@@ -1,3 +1,4 @@
+import type { EventObject } from 'xstate';
 import type { Incoming, MessageMeta, MessageSchemas } from '../core/define.ts';
 import type { OutgoingMessage } from '../core/envelope.ts';
 import { InvalidMessageError, WarrenError } from '../core/errors.ts';
@@ -5,11 +6,11 @@ import type { ActorPlan } from '../topology/plan.ts';
 import type { HostDeps } from './host-deps.ts';
 import type { Now } from './immediate.ts';
 import { type Instance, settleNow } from './instance.ts';
-import { type Lineage, toOutgoing } from './outputs.ts';
+import { isParked, lineageOf, toOutgoing, toParked } from './outputs.ts';
 import { validateOutputsNow } from './validate-outputs.ts';
 
 /** What applying an event needs of the host: the topology its outputs are routed by, and the settle bound. */
-export type ApplyDeps = Pick<HostDeps, 'topology' | 'settleTimeoutMs' | 'clock'>;
+export type ApplyDeps = Pick<HostDeps, 'topology' | 'settleTimeoutMs' | 'clock' | 'stats' | 'logger'>;
 
 /**
  * Send one event to a live instance, wait for it to settle, and collect what it emitted, checked
@@ -45,8 +46,9 @@ export function applyEventNow(
   event: Incoming<MessageSchemas>,
   meta: MessageMeta,
   plan: ActorPlan,
-  { topology, settleTimeoutMs, clock }: ApplyDeps,
+  deps: ApplyDeps,
 ): Now<OutgoingMessage[]> {
+  const { settleTimeoutMs, clock } = deps;
   const snapshot = instance.actor.getSnapshot();
   // A stopped actor ignores events: committing its snapshot would lose the event silently.
   if (snapshot.status !== 'active')
@@ -62,9 +64,11 @@ export function applyEventNow(
   instance.emitted = [];
   instance.actor.send(event);
   const collect = (): Now<OutgoingMessage[]> => {
-    const outputs = toOutgoing(topology, plan, instance.emitted, lineageOf(meta));
+    const emitted = instance.emitted;
     instance.emitted = [];
-    if (outputs.length === 0) return outputs;
+    if (emitted.length === 0) return [];
+    if (emitted.some(isParked)) return withParked(emitted, meta, plan, deps);
+    const outputs = toOutgoing(deps.topology, plan, emitted, lineageOf(meta));
     const validating = validateOutputsNow(plan, outputs);
     return validating ? validating.then(() => outputs) : outputs;
   };
@@ -72,20 +76,31 @@ export function applyEventNow(
   return settling ? settling.then(collect) : collect();
 }
 
-/**
- * What the outputs of handling a message carry on: its id (their ids derive from it), its flow, one hop more.
- *
- * @example
- * ```ts
- * lineageOf(decoded.meta); // { inputId: meta.id, flowId: meta.flowId, hops: meta.hops + 1, ... }
- * ```
- */
-export function lineageOf(meta: MessageMeta): Lineage {
-  return {
-    inputId: meta.id,
-    flowId: meta.flowId,
-    hops: meta.hops + 1,
-    generation: meta.generation,
-    createdAt: meta.createdAt,
-  };
+/** The outputs, checked, followed by the dead letters of the parts the actor parked (see `Parked`). */
+function withParked(
+  emitted: readonly EventObject[],
+  meta: MessageMeta,
+  plan: ActorPlan,
+  { topology, clock, stats, logger }: ApplyDeps,
+): Now<OutgoingMessage[]> {
+  const parts = emitted.filter(isParked);
+  const outputs = toOutgoing(
+    topology,
+    plan,
+    emitted.filter((e) => !isParked(e)),
+    lineageOf(meta),
+  );
+  const parked = toParked(topology, plan, parts, meta, clock.now());
+  for (const part of parts) {
+    stats.parked(plan.name, part.park.reason);
+    logger.warn('parked', {
+      actor: plan.name,
+      messageId: meta.id,
+      reason: part.park.reason,
+      error: part.park.error,
+    });
+  }
+  const all = [...outputs, ...parked];
+  const validating = validateOutputsNow(plan, outputs);
+  return validating ? validating.then(() => all) : all;
 }

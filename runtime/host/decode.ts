@@ -123,7 +123,9 @@ function decoded(
     if (typeof key !== 'string' || key === '')
       throw new InvalidMessageError('missing-key', `${type} has no key for ${plan.name}`);
   }
-  const meta = key === undefined ? read.meta : { ...read.meta, key };
+  let meta = key === undefined ? read.meta : { ...read.meta, key };
+  const attempt = numericHeader(delivery.properties.headers ?? {}, Headers.attempt, 1) ?? 1;
+  if (attempt >= plan.retry.maxAttempts) meta = { ...meta, finalAttempt: true };
   if (meta.hops > topology.hopLimit)
     throw new InvalidMessageError('hop-limit', `hop ${meta.hops} is over the limit of ${topology.hopLimit}`);
   return { event: { type, body, meta } as Incoming<MessageSchemas>, meta };

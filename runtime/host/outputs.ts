@@ -1,5 +1,5 @@
 import type { EventObject } from 'xstate';
-import type { ConsumerDefinition, Incoming, MessageMeta, MessageSchemas } from '../core/define.ts';
+import type { ConsumerDefinition, Incoming, MessageMeta, MessageSchemas, Parked } from '../core/define.ts';
 import {
   deriveId,
   envelopeHeaders,
@@ -8,10 +8,11 @@ import {
   type OutgoingMessage,
   type WireHeaders,
 } from '../core/envelope.ts';
-import { UnrecoverableError } from '../core/errors.ts';
+import { describeError, UnrecoverableError } from '../core/errors.ts';
 import { shardOf } from '../topology/names.ts';
 import type { ActorPlan, TopologyPlan } from '../topology/plan.ts';
 import { matchesWhere } from '../topology/where.ts';
+import { parkedOutput } from './parking.ts';
 
 /** Where a flow stands when an actor emits: the input's metadata, or a fresh flow for a source item. */
 export interface Lineage {
@@ -121,4 +122,85 @@ function keyFor(
     key = undefined;
   }
   return typeof key === 'string' && key !== '' ? key : undefined;
+}
+
+/** Whether an emitted event is a part of the input the actor parks (see {@link Parked}), not an output. */
+export function isParked(event: EventObject): event is EventObject & Parked {
+  return (event as { park?: unknown }).park !== undefined;
+}
+
+/**
+ * The dead letters of the parts an actor parked while handling an input: each a message of a type the
+ * actor consumes, into its dead-letter queue with the reason, marked as parked from the queue the input
+ * came through (for a keyed actor, its key's shard), so a replay brings it back there. Ids derive from
+ * the input id, as outputs' do, so a redelivery parks the same dead letters.
+ */
+export function toParked(
+  topology: TopologyPlan,
+  consumer: ActorPlan,
+  parts: readonly Parked[],
+  meta: MessageMeta,
+  parkedAt: number,
+): OutgoingMessage[] {
+  const consumes = (consumer.definition as ConsumerDefinition).consumes;
+  const queue =
+    meta.key === undefined
+      ? (consumer.queues[0] as string)
+      : (consumer.queues[shardOf(meta.key, consumer.queues.length)] as string);
+  const lineage = lineageOf(meta);
+  return parts.map((part, index) => {
+    if (!Object.hasOwn(consumes, part.type))
+      throw new UnrecoverableError(
+        `${consumer.name} parked a part of type "${part.type}", which it does not consume`,
+      );
+    const id = deriveId(lineage.inputId, `${consumer.name}/parked`, index);
+    const headers: WireHeaders = envelopeHeaders({
+      id,
+      type: part.type,
+      source: meta.source,
+      flowId: lineage.flowId,
+      hops: meta.hops,
+      generation: lineage.generation,
+      createdAt: lineage.createdAt,
+    });
+    const output: OutgoingMessage = {
+      exchange: topology.names.exchange,
+      routingKey: topology.names.routingKey(meta.source, part.type),
+      body: JSON.stringify(part.body ?? null),
+      properties: {
+        messageId: id,
+        type: part.type,
+        contentType: JSON_CONTENT_TYPE,
+        timestamp: Math.floor(lineage.createdAt / 1000),
+        persistent: topology.durable,
+        headers,
+      },
+    };
+    return parkedOutput(output, consumer.deadQueue, {
+      reason: part.park.reason,
+      error: typeof part.park.error === 'string' ? part.park.error : describeError(part.park.error),
+      // On the final attempt, every attempt the policy allows was made; before it, this is the first.
+      attempts: meta.finalAttempt ? consumer.retry.maxAttempts : 1,
+      parkedFrom: queue,
+      parkedAt,
+    });
+  });
+}
+
+/**
+ * What the outputs of handling a message carry on: its id (their ids derive from it), its flow, one hop more.
+ *
+ * @example
+ * ```ts
+ * lineageOf(decoded.meta); // { inputId: meta.id, flowId: meta.flowId, hops: meta.hops + 1, ... }
+ * ```
+ */
+export function lineageOf(meta: MessageMeta): Lineage {
+  return {
+    inputId: meta.id,
+    flowId: meta.flowId,
+    hops: meta.hops + 1,
+    generation: meta.generation,
+    createdAt: meta.createdAt,
+  };
 }

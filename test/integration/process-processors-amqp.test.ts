@@ -1,5 +1,6 @@
 import { describe, it } from 'vitest';
 import { keyedOrderCase, killCase, mixedCase, poisonCase, stopCase } from '../helpers/process-cases.ts';
+import { recordBatchCase } from '../helpers/process-record-batches.ts';
 import { uniquePrefix } from '../helpers/services.ts';
 
 describe('pythonProcessor on RabbitMQ and Redis', () => {
@@ -11,6 +12,8 @@ describe('pythonProcessor on RabbitMQ and Redis', () => {
     keyedOrderCase('python', 'amqp', uniquePrefix('py-amqp')));
   it('finishes the batch in hand when stopped during it', () =>
     stopCase('python', 'amqp', uniquePrefix('py-amqp')));
+  it('calls each record of a record batch, emits batches numbered by record, parks a bad record alone', () =>
+    recordBatchCase('python', 'amqp', uniquePrefix('py-amqp')));
 });
 
 describe('rProcessor on RabbitMQ and Redis', () => {
@@ -18,4 +21,6 @@ describe('rProcessor on RabbitMQ and Redis', () => {
     mixedCase('r', 'amqp', uniquePrefix('r-amqp')));
   it('finds the record that crashes its worker inside a batch and parks it as worker-crash', () =>
     poisonCase('r', 'amqp', uniquePrefix('r-amqp')));
+  it('calls each record of a record batch, emits batches numbered by record, parks a bad record alone', () =>
+    recordBatchCase('r', 'amqp', uniquePrefix('r-amqp')));
 });

@@ -7,6 +7,7 @@ import {
   stopCase,
   timeoutCase,
 } from '../helpers/process-cases.ts';
+import { recordBatchCase } from '../helpers/process-record-batches.ts';
 import { uniquePrefix } from '../helpers/services.ts';
 
 describe('pythonProcessor on the embedded bus', () => {
@@ -22,4 +23,6 @@ describe('pythonProcessor on the embedded bus', () => {
     stopCase('python', 'memory', uniquePrefix('py')));
   it('keeps per-key order in a keyed processor: one message of a key at a time', () =>
     keyedOrderCase('python', 'memory', uniquePrefix('py')));
+  it('calls each record of a record batch, emits batches numbered by record, parks a bad record alone', () =>
+    recordBatchCase('python', 'memory', uniquePrefix('py')));
 });

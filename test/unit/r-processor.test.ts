@@ -1,5 +1,6 @@
 import { describe, it } from 'vitest';
 import { killCase, mixedCase, poisonCase, stopCase, timeoutCase } from '../helpers/process-cases.ts';
+import { recordBatchCase } from '../helpers/process-record-batches.ts';
 import { uniquePrefix } from '../helpers/services.ts';
 
 describe('rProcessor on the embedded bus', () => {
@@ -12,4 +13,6 @@ describe('rProcessor on the embedded bus', () => {
   it('runs again what a worker killed with kill -9 mid-batch held, once', () =>
     killCase('r', 'memory', uniquePrefix('r')));
   it('finishes the batch in hand when stopped during it', () => stopCase('r', 'memory', uniquePrefix('r')));
+  it('calls each record of a record batch, emits batches numbered by record, parks a bad record alone', () =>
+    recordBatchCase('r', 'memory', uniquePrefix('r')));
 });
