@@ -20,6 +20,7 @@ export { type PostgresSourceOptions, postgresSource, postgresSourceSetupSql } fr
 export { ProcessPoolError, type ProcessPoolErrorKind, WorkerCodeError } from './process-pool/errors.ts';
 export type { WorkerLanguage } from './process-pool/interpreter.ts';
 export {
+  type CallInput,
   type CallMeta,
   createProcessPool,
   type ProcessPool,

@@ -103,6 +103,19 @@ export interface ProcessPoolStats {
 export type CallMeta = Readonly<Record<string, unknown>>;
 
 /**
+ * One item for {@link ProcessPool.callEach}: the body the function gets, and its `meta`.
+ *
+ * @example
+ * ```ts
+ * const input: CallInput = { body: { clicks: 3 }, meta: { record: 17 } };
+ * ```
+ */
+export interface CallInput {
+  readonly body: unknown;
+  readonly meta?: CallMeta;
+}
+
+/**
  * Long-lived worker processes running a user's function, with batching and supervision.
  *
  * @example
@@ -128,6 +141,20 @@ export interface ProcessPool {
    * Starts the pool when it has not started.
    */
   call(body: unknown, meta?: CallMeta): Promise<unknown>;
+  /**
+   * Run the user's function on each item (the pool groups them into calls of `batch`, as it does
+   * calls), and resolve once all are done, with one outcome per item in order: fulfilled with what the
+   * function returned, or rejected with what `call` would reject with. One promise for many records
+   * (a record batch) instead of one each. Rejects at once, as `call` does, when the pool failed, is
+   * stopping, or cannot queue them all (`busy`).
+   *
+   * @example
+   * ```ts
+   * const outcomes = await pool.callEach(rows.map((row, i) => ({ body: row, meta: { record: i + 1 } })));
+   * const scores = outcomes.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
+   * ```
+   */
+  callEach(items: readonly CallInput[]): Promise<PromiseSettledResult<unknown>[]>;
   /** Finish every call in hand (queued ones included), then end the workers. Idempotent. */
   stop(): Promise<void>;
   /** Resolves with the error when the pool gave up (crash loop, or a restart that could not start). */
@@ -318,33 +345,79 @@ class PoolImpl implements ProcessPool {
   }
 
   call(body: unknown, meta: CallMeta = {}): Promise<unknown> {
-    if (this.#failure) return Promise.reject(this.#failure);
-    if (this.#state === 'stopping' || this.#state === 'stopped')
-      return Promise.reject(new ProcessPoolError('stopped', `the worker pool for ${this.name} is stopping`));
-    if (this.#queue.length >= this.#maxQueued)
-      return Promise.reject(
-        new ProcessPoolError('busy', `${this.#queue.length} calls already wait for ${this.name}`),
-      );
-    // The active span is the host's process span of the message being handled (this runs inside its
-    // invoked actor, started synchronously by the event): the worker continues its trace.
+    const refused = this.#refusal(1);
+    if (refused) return Promise.reject(refused);
     const span = trace.getActiveSpan();
-    const traceparent = span && traceparentOf(span);
-    const item: CallItem = { body, meta: traceparent ? { ...meta, traceparent } : meta };
     const promise = new Promise<unknown>((resolve, reject) => {
-      this.#queue.push({
-        item,
-        resolve,
-        reject,
-        enqueuedAt: performance.now(),
-        span,
-        aloneCrashes: 0,
-        isolated: false,
+      this.#enqueue(body, meta, span, resolve, reject, performance.now());
+    });
+    this.#kick();
+    return promise;
+  }
+
+  callEach(items: readonly CallInput[]): Promise<PromiseSettledResult<unknown>[]> {
+    const refused = this.#refusal(items.length);
+    if (refused) return Promise.reject(refused);
+    const span = trace.getActiveSpan();
+    const outcomes = new Array<PromiseSettledResult<unknown>>(items.length);
+    if (items.length === 0) return Promise.resolve(outcomes);
+    const promise = new Promise<PromiseSettledResult<unknown>[]>((done) => {
+      let left = items.length;
+      const now = performance.now();
+      items.forEach(({ body, meta = {} }, i) => {
+        const settle = (outcome: PromiseSettledResult<unknown>) => {
+          outcomes[i] = outcome;
+          if (--left === 0) done(outcomes);
+        };
+        this.#enqueue(
+          body,
+          meta,
+          span,
+          (value) => settle({ status: 'fulfilled', value }),
+          (reason) => settle({ status: 'rejected', reason }),
+          now,
+        );
       });
     });
-    if (this.#state === 'new')
-      this.start().catch(() => undefined); // its failure rejects the queue
-    else this.#pump();
+    this.#kick();
     return promise;
+  }
+
+  /** Why `count` more calls cannot be taken now, or undefined. */
+  #refusal(count: number): Error | undefined {
+    if (this.#failure) return this.#failure;
+    if (this.#state === 'stopping' || this.#state === 'stopped')
+      return new ProcessPoolError('stopped', `the worker pool for ${this.name} is stopping`);
+    if (this.#queue.length + count > this.#maxQueued)
+      return new ProcessPoolError(
+        'busy',
+        `${this.#queue.length} calls already wait for ${this.name} (maxQueued ${this.#maxQueued})`,
+      );
+    return undefined;
+  }
+
+  /**
+   * Queue one item. `span` is the active span when it was called: the host's process span of the
+   * message being handled (the call runs inside its invoked actor, started synchronously by the
+   * event), so the worker continues its trace.
+   */
+  #enqueue(
+    body: unknown,
+    meta: CallMeta,
+    span: Span | undefined,
+    resolve: (value: unknown) => void,
+    reject: (err: unknown) => void,
+    enqueuedAt: number,
+  ): void {
+    const traceparent = span && traceparentOf(span);
+    const item: CallItem = { body, meta: traceparent ? { ...meta, traceparent } : meta };
+    this.#queue.push({ item, resolve, reject, enqueuedAt, span, aloneCrashes: 0, isolated: false });
+  }
+
+  /** After queueing: start a pool that has not started (its failure rejects the queue), else hand out batches. */
+  #kick(): void {
+    if (this.#state === 'new') this.start().catch(() => undefined);
+    else this.#pump();
   }
 
   stop(): Promise<void> {

@@ -37,8 +37,8 @@ export async function callRecords(
   outputsOf: (value: unknown) => Outgoing<MessageSchemas>[],
 ): Promise<(Outgoing<MessageSchemas> | Parked)[]> {
   const { file, first, records } = batch;
-  const settled = await Promise.allSettled(
-    records.map((record, i) => pool.call(record, { ...meta, file, record: first + i })),
+  const settled = await pool.callEach(
+    records.map((record, i) => ({ body: record, meta: { ...meta, file, record: first + i } })),
   );
   const emitted: (Outgoing<MessageSchemas> | Parked)[] = [];
   const runs = new Map<string, Run>();

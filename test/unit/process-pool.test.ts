@@ -162,6 +162,48 @@ describe('supervision', () => {
     await pool.stop();
   });
 
+  it('callEach: one outcome per item in order, grouped into calls of `batch`; refuses what it cannot queue', async () => {
+    const pool = createProcessPool({
+      script: scriptOf('python'),
+      workers: 1,
+      batch: 3,
+      maxWaitMs: 50,
+      maxQueued: 8,
+      logger: quiet,
+    });
+    await pool.start();
+    const actions = ['ok', 'reject', 'ok', 'raise', 'ok', 'none', 'ok'];
+    const outcomes = await pool.callEach(
+      actions.map((action, i) => ({ body: { n: i + 1, action }, meta: { record: i + 1 } })),
+    );
+    expect(outcomes.map((o) => o.status)).toEqual([
+      'fulfilled',
+      'rejected',
+      'fulfilled',
+      'rejected',
+      'fulfilled',
+      'fulfilled',
+      'fulfilled',
+    ]);
+    expect(
+      outcomes.map((o) =>
+        o.status === 'fulfilled' ? (o.value as { body?: { n: number } } | null)?.body?.n : null,
+      ),
+    ).toEqual([1, null, 3, null, 5, undefined, 7]);
+    expect((outcomes[1] as PromiseRejectedResult).reason).toMatchObject({ reason: 'rejected' });
+    expect(String((outcomes[3] as PromiseRejectedResult).reason)).toMatch(/ValueError: bad record 4/);
+    expect(pool.stats()).toMatchObject({ calls: 3, items: 7 });
+    expect(await pool.callEach([])).toEqual([]);
+    // More than maxQueued at once: refused whole, as `busy`, nothing queued.
+    await expect(pool.callEach(Array.from({ length: 9 }, (_, n) => ({ body: { n } })))).rejects.toMatchObject(
+      {
+        kind: 'busy',
+      },
+    );
+    expect(pool.stats()).toMatchObject({ queued: 0, calls: 3 });
+    await pool.stop();
+  });
+
   it('hands init(config) the config, and batches up to `batch` items per call', async () => {
     const pool = createProcessPool({
       script: scriptOf('python'),
