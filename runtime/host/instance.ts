@@ -28,10 +28,6 @@ export interface Instance {
   error: unknown;
   /** The store version this instance's state corresponds to (0: never committed). */
   version: number;
-  /** Timers re-armed from the store, by scheduler entry: their due time is the stored one, to the ms. */
-  readonly restored: WeakMap<object, number>;
-  /** Where each booked timer was armed (flow, hops, trace context), by scheduler entry. */
-  readonly armedBy: WeakMap<object, TimerOrigin>;
   /** Inputs absorbed since the last emission, linked from the next one's spans (tracing on only). */
   links: readonly TraceLink[];
 }
@@ -46,6 +42,15 @@ export interface TimerOrigin {
   readonly hops: number;
   readonly traceparent?: string;
 }
+
+/**
+ * Timers re-armed from the store, by scheduler entry: their due time is the stored one, to the ms.
+ * Scheduler entries are objects of one actor each, so one weak map serves every instance: two per
+ * instance cost ~330 bytes of each cached actor, for the few that book timers.
+ */
+const restoredDueAt = new WeakMap<object, number>();
+/** Where each booked timer was armed (flow, hops, trace context), by scheduler entry. */
+const armedOrigin = new WeakMap<object, TimerOrigin>();
 
 interface ScheduledEntry {
   readonly id: string;
@@ -78,8 +83,6 @@ export function startInstance(
     emitted: [],
     error: undefined,
     version,
-    restored: new WeakMap(),
-    armedBy: new WeakMap(),
     links: [],
   };
   actor.on('*', (event: EventObject) => instance.emitted.push(event));
@@ -95,9 +98,9 @@ export function startInstance(
       timer.id,
     );
     const entry = scheduledOf(actor).find((e) => e.id === timer.id);
-    if (entry) instance.restored.set(entry, timer.dueAt);
+    if (entry) restoredDueAt.set(entry, timer.dueAt);
     const origin = originOf(timer);
-    if (entry && origin) instance.armedBy.set(entry, origin);
+    if (entry && origin) armedOrigin.set(entry, origin);
   }
   return instance;
 }
@@ -107,8 +110,8 @@ function scheduledOf(actor: AnyActor): ScheduledEntry[] {
   return Object.values(scheduled).filter((entry) => entry.source === actor);
 }
 
-function dueAtOf(instance: Instance, entry: ScheduledEntry): number {
-  return instance.restored.get(entry) ?? entry.startedAt + entry.delay;
+function dueAtOf(entry: ScheduledEntry): number {
+  return restoredDueAt.get(entry) ?? entry.startedAt + entry.delay;
 }
 
 /**
@@ -117,15 +120,15 @@ function dueAtOf(instance: Instance, entry: ScheduledEntry): number {
  */
 export function pendingTimers(instance: Instance, origin: TimerOrigin): TimerRecord[] {
   return scheduledOf(instance.actor).map((entry) => {
-    let armedBy = instance.armedBy.get(entry);
+    let armedBy = armedOrigin.get(entry);
     if (armedBy === undefined) {
       armedBy = origin;
-      instance.armedBy.set(entry, armedBy);
+      armedOrigin.set(entry, armedBy);
     }
     return {
       id: entry.id,
       event: JSON.stringify(entry.event),
-      dueAt: dueAtOf(instance, entry),
+      dueAt: dueAtOf(entry),
       flowId: armedBy.flowId,
       generation: armedBy.generation,
       hops: armedBy.hops,
@@ -147,7 +150,7 @@ export function originOf(timer: TimerRecord): TimerOrigin | undefined {
 
 /** Take a booked timer out of XState's scheduler, as its firing would, and return its event. */
 export function takeTimer(instance: Instance, timerId: string, dueAt: number): EventObject | undefined {
-  const entry = scheduledOf(instance.actor).find((e) => e.id === timerId && dueAtOf(instance, e) === dueAt);
+  const entry = scheduledOf(instance.actor).find((e) => e.id === timerId && dueAtOf(e) === dueAt);
   if (!entry) return undefined;
   instance.actor.system.scheduler.cancel(instance.actor, timerId);
   return entry.event;
