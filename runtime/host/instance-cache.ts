@@ -5,15 +5,24 @@ import type { Instance } from './instance.ts';
  * whose key has work in its lane). Only an optimisation: the store's version check refuses a commit
  * from an instance another worker has moved on, and the host then reloads.
  *
+ * A key is admitted on its second step, not its first: a live XState actor costs ~4 KB of heap, and a
+ * key stepped once (most keys of a scan, a backfill, 100,000 users seen once each) would fill the cache
+ * with actors never used again and evict the hot ones. The keys stepped once are remembered in a set of
+ * at most `size` keys, cleared when full; a hot key then pays one restore more than it used to.
+ *
  * @example
  * ```ts
  * const cache = new InstanceCache(1_000, (key) => lanes.busy(key));
- * cache.remember('u1', instance);
- * cache.get('u1'); // instance
+ * cache.remember('u1', first); // its first step: stopped, the key noted
+ * cache.get('u1'); // undefined
+ * cache.remember('u1', second);
+ * cache.get('u1'); // second
  * ```
  */
 export class InstanceCache {
   readonly #instances = new Map<string, Instance>();
+  /** Keys stepped once and not cached: the next step of one of them admits it. */
+  readonly #seen = new Set<string>();
   readonly #size: number;
   readonly #busy: (key: string) => boolean;
 
@@ -26,9 +35,15 @@ export class InstanceCache {
     return this.#instances.get(key);
   }
 
-  /** Keep `instance` as the newest for `key`; past the size, stop the oldest idle one. */
+  /**
+   * Keep `instance` as the newest for `key` (past the size, stop the oldest idle one), unless it is the
+   * key's first step: then stop it and only note the key.
+   */
   remember(key: string, instance: Instance): void {
-    this.#instances.delete(key);
+    if (!this.#instances.delete(key) && !this.#admit(key)) {
+      instance.actor.stop();
+      return;
+    }
     this.#instances.set(key, instance);
     if (this.#instances.size <= this.#size) return;
     for (const [oldest, old] of this.#instances) {
@@ -36,6 +51,14 @@ export class InstanceCache {
       this.drop(oldest, old);
       break;
     }
+  }
+
+  /** Whether `key` was stepped before (since the set was last cleared); notes it when not. */
+  #admit(key: string): boolean {
+    if (this.#seen.delete(key)) return true;
+    if (this.#seen.size >= this.#size) this.#seen.clear();
+    this.#seen.add(key);
+    return false;
   }
 
   /** Stop and forget whatever is cached for `key`. */
@@ -58,5 +81,6 @@ export class InstanceCache {
 
   clear(): void {
     for (const [key, instance] of this.#instances) this.drop(key, instance);
+    this.#seen.clear();
   }
 }
