@@ -1,8 +1,9 @@
 import { BASELINE } from '../core/baseline.ts';
 import type { Clock } from '../core/clock.ts';
 import { ConfigError, WarrenError } from '../core/errors.ts';
+import { InstanceRecords } from './instance-records.ts';
+import { ProcessedMarkers } from './processed-markers.ts';
 import type {
-  ActorRecord,
   Commit,
   CommitResult,
   DueTimer,
@@ -87,9 +88,8 @@ export class MemoryStore implements StateStore {
 
   readonly #clock: Pick<Clock, 'now'>;
   readonly #dedupeTtlMs: number;
-  readonly #records = new Map<string, ActorRecord>();
-  /** Processed marker -> expiry (epoch ms); insertion order is expiry order, the TTL being fixed. */
-  readonly #processed = new Map<string, number>();
+  readonly #records = new InstanceRecords();
+  readonly #processed: ProcessedMarkers;
   /** Effect claims by message, until their lease ends (dropped once the message is marked processed). */
   readonly #claims = new Map<
     string,
@@ -113,27 +113,27 @@ export class MemoryStore implements StateStore {
     }
     this.#clock = options.clock ?? { now: Date.now };
     this.#dedupeTtlMs = ttl * 1000;
+    this.#processed = new ProcessedMarkers(this.#clock, this.#dedupeTtlMs);
   }
 
   async load(actor: string, key: string, messageId: string, shard: number): Promise<LoadResult> {
-    const done = keyedMessageKey(actor, shard, messageId);
-    const processed = this.#isProcessed(done);
-    const outbox = processed ? (this.#outboxes.get(done) ?? []) : [];
+    const scope = scopeKey(actor, shard);
+    const processed = this.#processed.has(scope, messageId);
+    const outbox = processed ? (this.#outboxes.get(keyedMessageKey(actor, shard, messageId)) ?? []) : [];
     return {
-      record: this.#records.get(instanceKey(actor, shard, key)) ?? null,
+      record: this.#records.get(scope, key) ?? null,
       processed,
       outbox: [...outbox],
     };
   }
 
   async commit(commit: Commit): Promise<CommitResult> {
-    const id = instanceKey(commit.actor, commit.shard, commit.key);
-    const done = keyedMessageKey(commit.actor, commit.shard, commit.messageId);
+    const scope = scopeKey(commit.actor, commit.shard);
     assertFence(commit);
     assertTimers(commit.timers);
-    if (this.#isProcessed(done)) return { status: 'duplicate' };
+    if (this.#processed.has(scope, commit.messageId)) return { status: 'duplicate' };
     if (commit.fence && !this.#holds(commit.actor, commit.fence)) return { status: 'fenced' };
-    const previous = this.#records.get(id);
+    const previous = this.#records.get(scope, commit.key);
     const current = previous?.version ?? 0;
     if (current !== commit.expectedVersion) return { status: 'conflict', version: current };
 
@@ -141,16 +141,16 @@ export class MemoryStore implements StateStore {
     const version = current + 1;
     const links = storedLinks(commit.links);
     this.#records.set(
-      id,
-      Object.freeze({
-        version,
-        snapshot: commit.snapshot,
-        timers,
-        ...(links ? { links: Object.freeze(links.map((l) => Object.freeze(l))) } : {}),
-      }),
+      scope,
+      commit.key,
+      version,
+      commit.snapshot,
+      timers,
+      links ? Object.freeze(links.map((l) => Object.freeze(l))) : undefined,
     );
-    this.#markDone(done);
+    this.#processed.add(scope, commit.messageId);
     if (commit.outbox.length > 0) {
+      const done = keyedMessageKey(commit.actor, commit.shard, commit.messageId);
       const outbox = this.#outboxes.get(done) ?? [];
       outbox.push(...commit.outbox);
       this.#outboxes.set(done, outbox);
@@ -165,7 +165,7 @@ export class MemoryStore implements StateStore {
 
   async claimEffect(actor: string, messageId: string, token: string, leaseMs: number): Promise<EffectClaim> {
     const done = messageKey(actor, messageId);
-    if (this.#isProcessed(done)) return 'done';
+    if (this.#processed.has(sinkScopeKey(actor), messageId)) return 'done';
     const now = this.#clock.now();
     const held = this.#claims.get(done);
     if (held && held.token !== token && held.until > now) return 'busy';
@@ -175,9 +175,9 @@ export class MemoryStore implements StateStore {
   }
 
   async markProcessed(actor: string, messageId: string): Promise<boolean> {
-    const done = messageKey(actor, messageId);
-    if (this.#isProcessed(done)) return false;
-    this.#markDone(done);
+    if (this.#processed.has(sinkScopeKey(actor), messageId)) return false;
+    this.#processed.add(sinkScopeKey(actor), messageId);
+    this.#claims.delete(messageKey(actor, messageId));
     return true;
   }
 
@@ -360,25 +360,6 @@ export class MemoryStore implements StateStore {
     for (const [key, other] of this.#items) if (other.expiresAt <= now) this.#items.delete(key);
   }
 
-  #isProcessed(done: string): boolean {
-    const expiresAt = this.#processed.get(done);
-    if (expiresAt === undefined) return false;
-    if (expiresAt > this.#clock.now()) return true;
-    this.#processed.delete(done);
-    return false;
-  }
-
-  #markDone(done: string): void {
-    const now = this.#clock.now();
-    // Markers expire in insertion order, so sweeping the front keeps memory bounded at O(1) amortized.
-    for (const [marker, expiresAt] of this.#processed) {
-      if (expiresAt > now) break;
-      this.#processed.delete(marker);
-    }
-    this.#processed.set(done, now + this.#dedupeTtlMs);
-    this.#claims.delete(done);
-  }
-
   /** Same rules as commit-6.lua: an unchanged timer keeps its score, so a lease on it survives. */
   #replaceTimers(
     actor: string,
@@ -451,8 +432,14 @@ function shardKey(actor: string, shard: number): string {
   return `${actor}\u0000${shard}`;
 }
 
-function instanceKey(actor: string, shard: number, key: string): string {
-  return JSON.stringify([actor, shard, key]);
+/** A keyed actor's shard: the scope of its instances and processed markers. */
+function scopeKey(actor: string, shard: number): string {
+  return JSON.stringify([actor, shard]);
+}
+
+/** A sink's (or stateless processor's) own processed markers, apart from any keyed shard's. */
+function sinkScopeKey(actor: string): string {
+  return JSON.stringify([actor]);
 }
 
 /** A keyed commit's processed marker and outbox: in its shard's scope, apart from a sink's markers. */
