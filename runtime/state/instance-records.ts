@@ -2,49 +2,56 @@ import type { TraceLink } from '../core/observer.ts';
 import type { ActorRecord, TimerRecord } from './store.ts';
 
 /**
- * The framing every XState persisted snapshot repeats (`JSON.stringify(actor.getPersistedSnapshot())`
- * of an active machine without history or children is mostly this), each replaced by one control
- * character in a kept record. JSON text never holds a raw control character (JSON.stringify escapes
- * them), and a snapshot that does hold one of these is kept unpacked, so unpacking gives back exactly
- * the string committed.
+ * The framing of an XState persisted snapshot (`JSON.stringify(actor.getPersistedSnapshot())` of an
+ * active machine): its head, the empty history before the context, its tail without children. A kept
+ * record replaces each with one control character. JSON text never holds a raw control character
+ * (JSON.stringify escapes them), and a snapshot that holds one of these codes is kept unpacked, so
+ * unpacking gives back exactly the string committed.
  */
-const FRAGMENTS = [
-  '{"status":"active","value":',
-  ',"historyValue":{}',
-  ',"context":',
-  ',"children":{}}',
-] as const;
-const CODES = FRAGMENTS.map((_, i) => String.fromCharCode(i + 1));
-const FRAGMENT = new RegExp(FRAGMENTS.map((f) => f.replace(/[{}]/g, '\\$&')).join('|'), 'g');
-const ANY_CODE = new RegExp(`[${CODES.join('')}]`);
-const CODE = new RegExp(ANY_CODE.source, 'g');
-const BY_FRAGMENT = new Map<string, string>(FRAGMENTS.map((f, i) => [f, CODES[i] as string]));
-const BY_CODE = new Map<string, string>(FRAGMENTS.map((f, i) => [CODES[i] as string, f]));
+const HEAD = '{"status":"active","value":';
+const MID = ',"historyValue":{},"context":';
+const TAIL = ',"children":{}}';
+const [HEAD_CODE, MID_CODE, TAIL_CODE] = ['\u0001', '\u0002', '\u0003'];
+const ANY_CODE = new RegExp(`[${HEAD_CODE}${MID_CODE}${TAIL_CODE}]`);
 
 /**
- * `<version>:<snapshot>` with the framing packed, or undefined when the snapshot holds a code already or
- * has no framing to pack (the string would then be the concatenation itself, which V8 keeps as two
- * strings and a 32-byte pair).
+ * `<version>:<snapshot>` with the framing packed, or undefined when the snapshot is not framed so or
+ * holds a code already. Built with `join`, which makes one flat string: a template or `+` would be a
+ * 32-byte cons string over its parts, the whole snapshot still among them.
  *
  * @example
  * ```ts
  * packRecord(3, '{"status":"active","value":"idle","historyValue":{},"context":{"n":1},"children":{}}');
- * // '3:\u0001"idle"\u0002\u0003{"n":1}\u0004'
+ * // '3:\u0001"idle"\u0002{"n":1}\u0003'
  * ```
  */
 export function packRecord(version: number, snapshot: string): string | undefined {
+  const end = snapshot.length - TAIL.length;
+  if (end < HEAD.length || !snapshot.startsWith(HEAD) || !snapshot.endsWith(TAIL)) return undefined;
   if (ANY_CODE.test(snapshot)) return undefined;
-  const joined = `${version}:${snapshot}`;
-  const packed = joined.replace(FRAGMENT, (fragment) => BY_FRAGMENT.get(fragment) as string);
-  return packed === joined ? undefined : packed;
+  const mid = snapshot.indexOf(MID, HEAD.length);
+  return mid < 0 || mid + MID.length > end
+    ? [version, ':', HEAD_CODE, snapshot.slice(HEAD.length, end), TAIL_CODE].join('')
+    : [
+        version,
+        ':',
+        HEAD_CODE,
+        snapshot.slice(HEAD.length, mid),
+        MID_CODE,
+        snapshot.slice(mid + MID.length, end),
+        TAIL_CODE,
+      ].join('');
 }
 
 /** The version and snapshot `packRecord` packed. */
 export function unpackRecord(packed: string): { readonly version: number; readonly snapshot: string } {
   const colon = packed.indexOf(':');
+  const mid = packed.indexOf(MID_CODE, colon);
+  const value = packed.slice(colon + 2, mid < 0 ? -1 : mid);
   return {
     version: Number(packed.slice(0, colon)),
-    snapshot: packed.slice(colon + 1).replace(CODE, (code) => BY_CODE.get(code) as string),
+    snapshot:
+      mid < 0 ? [HEAD, value, TAIL].join('') : [HEAD, value, MID, packed.slice(mid + 1, -1), TAIL].join(''),
   };
 }
 
@@ -73,7 +80,9 @@ export class InstanceRecords {
 
   get(scope: string, key: string): ActorRecord | undefined {
     const kept = this.#scopes.get(scope)?.get(key);
-    return typeof kept === 'string' ? { ...unpackRecord(kept), timers: NO_TIMERS } : kept;
+    if (typeof kept !== 'string') return kept;
+    const { version, snapshot } = unpackRecord(kept);
+    return { version, snapshot, timers: NO_TIMERS };
   }
 
   /** Keep the record; its timers and links already frozen in their stored form. */

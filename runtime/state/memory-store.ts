@@ -105,6 +105,8 @@ export class MemoryStore implements StateStore {
   readonly #members = new Map<string, { readonly actors: readonly string[]; readonly until: number }>();
   /** Shard leases by actor and shard: the owner ('' once released), its epoch and lease end. */
   readonly #shards = new Map<string, { owner: string; epoch: number; until: number }>();
+  /** `scopeKey` by actor and shard, made once: every load and commit asks for one. */
+  readonly #scopeKeys = new Map<string, string[]>();
 
   constructor(options: MemoryStoreOptions = {}) {
     const ttl = options.dedupeTtlSeconds ?? DEFAULT_DEDUPE_TTL_SECONDS;
@@ -117,7 +119,7 @@ export class MemoryStore implements StateStore {
   }
 
   async load(actor: string, key: string, messageId: string, shard: number): Promise<LoadResult> {
-    const scope = scopeKey(actor, shard);
+    const scope = this.#scope(actor, shard);
     const processed = this.#processed.has(scope, messageId);
     const outbox = processed ? (this.#outboxes.get(keyedMessageKey(actor, shard, messageId)) ?? []) : [];
     return {
@@ -128,7 +130,7 @@ export class MemoryStore implements StateStore {
   }
 
   async commit(commit: Commit): Promise<CommitResult> {
-    const scope = scopeKey(commit.actor, commit.shard);
+    const scope = this.#scope(commit.actor, commit.shard);
     assertFence(commit);
     assertTimers(commit.timers);
     if (this.#processed.has(scope, commit.messageId)) return { status: 'duplicate' };
@@ -333,6 +335,20 @@ export class MemoryStore implements StateStore {
   async releaseShard(actor: string, fence: Fence): Promise<void> {
     if (this.#holds(actor, fence))
       this.#shards.set(shardKey(actor, fence.shard), { owner: '', epoch: fence.epoch, until: 0 });
+  }
+
+  #scope(actor: string, shard: number): string {
+    let keys = this.#scopeKeys.get(actor);
+    if (keys === undefined) {
+      keys = [];
+      this.#scopeKeys.set(actor, keys);
+    }
+    let key = keys[shard];
+    if (key === undefined) {
+      key = scopeKey(actor, shard);
+      keys[shard] = key;
+    }
+    return key;
   }
 
   /** Whether the shard's lease is still the one `fence` describes (run out or not: no one took it over). */
