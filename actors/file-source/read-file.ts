@@ -4,7 +4,7 @@ import type { Logger, SourceItem, SourceLedger } from 'warren';
 import type { Folder, FolderEntry } from './folders/folder.ts';
 import { type FileSourceConfig, formatOf } from './options.ts';
 import { LeaseKeeper, type Progress } from './progress.ts';
-import { type RawRecord, readRecords, truncate, UnreadableFile } from './records.ts';
+import { type RawRecord, readRecords, truncate, UnreadableFile, withoutEol } from './records.ts';
 import { RecordTyper, type Typed } from './typing.ts';
 
 /** How reading one file ended (a folder error is thrown instead, for the caller to retry). */
@@ -98,20 +98,22 @@ export async function* readFile(
             csv: config.csv,
             maxRecordChars: config.maxRecordChars,
           });
-          for await (const record of records) {
-            last = record.n;
-            if (record.n <= progress.yielded) continue;
-            if (lease.lost || stopped) break;
-            if (batch) {
-              const made = 'bad' in record ? undefined : typer.type(record.value);
-              const items = batch.add(record, made instanceof Promise ? await made : made);
-              if (items) for (const item of items) yield item;
-              continue;
+          reading: for await (const run of records) {
+            for (const record of run) {
+              last = record.n;
+              if (record.n <= progress.yielded) continue;
+              if (lease.lost || stopped) break reading;
+              if (batch) {
+                const made = 'bad' in record ? undefined : typer.type(record.value);
+                const items = batch.add(record, made instanceof Promise ? await made : made);
+                if (items) for (const item of items) yield item;
+                continue;
+              }
+              const made = toItem(config.type, id, file, record, typer, progress);
+              const item = made instanceof Promise ? await made : made;
+              progress.yielded = record.n;
+              yield item;
             }
-            const made = toItem(config.type, id, file, record, typer, progress);
-            const item = made instanceof Promise ? await made : made;
-            progress.yielded = record.n;
-            yield item;
           }
         } catch (err) {
           if (!(err instanceof UnreadableFile)) throw err;
@@ -251,7 +253,12 @@ class RecordBatcher {
       if (typeof value === 'object' && value !== null)
         for (const key of Object.keys(value)) this.#columnBytes += Buffer.byteLength(key) + 6;
     }
-    return (record.raw === undefined ? 0 : Buffer.byteLength(record.raw)) + this.#columnBytes;
+    const raw = record.raw;
+    if (raw === undefined) return this.#columnBytes;
+    // The row's line break is not part of its JSON.
+    const end = raw.length;
+    const eol = raw.charCodeAt(end - 1) !== 10 ? 0 : raw.charCodeAt(end - 2) === 13 ? 2 : 1;
+    return Buffer.byteLength(raw) - eol + this.#columnBytes;
   }
 }
 
@@ -322,7 +329,7 @@ function invalid(
 }
 
 function rawText(record: RawRecord & { value: unknown }): string {
-  if ('raw' in record && typeof record.raw === 'string') return record.raw;
+  if ('raw' in record && typeof record.raw === 'string') return withoutEol(record.raw);
   try {
     return JSON.stringify(record.value) ?? '';
   } catch {

@@ -48,7 +48,7 @@ export type RawRecord =
   | {
       readonly n: number;
       readonly value: unknown;
-      /** A CSV row's text. */
+      /** A CSV row's text, with its line break (taken off only for a row that is parked). */
       readonly raw?: string;
       /** A JSON record's size in bytes as read. */
       readonly bytes?: number;
@@ -78,8 +78,12 @@ export interface RecordOptions {
   readonly maxRecordChars: number;
 }
 
-/** The records of one file, in order, streamed: memory holds a chunk and one record at a time. */
-export function readRecords(stream: Readable, options: RecordOptions): AsyncIterable<RawRecord> {
+/**
+ * The records of one file, in order, streamed in runs: each run is what one read of the file made
+ * (at most {@link RUN} records), so that a record costs no promise of its own. Memory holds a chunk
+ * and one run at a time.
+ */
+export function readRecords(stream: Readable, options: RecordOptions): AsyncIterable<RawRecord[]> {
   switch (options.format) {
     case 'csv':
       return csvRecords(stream, options);
@@ -100,7 +104,7 @@ class SkippedRow {
   }
 }
 
-async function* csvRecords(stream: Readable, options: RecordOptions): AsyncGenerator<RawRecord> {
+async function* csvRecords(stream: Readable, options: RecordOptions): AsyncGenerator<RawRecord[]> {
   const { csv } = options;
   const parser: Parser = new Parser({
     bom: true,
@@ -123,18 +127,29 @@ async function* csvRecords(stream: Readable, options: RecordOptions): AsyncGener
   checked.pipe(parser);
   let n = 0;
   try {
-    for await (const row of parser as AsyncIterable<SkippedRow | { record: unknown; raw: string }>) {
-      n++;
-      if (row instanceof SkippedRow) {
-        yield {
-          n,
-          bad: {
-            reason: 'malformed',
-            error: row.error ? `${row.error.code}: ${row.error.message}` : 'the row could not be parsed',
-            raw: truncate(withoutEol(row.raw ?? recordText(row.error))),
-          },
-        };
-      } else yield { n, value: row.record, raw: withoutEol(row.raw) };
+    for (;;) {
+      const run: RawRecord[] = [];
+      for (let row = parser.read() as Row | null; row !== null; row = parser.read() as Row | null) {
+        n++;
+        if (row instanceof SkippedRow) {
+          run.push({
+            n,
+            bad: {
+              reason: 'malformed',
+              error: row.error ? `${row.error.code}: ${row.error.message}` : 'the row could not be parsed',
+              raw: truncate(withoutEol(row.raw ?? recordText(row.error))),
+            },
+          });
+        } else run.push({ n, value: row.record, raw: row.raw });
+        if (run.length === RUN) break;
+      }
+      if (run.length > 0) {
+        yield run;
+        continue;
+      }
+      if (parser.errored) throw parser.errored;
+      if (parser.readableEnded) return;
+      await readable(parser);
     }
   } catch (err) {
     throw asUnreadable(err);
@@ -144,25 +159,68 @@ async function* csvRecords(stream: Readable, options: RecordOptions): AsyncGener
   }
 }
 
-async function* ndjsonRecords(stream: Readable, options: RecordOptions): AsyncGenerator<RawRecord> {
+type Row = SkippedRow | { record: unknown; raw: string };
+
+/** Most records in one run of {@link readRecords}. */
+const RUN = 1_024;
+
+/**
+ * Resolves when `stream` may have more to read, has ended or closed; rejects with its error. A
+ * stream closed before its end (destroyed without an error) rejects as a premature close.
+ */
+function readable(stream: Readable): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const ready = () => {
+      off();
+      if (stream.destroyed && !stream.readableEnded && !stream.errored)
+        reject(new Error('the CSV parser closed before the end of the file'));
+      else resolve();
+    };
+    const fail = (err: unknown) => {
+      off();
+      reject(err);
+    };
+    const off = () => {
+      stream.off('readable', ready);
+      stream.off('end', ready);
+      stream.off('close', ready);
+      stream.off('error', fail);
+    };
+    stream.on('readable', ready);
+    stream.on('end', ready);
+    stream.on('close', ready);
+    stream.on('error', fail);
+  });
+}
+
+async function* ndjsonRecords(stream: Readable, options: RecordOptions): AsyncGenerator<RawRecord[]> {
+  const lines = new LineSplitter(options.maxRecordChars);
   let n = 0;
+  const parsed = (texts: readonly string[]): RawRecord[] => {
+    const run: RawRecord[] = [];
+    for (const line of texts) if (line.trim() !== '') run.push(parseJson(++n, line));
+    return run;
+  };
   try {
-    for await (const line of lines(decodeText(stream, options.encoding), options.maxRecordChars)) {
-      if (line.trim() === '') continue;
-      n++;
-      yield parseJson(n, line);
+    for await (const text of decodeText(stream, options.encoding)) {
+      const run = parsed(lines.push(text));
+      if (run.length > 0) yield run;
     }
+    const run = parsed(lines.end());
+    if (run.length > 0) yield run;
   } catch (err) {
     throw asUnreadable(err);
   }
 }
 
-async function* jsonArrayRecords(stream: Readable, options: RecordOptions): AsyncGenerator<RawRecord> {
+async function* jsonArrayRecords(stream: Readable, options: RecordOptions): AsyncGenerator<RawRecord[]> {
   const splitter = new JsonArraySplitter(options.maxRecordChars);
   let n = 0;
   try {
     for await (const text of decodeText(stream, options.encoding)) {
-      for (const element of splitter.push(text)) yield parseJson(++n, element);
+      const run: RawRecord[] = [];
+      for (const element of splitter.push(text)) run.push(parseJson(++n, element));
+      if (run.length > 0) yield run;
     }
     splitter.end();
   } catch (err) {
@@ -183,21 +241,36 @@ function parseJson(n: number, text: string): RawRecord {
   }
 }
 
-/** Lines of a text stream, without their `\n` / `\r\n`; a line longer than `max` makes the file unreadable. */
-async function* lines(chunks: AsyncIterable<string>, max: number): AsyncGenerator<string> {
-  let rest = '';
-  for await (const chunk of chunks) {
-    let text = rest + chunk;
+/** Lines of a text streamed in chunks, without their `\n` / `\r\n`; a line longer than `max` makes the file unreadable. */
+class LineSplitter {
+  readonly #max: number;
+  #rest = '';
+
+  constructor(max: number) {
+    this.#max = max;
+  }
+
+  /** The lines `chunk` completes. */
+  push(chunk: string): string[] {
+    const text = this.#rest + chunk;
+    const lines: string[] = [];
     let start = 0;
     for (let end = text.indexOf('\n'); end !== -1; end = text.indexOf('\n', start)) {
-      yield text.charCodeAt(end - 1) === 13 ? text.slice(start, end - 1) : text.slice(start, end);
+      lines.push(text.charCodeAt(end - 1) === 13 ? text.slice(start, end - 1) : text.slice(start, end));
       start = end + 1;
     }
-    text = text.slice(start);
-    if (text.length > max) throw new UnreadableFile(`a line is longer than ${max} characters`);
-    rest = text;
+    const rest = text.slice(start);
+    if (rest.length > this.#max) throw new UnreadableFile(`a line is longer than ${this.#max} characters`);
+    this.#rest = rest;
+    return lines;
   }
-  if (rest !== '') yield rest.endsWith('\r') ? rest.slice(0, -1) : rest;
+
+  /** The last line, when the text does not end with a line break. */
+  end(): string[] {
+    const rest = this.#rest;
+    this.#rest = '';
+    return rest === '' ? [] : [rest.endsWith('\r') ? rest.slice(0, -1) : rest];
+  }
 }
 
 /** The text of a byte stream, checked (see {@link checkText}) and decoded, without a byte-order mark. */
@@ -283,7 +356,8 @@ function recordText(error: CsvError | undefined): string {
   return Array.isArray(record) ? record.join(',') : '';
 }
 
-function withoutEol(raw: string): string {
+/** A row's text without the line break that ends it. */
+export function withoutEol(raw: string): string {
   return raw.replace(/\r?\n$/, '');
 }
 
