@@ -36,8 +36,9 @@ type Result = StandardSchemaV1.Result<unknown>;
  * The schema of a record batch (`{ file, first, records }`) built from the schema of one record (zod,
  * valibot, any Standard Schema): declare it in a file source's `emits` together with `batch`, and
  * consume it under the same name downstream. The source validates (and types) each record by the
- * record schema, so a bad record is parked on its own; a consumer's decoding checks every record
- * again, as it would one message per record.
+ * record schema, so a bad record is parked on its own, and the batches it builds of them are not
+ * checked again before they are published; a consumer's decoding checks every record again, as it
+ * would one message per record (a message may come from any publisher).
  *
  * @example
  * ```ts
@@ -71,11 +72,28 @@ export function batchOf<const TRecord extends StandardSchemaV1>(record: TRecord)
       ? Promise.all(results).then(done)
       : done(results as readonly Result[]);
   };
+  const built = new WeakSet<object>();
   const schema = {
     record,
     '~standard': { version: 1, vendor: 'warren', validate },
+    // The source host publishes a batch the file source built without checking it again.
+    '~vouched': (value: unknown) => typeof value === 'object' && value !== null && built.has(value),
   } as unknown as BatchSchema<TRecord>;
+  vouched.set(schema, built);
   return Object.freeze(schema);
+}
+
+/** The batches each schema of {@link batchOf} vouches for, by schema. */
+const vouched = new WeakMap<object, WeakSet<object>>();
+
+/**
+ * How a file source vouches for the batches it builds of records it typed by `schema`'s record
+ * schema (so the source host need not check them again): undefined for a schema not of {@link batchOf}.
+ * A body vouched for must not change after: the source host checks it no more.
+ */
+export function voucherOf(schema: StandardSchemaV1 | undefined): ((body: object) => void) | undefined {
+  const built = schema === undefined ? undefined : vouched.get(schema);
+  return built && ((body) => built.add(body));
 }
 
 /** The record schema of a schema {@link batchOf} made, or undefined for any other schema. */

@@ -1,6 +1,6 @@
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { ConfigError, type MessageSchemas, type SourceRestart } from 'warren';
-import { recordSchemaOf } from './batch.ts';
+import { recordSchemaOf, voucherOf } from './batch.ts';
 import type { Folder } from './folders/folder.ts';
 import type { FolderOptions } from './folders/open.ts';
 import type { CsvOptions, FileEncoding, FileFormat } from './records.ts';
@@ -119,9 +119,17 @@ export interface FileSourceConfig {
   readonly doneTtlMs: number;
   readonly maxRecordChars: number;
   readonly retry: { readonly initial: number; readonly max: number };
-  /** Records per message, with the schema each record is typed by; undefined: one message per record. */
+  /**
+   * Records per message, with the schema each record is typed by and how to vouch for a batch built of
+   * typed records (see `voucherOf`); undefined: one message per record.
+   */
   readonly batch:
-    | { readonly size: number; readonly maxBytes: number; readonly record: StandardSchemaV1 }
+    | {
+        readonly size: number;
+        readonly maxBytes: number;
+        readonly record: StandardSchemaV1;
+        readonly vouch: ((body: object) => void) | undefined;
+      }
     | undefined;
 }
 
@@ -209,7 +217,12 @@ export function resolveOptions<TName extends string, TEmits extends MessageSchem
     batch:
       record === undefined
         ? undefined
-        : { size, maxBytes: integer(options.batchBytes, 192 * 1024, at('batchBytes')), record },
+        : {
+            size,
+            maxBytes: integer(options.batchBytes, 192 * 1024, at('batchBytes')),
+            record,
+            vouch: voucherOf(options.emits[type]),
+          },
   };
 }
 

@@ -189,9 +189,19 @@ class RecordBatcher {
   /** What a CSV row's column names add to its JSON. */
   #columnBytes: number | undefined;
 
-  constructor(limits: { readonly size: number; readonly maxBytes: number }, context: BatchContext) {
+  readonly #vouch: ((body: object) => void) | undefined;
+
+  constructor(
+    limits: {
+      readonly size: number;
+      readonly maxBytes: number;
+      readonly vouch: ((body: object) => void) | undefined;
+    },
+    context: BatchContext,
+  ) {
     this.#size = limits.size;
     this.#maxBytes = limits.maxBytes;
+    this.#vouch = limits.vouch;
     this.#context = context;
   }
 
@@ -232,10 +242,13 @@ class RecordBatcher {
     const first = this.#first;
     const last = first + records.length - 1;
     progress.yielded = last;
+    // Every record was typed by the record schema: the batch needs no second check before it is published.
+    const body = { file, first, records };
+    this.#vouch?.(body);
     return {
       type,
       id: `${id}:${first}-${last}`,
-      body: { file, first, records },
+      body,
       receipt: (outcome) => progress.settle(first, outcome.status !== 'failed', last),
     };
   }

@@ -147,7 +147,8 @@ export class SourceHost {
         for (const output of outputs) {
           let rejected: Rejection | undefined = shaped?.park;
           if (!rejected) {
-            const checking = this.#publisher.checkNow(output);
+            // Without a machine the one output is the item's body, as read() yielded it.
+            const checking = this.#publisher.checkNow(output, shaped?.body);
             rejected = checking instanceof Promise ? await checking : checking;
           }
           const id = output.properties.messageId;

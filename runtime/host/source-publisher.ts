@@ -61,12 +61,17 @@ export class SourcePublisher {
     return this.checkNow(output);
   }
 
-  /** `check` without a promise when the schema validates synchronously. */
-  checkNow(output: OutgoingMessage): Now<Rejection | undefined> {
+  /**
+   * `check` without a promise when the schema validates synchronously. With `body`, the value the
+   * message was made of, as read() yielded it: when the schema vouches for it (it knows it built it of
+   * parts it checked, as `batchOf` does for a file source's batches), it is not checked again.
+   */
+  checkNow(output: OutgoingMessage, body?: unknown): Now<Rejection | undefined> {
     const type = output.properties.type;
     const emits = this.#plan.definition.emits as MessageSchemas;
     const schema = Object.hasOwn(emits, type) ? emits[type] : undefined;
     if (!schema) return { reason: 'unknown-type', error: `${this.#plan.name} does not declare ${type}` };
+    if (body !== undefined && vouches(schema, body)) return undefined;
     const rejection = (issues: readonly StandardSchemaV1.Issue[] | undefined): Rejection | undefined =>
       issues ? { reason: 'schema', error: `${type} fails its schema: ${renderIssues(issues)}` } : undefined;
     const result = schema['~standard'].validate(JSON.parse(output.body));
@@ -124,4 +129,14 @@ export class SourcePublisher {
       { mandatory: true },
     );
   }
+}
+
+/**
+ * Whether `schema` vouches for `value` without checking it: a schema may carry `~vouched`, true for the
+ * values it knows were built of parts it checked (`batchOf`'s schema, for a file source's batches).
+ * The schema is the judge of its values either way; this only spares it a second look.
+ */
+function vouches(schema: StandardSchemaV1, value: unknown): boolean {
+  const vouched = (schema as { readonly '~vouched'?: unknown })['~vouched'];
+  return typeof vouched === 'function' && vouched(value) === true;
 }

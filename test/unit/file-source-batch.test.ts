@@ -1,6 +1,13 @@
 import { readdirSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createRuntime, definePipeline, defineSink, type Incoming, type PipelineDefinition } from 'warren';
+import {
+  createRuntime,
+  definePipeline,
+  defineSink,
+  defineSource,
+  type Incoming,
+  type PipelineDefinition,
+} from 'warren';
 import { batchOf, type FileSourceOptions, fileSource } from 'warren/actors';
 import { setup } from 'xstate';
 import type { z } from 'zod';
@@ -207,6 +214,35 @@ describe('fileSource with batch (embedded bus)', () => {
     expect(into.messages.length).toBeGreaterThanOrEqual(4);
     const clicks = into.messages.flatMap((m) => m.records.map((r) => r.clicks)).sort((a, b) => a - b);
     expect(clicks).toEqual(Array.from({ length: 600 }, (_, i) => i + 1));
+  });
+
+  it("checks a batch no file source built before publishing it: the file source's own are vouched for, no other", async () => {
+    const bad = { campaign: 'c1', day: '2026-11-01', clicks: 'many', cost: 1 };
+    const good = { campaign: 'c2', day: '2026-11-02', clicks: 2, cost: 2 };
+    const source = defineSource({
+      name: 'files',
+      emits: rowTypes,
+      read: function* () {
+        yield {
+          type: 'spendRows' as const,
+          id: 'own:1-1',
+          body: { file: 'own.csv', first: 1, records: [bad] },
+        };
+        yield {
+          type: 'spendRows' as const,
+          id: 'own:2-2',
+          body: { file: 'own.csv', first: 2, records: [good] },
+        };
+      },
+    });
+    const into: Batches = { messages: [] };
+    const sink = batchPipeline({ from: '/tmp', batch: 2 }, into).actors[1];
+    if (!sink) throw new Error('the pipeline has no sink');
+    const runtime = await runOnce(definePipeline({ name: 'own-batches', actors: [source, sink] }));
+    expect(into.messages.map((m) => m.records)).toEqual([[good]]);
+    const parked = await runtime.parked('files');
+    expect(parked.map((p) => [p.id, p.reason])).toEqual([['own:1-1', 'schema']]);
+    expect(parked[0]?.error).toMatch(/records\.0\.clicks/);
   });
 
   it('refuses batch without a batchOf type, and a batchOf type without batch, naming the field', () => {
