@@ -80,12 +80,29 @@ function coerceFields(row: Record<string, unknown>, fields: ReadonlySet<string>)
 /** A string as the value it reads as: undefined for '', a number, a boolean, or the string itself. */
 export function coerce(value: string): unknown {
   const text = value.trim();
-  if (text === '') return undefined;
-  const lower = text.toLowerCase();
-  if (lower === 'true') return true;
-  if (lower === 'false') return false;
+  const length = text.length;
+  if (length === 0) return undefined;
+  // Only 'true' and 'false' (in any case) are booleans: a string of another length is not lowered.
+  if (length === 4 || length === 5) {
+    const lower = text.toLowerCase();
+    if (lower === 'true') return true;
+    if (lower === 'false') return false;
+  }
+  if (!decimalStart(text)) return value;
   const number = Number(text);
-  return Number.isFinite(number) && /^[-+]?(\d|\.\d)/.test(text) ? number : value;
+  return Number.isFinite(number) ? number : value;
+}
+
+/**
+ * Whether `text` opens as a decimal number does (`[-+]?(\d|\.\d)`): what `Number()` also reads as a
+ * number (hex, binary, `Infinity`) is not one here.
+ */
+function decimalStart(text: string): boolean {
+  let at = 0;
+  let c = text.charCodeAt(0);
+  if (c === 43 || c === 45) c = text.charCodeAt(++at); // + -
+  if (c === 46) c = text.charCodeAt(at + 1); // .
+  return c >= 48 && c <= 57;
 }
 
 function topKey(issue: StandardSchemaV1.Issue): string | undefined {
