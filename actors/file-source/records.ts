@@ -111,7 +111,8 @@ async function* csvRecords(stream: Readable, options: RecordOptions): AsyncGener
     encoding: options.encoding === 'utf8' ? 'utf8' : options.encoding,
     delimiter: csv.delimiter ?? ',',
     quote: csv.quote ?? '"',
-    columns: csv.columns ? [...csv.columns] : true,
+    // With a header row, rows come as arrays and become records here (see HeaderColumns).
+    columns: csv.columns ? [...csv.columns] : false,
     skip_empty_lines: true,
     skip_records_with_error: true,
     max_record_size: options.maxRecordChars,
@@ -125,22 +126,29 @@ async function* csvRecords(stream: Readable, options: RecordOptions): AsyncGener
   const checked = checkText(stream, options.encoding);
   checked.on('error', (err) => parser.destroy(err));
   checked.pipe(parser);
+  const header = csv.columns ? undefined : new HeaderColumns();
   let n = 0;
   try {
     for (;;) {
       const run: RawRecord[] = [];
       for (let row = parser.read() as Row | null; row !== null; row = parser.read() as Row | null) {
-        n++;
         if (row instanceof SkippedRow) {
+          const error = row.error;
           run.push({
-            n,
+            n: ++n,
             bad: {
               reason: 'malformed',
-              error: row.error ? `${row.error.code}: ${row.error.message}` : 'the row could not be parsed',
-              raw: truncate(withoutEol(row.raw ?? recordText(row.error))),
+              error: error
+                ? (header?.describe(error) ?? `${error.code}: ${error.message}`)
+                : 'the row could not be parsed',
+              raw: truncate(withoutEol(row.raw ?? recordText(error))),
             },
           });
-        } else run.push({ n, value: row.record, raw: row.raw });
+        } else if (header === undefined) run.push({ n: ++n, value: row.record, raw: row.raw });
+        else {
+          const record = header.record(row.record as string[]);
+          if (record !== undefined) run.push({ n: ++n, value: record, raw: row.raw });
+        }
         if (run.length === RUN) break;
       }
       if (run.length > 0) {
@@ -160,6 +168,49 @@ async function* csvRecords(stream: Readable, options: RecordOptions): AsyncGener
 }
 
 type Row = SkippedRow | { record: unknown; raw: string };
+
+/**
+ * The records of a CSV file whose header row names its columns, made of the rows csv-parse reads as
+ * arrays: one object per row, as its `columns: true` makes them, for a fraction of the time (it
+ * defines each field with `Object.defineProperty`). csv-parse still refuses a row whose length is not
+ * the header's; {@link describe} words that as it does with columns.
+ */
+class HeaderColumns {
+  #names: readonly string[] | undefined;
+  /** A column named `__proto__`: set with `defineProperty`, as csv-parse does, or it would be lost. */
+  #proto = false;
+
+  /** The row's record; undefined for the header row, which names the columns. */
+  record(fields: readonly string[]): Record<string, string> | undefined {
+    const names = this.#names;
+    if (names === undefined) {
+      this.#names = fields;
+      this.#proto = fields.includes('__proto__');
+      return undefined;
+    }
+    const record: Record<string, string> = {};
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i] as string;
+      const value = fields[i] as string;
+      if (this.#proto && name === '__proto__')
+        Object.defineProperty(record, name, { value, enumerable: true, writable: true, configurable: true });
+      else record[name] = value;
+    }
+    return record;
+  }
+
+  /** A skipped row's error; a row of another length than the header, as csv-parse words it with columns. */
+  describe(error: CsvError): string {
+    const { record, lines } = error as { record?: unknown; lines?: unknown };
+    if (
+      error.code !== 'CSV_RECORD_INCONSISTENT_FIELDS_LENGTH' ||
+      this.#names === undefined ||
+      !Array.isArray(record)
+    )
+      return `${error.code}: ${error.message}`;
+    return `CSV_RECORD_INCONSISTENT_COLUMNS: Invalid Record Length: columns length is ${this.#names.length}, got ${record.length} on line ${lines}`;
+  }
+}
 
 /** Most records in one run of {@link readRecords}. */
 const RUN = 1_024;
