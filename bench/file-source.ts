@@ -5,14 +5,17 @@
  * against a source yielding the same records ready-made to the same sink (the runtime's own ceiling:
  * what a record costs the bus, the host and the sink whatever its source). Then the same file through
  * the source with `batch: 500` (one message per 500 records, `batchOf(Spend)`) to a sink counting the
- * records of each batch: the bulk-load path. Prints
- * `file-source: <n> rec/s, csv-parse <m> rec/s, ratio <r> (generator source ... file-source/generator <g>); batched 500 <b> rec/s, ratio <rb>`.
+ * records of each batch: the bulk-load path. Rounds (5; 3 with `--quick`) run each variant once, csv-parse
+ * alone next to the batched source; the rates are medians over rounds and each ratio is the median
+ * (and range) of the rounds' own ratios, with the ratio of the bests beside it. Prints
+ * `file-source: <n> rec/s, csv-parse <m> rec/s, ratio <r> [<min>-<max>] (best/best ..., generator source ... file-source/generator <g> [...]); batched 500 <b> rec/s, ratio <rb> [<min>-<max>] (best/best <x>); ...`.
  *
  * The embedded bus confirms a publication once it is queued and bounds no queue, so a source faster
  * than its sink would queue the whole file in memory; here it reports itself blocked past 10,000
  * queued, as RabbitMQ does when a queue outgrows its memory, and the source host waits.
  *
- * Run alone: `npx node bench/file-source.ts [--quick]`; `bench/run.ts` calls {@link fileSourceSection}.
+ * Run alone: `npx node bench/file-source.ts [--quick]`; `bench/run.ts` calls {@link fileSourceSection};
+ * `bench/ab-file-source.ts` compares the batched source of two trees (its exports here).
  */
 import { once } from 'node:events';
 import { createReadStream, createWriteStream, mkdtempSync, rmSync } from 'node:fs';
@@ -31,6 +34,7 @@ import { batchOf, fileSource } from 'warren/actors';
 import { MemoryBus } from 'warren/testing';
 import { setup } from 'xstate';
 import { z } from 'zod';
+import { median } from './common.ts';
 
 const Spend = z.object({ campaign: z.string(), day: z.string(), clicks: z.number(), cost: z.number() });
 const types = { spend: Spend };
@@ -55,7 +59,8 @@ class FlowControlledBus extends MemoryBus {
   }
 }
 
-async function writeCsv(path: string, rows: number): Promise<void> {
+/** A CSV of `rows` spend rows (with a header) at `path`. */
+export async function writeCsv(path: string, rows: number): Promise<void> {
   const out = createWriteStream(path);
   out.write('campaign,day,clicks,cost\n');
   for (let i = 1; i <= rows; i += 10_000) {
@@ -70,7 +75,7 @@ async function writeCsv(path: string, rows: number): Promise<void> {
 }
 
 /** csv-parse alone: the same file, the same options the source gives it, every record counted. */
-async function csvParseAlone(path: string, rows: number): Promise<number> {
+export async function csvParseAlone(path: string, rows: number): Promise<number> {
   const started = performance.now();
   let count = 0;
   const parser = createReadStream(path).pipe(parse({ columns: true, bom: true, skip_empty_lines: true }));
@@ -166,7 +171,7 @@ function throughSource(dir: string, rows: number): Promise<number> {
 }
 
 /** The file source with `batch: 500` to a sink counting the records of each batch. */
-function throughBatchedSource(dir: string, rows: number): Promise<number> {
+export function throughBatchedSource(dir: string, rows: number): Promise<number> {
   const source = fileSource({
     name: 'files',
     emits: batchTypes,
@@ -205,7 +210,7 @@ function throughGenerator(rows: number): Promise<number> {
 /** The section `bench/run.ts` prints: its rounds through `out`, its summary returned (after `file-source: `). */
 export async function fileSourceSection(quick: boolean, out: (line: string) => void): Promise<string> {
   const rows = quick ? 200_000 : 1_000_000;
-  const rounds = quick ? 1 : 2;
+  const rounds = quick ? 3 : 5;
   const dir = mkdtempSync(join(tmpdir(), 'warren-bench-files-'));
   try {
     const path = join(dir, 'spend.csv');
@@ -215,19 +220,33 @@ export async function fileSourceSection(quick: boolean, out: (line: string) => v
     const ceiling: number[] = [];
     const batched: number[] = [];
     for (let round = 0; round < rounds; round++) {
-      alone.push(await csvParseAlone(path, rows));
+      // csv-parse next to the batched source, first in one round and second in the next, so that
+      // the machine's load (shared, it swings within a minute) weighs on both alike.
+      if (round % 2 === 0) {
+        alone.push(await csvParseAlone(path, rows));
+        batched.push(await throughBatchedSource(dir, rows));
+      } else {
+        batched.push(await throughBatchedSource(dir, rows));
+        alone.push(await csvParseAlone(path, rows));
+      }
       source.push(await throughSource(dir, rows));
       ceiling.push(await throughGenerator(rows));
-      batched.push(await throughBatchedSource(dir, rows));
       out(
-        `  file-source round ${round + 1}: source ${Math.round(source.at(-1) ?? 0)} rec/s | csv-parse ${Math.round(alone.at(-1) ?? 0)} rec/s | generator source ${Math.round(ceiling.at(-1) ?? 0)} rec/s | batched ${BATCH} ${Math.round(batched.at(-1) ?? 0)} rec/s`,
+        `  file-source round ${round + 1}: source ${Math.round(source.at(-1) ?? 0)} rec/s | csv-parse ${Math.round(alone.at(-1) ?? 0)} rec/s | generator source ${Math.round(ceiling.at(-1) ?? 0)} rec/s | batched ${BATCH} ${Math.round(batched.at(-1) ?? 0)} rec/s (ratio ${((batched.at(-1) ?? 0) / (alone.at(-1) ?? 1)).toFixed(2)})`,
       );
     }
-    const s = Math.max(...source);
-    const a = Math.max(...alone);
-    const c = Math.max(...ceiling);
-    const b = Math.max(...batched);
-    return `${Math.round(s)} rec/s, csv-parse ${Math.round(a)} rec/s, ratio ${(s / a).toFixed(2)} (generator source to the same sink ${Math.round(c)} rec/s, file-source/generator ${(s / c).toFixed(2)}); batched ${BATCH} ${Math.round(b)} rec/s, ratio ${(b / a).toFixed(2)}`;
+    // The ratio of each round, its median and range: a ratio of two rounds' bests pairs runs minutes apart.
+    const ratios = (of: readonly number[], to: readonly number[]) =>
+      of.map((x, i) => x / (to[i] ?? Number.NaN));
+    const summary = (r: readonly number[]) =>
+      `${median(r).toFixed(2)} [${Math.min(...r).toFixed(2)}-${Math.max(...r).toFixed(2)}]`;
+    const best = (of: readonly number[], to: readonly number[]) =>
+      (Math.max(...of) / Math.max(...to)).toFixed(2);
+    const s = median(source);
+    const a = median(alone);
+    const c = median(ceiling);
+    const b = median(batched);
+    return `${Math.round(s)} rec/s, csv-parse ${Math.round(a)} rec/s, ratio ${summary(ratios(source, alone))} (best/best ${best(source, alone)}; generator source to the same sink ${Math.round(c)} rec/s, file-source/generator ${summary(ratios(source, ceiling))}); batched ${BATCH} ${Math.round(b)} rec/s, ratio ${summary(ratios(batched, alone))} (best/best ${best(batched, alone)}); medians of ${rounds} rounds, ratios per round`;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -15,7 +15,7 @@
  *
  *   postgres: sink=<rows/s> baseline=<hand-written pg rows/s> ratio=<sink/baseline> ceiling=<no-op sink msg/s> sink/ceiling=<...> batched=<rows/s, 200-row messages> batched/baseline=<...>
  *   http: sink=<req/s> baseline=<bare undici req/s> ratio=<sink/baseline>
- *   file-source: <rec/s> rec/s, csv-parse <rec/s> rec/s, ratio <source/csv-parse> (... file-source/generator <r>); batched 500 <rec/s> rec/s, ratio <batched/csv-parse>
+ *   file-source: <rec/s> rec/s, csv-parse <rec/s> rec/s, ratio <source/csv-parse, median of rounds> [<range>] (...); batched 500 <rec/s> rec/s, ratio <batched/csv-parse> [<range>] (best/best <r>); ...
  *
  * Then keyed actors scaled out over 1, 2 and 3 `warren run` worker processes (bench/scale-out.ts; --quick:
  * 5,000 clicks, one round) and how long a shard takes to move:
