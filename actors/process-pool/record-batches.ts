@@ -1,6 +1,6 @@
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { InvalidMessageError, type MessageSchemas, type Outgoing, type Parked, renderIssues } from 'warren';
-import { type RecordBatch, recordSchemaOf } from '../file-source/batch.ts';
+import { type RecordBatch, recordSchemaOf, voucherOf } from '../file-source/batch.ts';
 import { ProcessPoolError, WorkerCodeError } from './errors.ts';
 import type { CallMeta, ProcessPool } from './pool.ts';
 
@@ -82,13 +82,13 @@ export async function callRecords(
       if (run && run.headers === headers && run.first + run.records.length === first + i)
         run.records.push(output.body);
       else {
-        if (run) emitted.push(batchOutput(output.type, file, run));
+        if (run) emitted.push(batchOutput(output.type, file, run, voucherOf(emits[output.type])));
         runs.set(output.type, { first: first + i, records: [output.body], headers, own: output.headers });
       }
     }
   }
   if (retry !== undefined) throw retry;
-  for (const [outType, run] of runs) emitted.push(batchOutput(outType, file, run));
+  for (const [outType, run] of runs) emitted.push(batchOutput(outType, file, run, voucherOf(emits[outType])));
   return emitted;
 }
 
@@ -123,8 +123,15 @@ interface Run {
   readonly own: Outgoing<MessageSchemas>['headers'];
 }
 
-function batchOutput(type: string, file: string, run: Run): Outgoing<MessageSchemas> {
+function batchOutput(
+  type: string,
+  file: string,
+  run: Run,
+  vouch: ((body: object) => void) | undefined,
+): Outgoing<MessageSchemas> {
   const body: RecordBatch<unknown> = { file, first: run.first, records: run.records };
+  // Every record in it passed its record schema (checkOutput): the runtime need not check it again.
+  vouch?.(body);
   return (
     run.own === undefined ? { type, body } : { type, body, headers: run.own }
   ) as Outgoing<MessageSchemas>;

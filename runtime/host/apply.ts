@@ -69,7 +69,7 @@ export function applyEventNow(
     if (emitted.length === 0) return [];
     if (emitted.some(isParked)) return withParked(emitted, meta, plan, deps);
     const outputs = toOutgoing(deps.topology, plan, emitted, lineageOf(meta));
-    const validating = validateOutputsNow(plan, outputs);
+    const validating = validateOutputsNow(plan, outputs, bodiesOf(emitted));
     return validating ? validating.then(() => outputs) : outputs;
   };
   const settling = settleNow(instance, settleTimeoutMs, clock);
@@ -84,12 +84,8 @@ function withParked(
   { topology, clock, stats, logger }: ApplyDeps,
 ): Now<OutgoingMessage[]> {
   const parts = emitted.filter(isParked);
-  const outputs = toOutgoing(
-    topology,
-    plan,
-    emitted.filter((e) => !isParked(e)),
-    lineageOf(meta),
-  );
+  const emits = emitted.filter((e) => !isParked(e));
+  const outputs = toOutgoing(topology, plan, emits, lineageOf(meta));
   const parked = toParked(topology, plan, parts, meta, clock.now());
   for (const part of parts) {
     stats.parked(plan.name, part.park.reason);
@@ -101,6 +97,11 @@ function withParked(
     });
   }
   const all = [...outputs, ...parked];
-  const validating = validateOutputsNow(plan, outputs);
+  const validating = validateOutputsNow(plan, outputs, bodiesOf(emits));
   return validating ? validating.then(() => all) : all;
+}
+
+/** The bodies of what a machine emitted, by output, as it emitted them. */
+function bodiesOf(emitted: readonly EventObject[]): unknown[] {
+  return emitted.map((e) => (e as { body?: unknown }).body);
 }

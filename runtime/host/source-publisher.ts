@@ -10,6 +10,7 @@ import { type ImmediatePublisher, immediatePublisher, type Now } from './immedia
 import { publishObserved } from './outbox.ts';
 import { toOutgoing } from './outputs.ts';
 import { parkedOutput } from './parking.ts';
+import { vouches } from './validate-outputs.ts';
 
 /** Why a source record cannot be published: a park reason and the error naming the field. */
 export interface Rejection {
@@ -129,14 +130,4 @@ export class SourcePublisher {
       { mandatory: true },
     );
   }
-}
-
-/**
- * Whether `schema` vouches for `value` without checking it: a schema may carry `~vouched`, true for the
- * values it knows were built of parts it checked (`batchOf`'s schema, for a file source's batches).
- * The schema is the judge of its values either way; this only spares it a second look.
- */
-function vouches(schema: StandardSchemaV1, value: unknown): boolean {
-  const vouched = (schema as { readonly '~vouched'?: unknown })['~vouched'];
-  return typeof vouched === 'function' && vouched(value) === true;
 }
