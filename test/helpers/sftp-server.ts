@@ -147,11 +147,24 @@ function serveSftp(sftp: SFTPWrapper, root: string): void {
   };
   const statOf = (reqId: number, info: Stats) => sftp.attrs(reqId, attributes(info));
 
+  // A session that ends with files open (a dropped connection mid-read) closes them: a FileHandle left
+  // to the garbage collector is closed there with a warning.
+  let ended = false;
+  const closeAll = () => {
+    ended = true;
+    for (const handle of handles.values())
+      if (handle.kind === 'file') void handle.file.close().catch(() => {});
+    handles.clear();
+  };
+  sftp.on('close', closeAll);
+  sftp.on('end', closeAll);
   sftp.on('error', () => {});
   sftp.on('OPEN', (reqId, filename, flags) =>
     answer(reqId, async () => {
       const mode = ssh2.utils.sftp.flagsToString(flags) ?? 'r';
-      sftp.handle(reqId, newHandle({ kind: 'file', file: await open(real(filename), mode) }));
+      const file = await open(real(filename), mode);
+      if (ended) return void (await file.close()); // the session ended while the file opened
+      sftp.handle(reqId, newHandle({ kind: 'file', file }));
     }),
   );
   sftp.on('READ', (reqId, handle, offset, length) =>
