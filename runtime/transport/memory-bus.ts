@@ -59,7 +59,18 @@ export interface QueueJournal {
 export interface MemoryBusOptions {
   /** Journal the messages no one in this process will consume, and load what earlier processes left. */
   readonly journal?: QueueJournal;
+  /**
+   * Ready messages a queue with a consumer may hold before the bus reports itself blocked, as RabbitMQ
+   * blocks its publishers when it runs low on memory: sources stop reading until every consumed queue
+   * is back under it, so a source faster than its consumers cannot grow the heap without end.
+   * Consumers keep publishing (a processor's outputs are never held back). Default 10,000; `Infinity`
+   * for no bound. Queues no one here consumes (dead letters, another worker's actors) do not count.
+   */
+  readonly maxQueued?: number;
 }
+
+/** The default bound of a consumed queue's ready messages (see `MemoryBusOptions.maxQueued`). */
+export const DEFAULT_MAX_QUEUED = 10_000;
 
 interface MemoryQueue {
   readonly name: string;
@@ -123,9 +134,13 @@ export class MemoryBus implements Transport {
   #ready = new Set<MemoryQueue>();
   #spare = new Set<MemoryQueue>();
   #blocked = false;
+  readonly #maxQueued: number;
 
   constructor(options: MemoryBusOptions = {}) {
     this.#journal = options.journal;
+    this.#maxQueued = options.maxQueued ?? DEFAULT_MAX_QUEUED;
+    if (!(this.#maxQueued >= 1))
+      throw new RangeError(`maxQueued must be at least 1, got ${String(options.maxQueued)}`);
   }
 
   async start(config: RascalConfig): Promise<void> {
@@ -341,8 +356,12 @@ export class MemoryBus implements Transport {
     if (entries.length > 0) this.#journal?.removed(entries);
   }
 
+  /** Blocked by `setBlocked`, or while a consumed queue holds more than `maxQueued` ready messages. */
   isBlocked(): boolean {
-    return this.#blocked;
+    if (this.#blocked) return true;
+    for (const q of this.#queues.values())
+      if (q.consumer !== undefined && q.messages.length - q.head > this.#maxQueued) return true;
+    return false;
   }
 
   /**
