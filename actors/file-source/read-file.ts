@@ -80,6 +80,10 @@ export async function* readFile(
         unreadable = 'cannot tell its format from its extension: set the format option';
       else {
         const stream = await folder.read(entry.name, { signal: deps.signal });
+        // A transfer may fail (a dropped connection) before the records below start reading the
+        // stream: the error stays in the stream's state, and reading it throws it there. Without a
+        // listener until then, it would be an uncaught exception that ends the process.
+        stream.on('error', () => {});
         const typer = new RecordTyper(deps.schema, format === 'csv');
         const batch = config.batch
           ? new RecordBatcher(config.batch, { type: config.type, id, file, progress })

@@ -123,6 +123,10 @@ async function* csvRecords(stream: Readable, options: RecordOptions): AsyncGener
     },
     raw: true,
   });
+  // The loop below reads the parser's error from its state (`parser.errored`) when it next looks; while
+  // it is away (a run yielded, the consumer busy) an 'error' event with no listener would be an
+  // uncaught exception that ends the process (a connection dropped mid-file, say).
+  parser.on('error', () => {});
   const checked = checkText(stream, options.encoding);
   checked.on('error', (err) => parser.destroy(err));
   checked.pipe(parser);
