@@ -176,15 +176,26 @@ export async function pipelineThroughput(
     },
   });
   const pipeline = definePipeline({ name: `bench-${scorerOf}-${batch}`, actors: [feed, scorer, sink] });
+  return n / (await timedRun(pipeline, finished, pools.get(scorer)));
+}
+
+/**
+ * Seconds from `runtime.start()` to `finished`. The pool is started first, not timed: starting
+ * interpreters is not throughput (runtime.start() finds it started). Stopping the runtime stops it.
+ */
+async function timedRun(
+  pipeline: ReturnType<typeof definePipeline>,
+  finished: Promise<void>,
+  pool: ProcessPool | undefined,
+): Promise<number> {
   const runtime = createRuntime(pipeline, { env: {}, logger: quiet, dataDir: '/tmp/warren-bench' });
-  // Not timed: starting interpreters is not throughput (runtime.start() finds the pool started).
-  if (scorerOf !== 'reference') await pools.get(scorer)?.start();
+  await pool?.start();
   const started = performance.now();
   await runtime.start();
   await finished;
   const seconds = (performance.now() - started) / 1000;
-  await runtime.stop(); // stops the pool too
-  return n / seconds;
+  await runtime.stop();
+  return seconds;
 }
 
 /**
@@ -244,14 +255,7 @@ async function recordBatchThroughput(
     },
   });
   const pipeline = definePipeline({ name: `bench-${language}-records`, actors: [feed, scorer, sink] });
-  const runtime = createRuntime(pipeline, { env: {}, logger: quiet, dataDir: '/tmp/warren-bench' });
-  await scorer.pool.start(); // not timed, as in pipelineThroughput
-  const started = performance.now();
-  await runtime.start();
-  await finished;
-  const seconds = (performance.now() - started) / 1000;
-  await runtime.stop();
-  return n / seconds;
+  return n / (await timedRun(pipeline, finished, scorer.pool));
 }
 
 /** Messages per second through warren's pool alone: `pool.call()` from Node, the processor's prefetch in hand. */
