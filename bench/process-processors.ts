@@ -18,6 +18,7 @@
 import { spawn } from 'node:child_process';
 import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import type { StandardSchemaV1 } from '@standard-schema/spec';
 import {
   createRuntime,
   definePipeline,
@@ -101,11 +102,6 @@ export async function pipelineThroughput(
   records = 1,
 ): Promise<number> {
   if (records > 1) return recordBatchThroughput(scorerOf as BenchLanguage, n, batch, workers, records);
-  let seen = 0;
-  let done: () => void = () => undefined;
-  const finished = new Promise<void>((resolve) => {
-    done = resolve;
-  });
   const consumes = { item: Item };
   const emits = { scored: Scored };
   const make = scorerOf === 'python' ? pythonProcessor : rProcessor;
@@ -153,21 +149,7 @@ export async function pipelineThroughput(
             logger: quiet,
           }),
         );
-  const sink = defineSink({
-    name: 'sink',
-    consumes: emits,
-    emits: {},
-    idempotent: true,
-    machine: setup({ types: { events: {} as Incoming<typeof emits> } }).createMachine({
-      on: {
-        scored: {
-          actions: () => {
-            if (++seen === n) done();
-          },
-        },
-      },
-    }),
-  });
+  const { sink, finished } = countingSink(emits, n, () => 1);
   const feed = defineSource({
     name: 'feed',
     emits: consumes,
@@ -177,6 +159,36 @@ export async function pipelineThroughput(
   });
   const pipeline = definePipeline({ name: `bench-${scorerOf}-${batch}`, actors: [feed, scorer, sink] });
   return n / (await timedRun(pipeline, finished, pools.get(scorer)));
+}
+
+/** A sink that counts what `count` says each message holds, and a promise of its having counted `n`. */
+function countingSink(
+  emits: { readonly scored: StandardSchemaV1 },
+  n: number,
+  count: (body: unknown) => number,
+) {
+  let seen = 0;
+  let done: () => void = () => undefined;
+  const finished = new Promise<void>((resolve) => {
+    done = resolve;
+  });
+  const sink = defineSink({
+    name: 'sink',
+    consumes: emits,
+    emits: {},
+    idempotent: true,
+    machine: setup({ types: { events: {} as Incoming<typeof emits> } }).createMachine({
+      on: {
+        scored: {
+          actions: ({ event }) => {
+            seen += count(event.body);
+            if (seen === n) done();
+          },
+        },
+      },
+    }),
+  });
+  return { sink, finished };
 }
 
 /**
@@ -209,11 +221,6 @@ async function recordBatchThroughput(
   workers: number,
   records: number,
 ): Promise<number> {
-  let seen = 0;
-  let done: () => void = () => undefined;
-  const finished = new Promise<void>((resolve) => {
-    done = resolve;
-  });
   const consumes = { items: batchOf(Item) };
   const emits = { scored: batchOf(Scored) };
   const make = language === 'python' ? pythonProcessor : rProcessor;
@@ -227,22 +234,11 @@ async function recordBatchThroughput(
     maxWaitMs: 2,
     logger: quiet,
   });
-  const sink = defineSink({
-    name: 'sink',
-    consumes: emits,
-    emits: {},
-    idempotent: true,
-    machine: setup({ types: { events: {} as Incoming<typeof emits> } }).createMachine({
-      on: {
-        scored: {
-          actions: ({ event }) => {
-            seen += event.body.records.length;
-            if (seen === n) done();
-          },
-        },
-      },
-    }),
-  });
+  const { sink, finished } = countingSink(
+    emits,
+    n,
+    (body) => (body as { records: readonly unknown[] }).records.length,
+  );
   const feed = defineSource({
     name: 'feed',
     emits: consumes,

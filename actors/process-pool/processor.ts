@@ -15,7 +15,7 @@ import { enqueueActions, fromPromise, setup } from 'xstate';
 import type { RecordBatch } from '../file-source/batch.ts';
 import type { WorkerLanguage } from './interpreter.ts';
 import { createProcessPool, type ProcessPool, type ProcessPoolOptions } from './pool.ts';
-import { batchTypes, callRecords } from './record-batches.ts';
+import { batchTypes, recordCaller } from './record-batches.ts';
 
 /**
  * What `pythonProcessor` and `rProcessor` take: the actor's descriptor (name, what it consumes and
@@ -103,12 +103,12 @@ export function processProcessor<
   // The pool's own default (one worker per core), so that every worker has its next batch in hand.
   const workers = options.workers ?? availableParallelism();
   const recordBatches = batchTypes(consumes);
-  const batchedEmits = batchTypes(emits);
   // A record batch holds many calls: two in hand per worker keep every worker busy.
   const prefetch =
     concurrency ??
     (recordBatches.size > 0 ? Math.max(2, workers * 2) : Math.max(2, workers * (options.batch ?? 1) * 2));
   const outputs = (value: unknown) => outputsOf(name, emits, value);
+  const callRecords = recordCaller(pool, name, emits, outputs);
 
   const machine = setup({
     types: {
@@ -119,16 +119,7 @@ export function processProcessor<
       call: fromPromise<readonly (Outgoing<MessageSchemas> | Parked)[], Incoming<MessageSchemas>>(
         async ({ input }) =>
           recordBatches.has(input.type)
-            ? callRecords(
-                pool,
-                name,
-                emits,
-                batchedEmits,
-                input.type,
-                input.body as RecordBatch<unknown>,
-                metaOf(input.type, input.meta),
-                outputs,
-              )
+            ? callRecords(input.type, input.body as RecordBatch<unknown>, metaOf(input.type, input.meta))
             : outputs(await pool.call(input.body, metaOf(input.type, input.meta))),
       ),
     },

@@ -26,70 +26,82 @@ export function batchTypes(schemas: MessageSchemas): ReadonlySet<string> {
  *
  * The pool's `batch` groups the records into calls to the workers, as it groups messages.
  */
-export async function callRecords(
+export function recordCaller(
   pool: ProcessPool,
   actor: string,
   emits: MessageSchemas,
-  batchedEmits: ReadonlySet<string>,
+  outputsOf: (value: unknown) => Outgoing<MessageSchemas>[],
+): (
   type: string,
   batch: RecordBatch<unknown>,
   meta: CallMeta & { readonly finalAttempt?: true },
-  outputsOf: (value: unknown) => Outgoing<MessageSchemas>[],
-): Promise<(Outgoing<MessageSchemas> | Parked)[]> {
-  const { file, first, records } = batch;
-  const settled = await pool.callEach(
-    records.map((record, i) => ({ body: record, meta: { ...meta, file, record: first + i } })),
-  );
-  const emitted: (Outgoing<MessageSchemas> | Parked)[] = [];
-  const runs = new Map<string, Run>();
-  const parkAlone = (i: number, reason: Parked['park']['reason'], error: string): void => {
-    emitted.push({
-      type,
-      body: { file, first: first + i, records: [records[i]] },
-      park: { reason, error: `record ${first + i} of ${file}: ${error}` },
-    });
+) => Promise<(Outgoing<MessageSchemas> | Parked)[]> {
+  const batchedEmits = batchTypes(emits);
+  const vouchers = new Map([...batchedEmits].map((type) => [type, voucherOf(emits[type])]));
+  const batchOutput = (type: string, file: string, run: Run): Outgoing<MessageSchemas> => {
+    const body: RecordBatch<unknown> = { file, first: run.first, records: run.records };
+    // Every record in it passed its record schema (checkOutput): the runtime need not check it again.
+    vouchers.get(type)?.(body);
+    return (
+      run.own === undefined ? { type, body } : { type, body, headers: run.own }
+    ) as Outgoing<MessageSchemas>;
   };
-  let retry: unknown;
-  for (const [i, result] of settled.entries()) {
-    if (result.status === 'rejected') {
-      const err = result.reason;
-      if (err instanceof InvalidMessageError) parkAlone(i, err.reason, err.message);
-      else if (
-        err instanceof WorkerCodeError ||
-        (err instanceof ProcessPoolError && err.kind === 'timeout')
-      ) {
-        if (meta.finalAttempt) parkAlone(i, 'failed', err.message);
-        else retry ??= err;
-      } else throw err; // the pool stopped, gave up or is full: the whole message waits for it
-      continue;
-    }
-    let outputs: Outgoing<MessageSchemas>[];
-    try {
-      outputs = outputsOf(result.value);
-      for (const output of outputs) await checkOutput(actor, emits, batchedEmits, output);
-    } catch (err) {
-      if (!(err instanceof InvalidMessageError)) throw err;
-      parkAlone(i, err.reason, err.message);
-      continue;
-    }
-    for (const output of outputs) {
-      if (!batchedEmits.has(output.type)) {
-        emitted.push(output);
+  return async (type, batch, meta) => {
+    const { file, first, records } = batch;
+    const settled = await pool.callEach(
+      records.map((record, i) => ({ body: record, meta: { ...meta, file, record: first + i } })),
+    );
+    const emitted: (Outgoing<MessageSchemas> | Parked)[] = [];
+    const runs = new Map<string, Run>();
+    const parkAlone = (i: number, reason: Parked['park']['reason'], error: string): void => {
+      emitted.push({
+        type,
+        body: { file, first: first + i, records: [records[i]] },
+        park: { reason, error: `record ${first + i} of ${file}: ${error}` },
+      });
+    };
+    let retry: unknown;
+    for (const [i, result] of settled.entries()) {
+      if (result.status === 'rejected') {
+        const err = result.reason;
+        if (err instanceof InvalidMessageError) parkAlone(i, err.reason, err.message);
+        else if (
+          err instanceof WorkerCodeError ||
+          (err instanceof ProcessPoolError && err.kind === 'timeout')
+        ) {
+          if (meta.finalAttempt) parkAlone(i, 'failed', err.message);
+          else retry ??= err;
+        } else throw err; // the pool stopped, gave up or is full: the whole message waits for it
         continue;
       }
-      const headers = output.headers === undefined ? '' : JSON.stringify(output.headers);
-      const run = runs.get(output.type);
-      if (run && run.headers === headers && run.first + run.records.length === first + i)
-        run.records.push(output.body);
-      else {
-        if (run) emitted.push(batchOutput(output.type, file, run, voucherOf(emits[output.type])));
-        runs.set(output.type, { first: first + i, records: [output.body], headers, own: output.headers });
+      let outputs: Outgoing<MessageSchemas>[];
+      try {
+        outputs = outputsOf(result.value);
+        for (const output of outputs) await checkOutput(actor, emits, batchedEmits, output);
+      } catch (err) {
+        if (!(err instanceof InvalidMessageError)) throw err;
+        parkAlone(i, err.reason, err.message);
+        continue;
+      }
+      for (const output of outputs) {
+        if (!batchedEmits.has(output.type)) {
+          emitted.push(output);
+          continue;
+        }
+        const headers = output.headers === undefined ? '' : JSON.stringify(output.headers);
+        const run = runs.get(output.type);
+        if (run && run.headers === headers && run.first + run.records.length === first + i)
+          run.records.push(output.body);
+        else {
+          if (run) emitted.push(batchOutput(output.type, file, run));
+          runs.set(output.type, { first: first + i, records: [output.body], headers, own: output.headers });
+        }
       }
     }
-  }
-  if (retry !== undefined) throw retry;
-  for (const [outType, run] of runs) emitted.push(batchOutput(outType, file, run, voucherOf(emits[outType])));
-  return emitted;
+    if (retry !== undefined) throw retry;
+    for (const [outType, run] of runs) emitted.push(batchOutput(outType, file, run));
+    return emitted;
+  };
 }
 
 /**
@@ -121,18 +133,4 @@ interface Run {
   /** The outputs' own headers, as JSON: a run holds outputs with the same headers only. */
   readonly headers: string;
   readonly own: Outgoing<MessageSchemas>['headers'];
-}
-
-function batchOutput(
-  type: string,
-  file: string,
-  run: Run,
-  vouch: ((body: object) => void) | undefined,
-): Outgoing<MessageSchemas> {
-  const body: RecordBatch<unknown> = { file, first: run.first, records: run.records };
-  // Every record in it passed its record schema (checkOutput): the runtime need not check it again.
-  vouch?.(body);
-  return (
-    run.own === undefined ? { type, body } : { type, body, headers: run.own }
-  ) as Outgoing<MessageSchemas>;
 }

@@ -1,5 +1,4 @@
-import type { EventObject } from 'xstate';
-import type { Incoming, MessageMeta, MessageSchemas } from '../core/define.ts';
+import type { Incoming, MessageMeta, MessageSchemas, Parked } from '../core/define.ts';
 import type { OutgoingMessage } from '../core/envelope.ts';
 import { InvalidMessageError, WarrenError } from '../core/errors.ts';
 import type { ActorPlan } from '../topology/plan.ts';
@@ -67,26 +66,25 @@ export function applyEventNow(
     const emitted = instance.emitted;
     instance.emitted = [];
     if (emitted.length === 0) return [];
-    if (emitted.some(isParked)) return withParked(emitted, meta, plan, deps);
-    const outputs = toOutgoing(deps.topology, plan, emitted, lineageOf(meta));
-    const validating = validateOutputsNow(plan, outputs, bodiesOf(emitted));
-    return validating ? validating.then(() => outputs) : outputs;
+    // Parts of the input the machine parked (see `Parked`) go out after the outputs, unchecked by `emits`.
+    const parts = emitted.some(isParked) ? emitted.filter(isParked) : undefined;
+    const emits = parts ? emitted.filter((e) => !isParked(e)) : emitted;
+    const outputs = toOutgoing(deps.topology, plan, emits, lineageOf(meta));
+    const all = parts ? [...outputs, ...parkedParts(parts, meta, plan, deps)] : outputs;
+    const validating = validateOutputsNow(plan, outputs, emits);
+    return validating ? validating.then(() => all) : all;
   };
   const settling = settleNow(instance, settleTimeoutMs, clock);
   return settling ? settling.then(collect) : collect();
 }
 
-/** The outputs, checked, followed by the dead letters of the parts the actor parked (see `Parked`). */
-function withParked(
-  emitted: readonly EventObject[],
+/** The dead letters of the parts a machine parked, each counted and logged as a parking is. */
+function parkedParts(
+  parts: readonly Parked[],
   meta: MessageMeta,
   plan: ActorPlan,
   { topology, clock, stats, logger }: ApplyDeps,
-): Now<OutgoingMessage[]> {
-  const parts = emitted.filter(isParked);
-  const emits = emitted.filter((e) => !isParked(e));
-  const outputs = toOutgoing(topology, plan, emits, lineageOf(meta));
-  const parked = toParked(topology, plan, parts, meta, clock.now());
+): OutgoingMessage[] {
   for (const part of parts) {
     stats.parked(plan.name, part.park.reason);
     logger.warn('parked', {
@@ -96,12 +94,5 @@ function withParked(
       error: part.park.error,
     });
   }
-  const all = [...outputs, ...parked];
-  const validating = validateOutputsNow(plan, outputs, bodiesOf(emits));
-  return validating ? validating.then(() => all) : all;
-}
-
-/** The bodies of what a machine emitted, by output, as it emitted them. */
-function bodiesOf(emitted: readonly EventObject[]): unknown[] {
-  return emitted.map((e) => (e as { body?: unknown }).body);
+  return toParked(topology, plan, parts, meta, clock.now());
 }

@@ -85,21 +85,35 @@ export function toOutgoing(
         );
         if (key !== undefined) order.push(`${consumer.name}/${key}`);
       }
-    return {
-      exchange: topology.names.exchange,
-      routingKey: topology.names.routingKey(producer.name, type),
-      body: JSON.stringify(body ?? null),
-      properties: {
-        messageId: id,
-        type,
-        contentType: JSON_CONTENT_TYPE,
-        timestamp: Math.floor(lineage.createdAt / 1000),
-        persistent: topology.durable,
-        headers,
-      },
-      ...(order.length > 0 ? { order } : {}),
-    };
+    return publication(topology, producer.name, id, type, body, lineage.createdAt, headers, order);
   });
+}
+
+/** One publication of `type` from `from` on the pipeline's exchange: routing key `<from>.<type>`, the body as JSON. */
+function publication(
+  topology: TopologyPlan,
+  from: string,
+  id: string,
+  type: string,
+  body: unknown,
+  createdAt: number,
+  headers: WireHeaders,
+  order: readonly string[] = [],
+): OutgoingMessage {
+  return {
+    exchange: topology.names.exchange,
+    routingKey: topology.names.routingKey(from, type),
+    body: JSON.stringify(body ?? null),
+    properties: {
+      messageId: id,
+      type,
+      contentType: JSON_CONTENT_TYPE,
+      timestamp: Math.floor(createdAt / 1000),
+      persistent: topology.durable,
+      headers,
+    },
+    ...(order.length > 0 ? { order } : {}),
+  };
 }
 
 /**
@@ -163,19 +177,7 @@ export function toParked(
       generation: lineage.generation,
       createdAt: lineage.createdAt,
     });
-    const output: OutgoingMessage = {
-      exchange: topology.names.exchange,
-      routingKey: topology.names.routingKey(meta.source, part.type),
-      body: JSON.stringify(part.body ?? null),
-      properties: {
-        messageId: id,
-        type: part.type,
-        contentType: JSON_CONTENT_TYPE,
-        timestamp: Math.floor(lineage.createdAt / 1000),
-        persistent: topology.durable,
-        headers,
-      },
-    };
+    const output = publication(topology, meta.source, id, part.type, part.body, lineage.createdAt, headers);
     return parkedOutput(output, consumer.deadQueue, {
       reason: part.park.reason,
       error: typeof part.park.error === 'string' ? part.park.error : describeError(part.park.error),

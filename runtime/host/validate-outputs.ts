@@ -1,4 +1,5 @@
 import type { StandardSchemaV1 } from '@standard-schema/spec';
+import type { EventObject } from 'xstate';
 import type { MessageSchemas } from '../core/define.ts';
 import type { OutgoingMessage } from '../core/envelope.ts';
 import { InvalidMessageError } from '../core/errors.ts';
@@ -33,8 +34,8 @@ export async function validateOutputs(plan: ActorPlan, outputs: readonly Outgoin
 export function validateOutputsNow(
   plan: ActorPlan,
   outputs: readonly OutgoingMessage[],
-  /** The bodies as emitted, by output: one the schema vouches for (see `vouches`) is not checked again. */
-  bodies?: readonly unknown[],
+  /** What the machine emitted, by output: a body the schema vouches for (see `vouches`) is not checked again. */
+  emitted?: readonly EventObject[],
   from = 0,
 ): Promise<void> | undefined {
   const emits = plan.definition.emits as MessageSchemas;
@@ -47,13 +48,13 @@ export function validateOutputsNow(
         'invalid-output',
         `${plan.name} emitted "${type}", which it does not declare`,
       );
-    const body = bodies?.[i];
+    const body = (emitted?.[i] as { body?: unknown } | undefined)?.body;
     if (body !== undefined && vouches(schema, body)) continue;
     const result = schema['~standard'].validate(JSON.parse(output.body));
     if (result instanceof Promise)
       return result.then((r) => {
         checked(plan, type, r.issues);
-        return validateOutputsNow(plan, outputs, bodies, i + 1);
+        return validateOutputsNow(plan, outputs, emitted, i + 1);
       });
     checked(plan, type, result.issues);
   }
