@@ -8,12 +8,14 @@ export const MAX_FRAME_BYTES = 64 * 1024 * 1024;
 
 /** One frame, ready to write. */
 export function encodeFrame(message: unknown): Buffer {
-  const json = Buffer.from(JSON.stringify(message), 'utf8');
-  if (json.length > MAX_FRAME_BYTES)
-    throw new RangeError(`frame of ${json.length} bytes is over ${MAX_FRAME_BYTES}`);
-  const header = Buffer.allocUnsafe(4);
-  header.writeUInt32BE(json.length, 0);
-  return Buffer.concat([header, json]);
+  const json = JSON.stringify(message);
+  const length = Buffer.byteLength(json, 'utf8');
+  if (length > MAX_FRAME_BYTES) throw new RangeError(`frame of ${length} bytes is over ${MAX_FRAME_BYTES}`);
+  // One buffer, the text written into it after the length: no second copy of the payload.
+  const frame = Buffer.allocUnsafe(4 + length);
+  frame.writeUInt32BE(length, 0);
+  frame.write(json, 4, 'utf8');
+  return frame;
 }
 
 /**

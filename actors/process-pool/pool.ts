@@ -4,11 +4,14 @@ import { type Counter, isSpanContextValid, metrics, type Span, trace } from '@op
 import { type ActorLifecycle, InvalidMessageError, type Logger } from 'warren';
 import { Attr } from 'warren/observability';
 import { ProcessPoolError, WorkerCodeError } from './errors.ts';
+import { Fifo } from './fifo.ts';
 import { resolveCommand, type WorkerLanguage } from './interpreter.ts';
 import {
   type CallItem,
   describeExit,
   type ItemResult,
+  PROTOCOL_VERSION,
+  type ProtocolVersion,
   Worker,
   type WorkerExit,
   WorkerExitError,
@@ -38,6 +41,11 @@ export interface ProcessPoolOptions {
    * arguments. Default: the shipped shim of `language` under `interpreter`.
    */
   readonly command?: readonly string[];
+  /**
+   * The protocol version `command` speaks: 2 (default; the shipped workers) or 1, for a worker written
+   * to version 1 of docs/process-protocol.md (warren then sends each item's metadata whole).
+   */
+  readonly protocol?: ProtocolVersion;
   /** The Python or Rscript executable; default `WARREN_PYTHON` / `WARREN_RSCRIPT`, else `python3` / `Rscript`. */
   readonly interpreter?: string;
   /** Tags log lines and metrics (`warren.actor`); default the script's file name. */
@@ -146,15 +154,20 @@ export interface ProcessPool {
    * calls), and resolve once all are done, with one outcome per item in order: fulfilled with what the
    * function returned, or rejected with what `call` would reject with. One promise for many records
    * (a record batch) instead of one each. Rejects at once, as `call` does, when the pool failed, is
-   * stopping, or cannot queue them all (`busy`).
+   * stopping, or cannot queue them all (`busy`). `shared` is metadata every item has (the message
+   * the records came in): the function's `meta` is `shared` with the item's own `meta` over it, and a
+   * call to a worker carries it once, not once per item.
    *
    * @example
    * ```ts
-   * const outcomes = await pool.callEach(rows.map((row, i) => ({ body: row, meta: { record: i + 1 } })));
+   * const outcomes = await pool.callEach(
+   *   rows.map((row, i) => ({ body: row, meta: { record: i + 1 } })),
+   *   { id: message.id, file: 'spend.csv' },
+   * );
    * const scores = outcomes.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
    * ```
    */
-  callEach(items: readonly CallInput[]): Promise<PromiseSettledResult<unknown>[]>;
+  callEach(items: readonly CallInput[], shared?: CallMeta): Promise<PromiseSettledResult<unknown>[]>;
   /** Finish every call in hand (queued ones included), then end the workers. Idempotent. */
   stop(): Promise<void>;
   /** Resolves with the error when the pool gave up (crash loop, or a restart that could not start). */
@@ -178,10 +191,39 @@ export interface ProcessPool {
   pids(): number[];
 }
 
+/** Where queued items' outcomes go: `call`'s promise, or the slots of one `callEach`'s. */
+interface Outcomes {
+  fulfil(index: number, value: unknown): void;
+  fail(index: number, err: unknown): void;
+}
+
+/** The outcomes of one `callEach`: resolves its promise once every item has one. */
+class EachOutcomes implements Outcomes {
+  readonly #outcomes: PromiseSettledResult<unknown>[];
+  readonly #done: (outcomes: PromiseSettledResult<unknown>[]) => void;
+  #left: number;
+  constructor(count: number, done: (outcomes: PromiseSettledResult<unknown>[]) => void) {
+    this.#outcomes = new Array(count);
+    this.#left = count;
+    this.#done = done;
+  }
+  fulfil(index: number, value: unknown): void {
+    this.#settle(index, { status: 'fulfilled', value });
+  }
+  fail(index: number, reason: unknown): void {
+    this.#settle(index, { status: 'rejected', reason });
+  }
+  #settle(index: number, outcome: PromiseSettledResult<unknown>): void {
+    this.#outcomes[index] = outcome;
+    if (--this.#left === 0) this.#done(this.#outcomes);
+  }
+}
+
 interface Pending {
   readonly item: CallItem;
-  readonly resolve: (value: unknown) => void;
-  readonly reject: (err: unknown) => void;
+  readonly to: Outcomes;
+  /** Which of `to`'s outcomes is this item's. */
+  readonly index: number;
   readonly enqueuedAt: number;
   readonly span: Span | undefined;
   /** Times this item was alone in a call whose worker crashed. */
@@ -192,7 +234,12 @@ interface Pending {
 
 interface Slot {
   worker: Worker | undefined;
-  busy: boolean;
+  /** Calls written to its worker and not answered. */
+  inHand: number;
+  /** Its worker did `maxTasksPerWorker` items: it takes no more calls, and is replaced once it answered. */
+  retiring: boolean;
+  /** A group being isolated is in hand: nothing is sent behind it, so a crash is its own. */
+  isolating: boolean;
   /** A replacement is being started (or waits out its backoff). */
   starting: boolean;
 }
@@ -254,10 +301,16 @@ class PoolImpl implements ProcessPool {
   readonly #timeoutMs: number;
   readonly #maxQueued: number;
   readonly #maxCrashes: number;
+  readonly #protocol: ProtocolVersion;
+  /** Calls in hand per worker: 2 (the next waits in the pipe) for protocol 2, 1 for a version-1 worker. */
+  readonly #depth: number;
   readonly #slots: Slot[] = [];
   /** Items waiting for a batch. */
-  readonly #queue: Pending[] = [];
-  /** Items of a crashed or timed-out batch, in the groups they must run in (split halves); first. */
+  readonly #queue = new Fifo<Pending>();
+  /**
+   * Items of a crashed or timed-out batch, in the groups they must run in (split halves), and calls a
+   * worker ended before it reached them; sent before the queue.
+   */
   readonly #isolating: Pending[][] = [];
   #command: string[] | undefined;
   #state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed' = 'new';
@@ -282,6 +335,14 @@ class PoolImpl implements ProcessPool {
     this.#timeoutMs = positive(options.timeoutMs ?? 30_000, 'timeoutMs');
     this.#maxQueued = options.maxQueued ?? 10_000;
     this.#maxCrashes = positive(options.maxCrashes ?? 5, 'maxCrashes');
+    this.#protocol = options.protocol ?? PROTOCOL_VERSION;
+    this.#depth = this.#protocol === 1 ? 1 : 2;
+    if (this.#protocol !== 1 && this.#protocol !== 2)
+      throw new RangeError(`protocol must be 1 or 2, got ${String(options.protocol)}`);
+    if (this.#protocol !== PROTOCOL_VERSION && !options.command)
+      throw new RangeError(
+        `protocol ${this.#protocol} is for a worker of your own (command); the shipped workers speak ${PROTOCOL_VERSION}`,
+      );
     this.failed = new Promise((resolve) => {
       this.#reportFailure = resolve;
     });
@@ -309,7 +370,7 @@ class PoolImpl implements ProcessPool {
         ? [...this.#options.command]
         : resolveCommand(this.#options.language ?? 'python', this.#options.interpreter, env);
       for (let i = 0; i < this.#size; i++)
-        this.#slots.push({ worker: undefined, busy: false, starting: true });
+        this.#slots.push({ worker: undefined, inHand: 0, retiring: false, isolating: false, starting: true });
       const started = await Promise.allSettled(this.#slots.map((slot) => this.#spawn(slot)));
       const failure = started.find((r) => r.status === 'rejected');
       if (failure) throw (failure as PromiseRejectedResult).reason;
@@ -348,35 +409,28 @@ class PoolImpl implements ProcessPool {
     const refused = this.#refusal(1);
     if (refused) return Promise.reject(refused);
     const span = trace.getActiveSpan();
+    const traceparent = span && traceparentOf(span);
+    const item: CallItem = { body, meta: traceparent ? { ...meta, traceparent } : meta };
     const promise = new Promise<unknown>((resolve, reject) => {
-      this.#enqueue(body, meta, span, resolve, reject, performance.now());
+      const to: Outcomes = { fulfil: (_, value) => resolve(value), fail: (_, err) => reject(err) };
+      this.#enqueue(item, span, to, 0, performance.now());
     });
     this.#kick();
     return promise;
   }
 
-  callEach(items: readonly CallInput[]): Promise<PromiseSettledResult<unknown>[]> {
+  callEach(items: readonly CallInput[], shared: CallMeta = {}): Promise<PromiseSettledResult<unknown>[]> {
     const refused = this.#refusal(items.length);
     if (refused) return Promise.reject(refused);
+    if (items.length === 0) return Promise.resolve([]);
     const span = trace.getActiveSpan();
-    const outcomes = new Array<PromiseSettledResult<unknown>>(items.length);
-    if (items.length === 0) return Promise.resolve(outcomes);
+    const traceparent = span && traceparentOf(span);
+    const common = traceparent ? { ...shared, traceparent } : shared;
     const promise = new Promise<PromiseSettledResult<unknown>[]>((done) => {
-      let left = items.length;
+      const to = new EachOutcomes(items.length, done);
       const now = performance.now();
       items.forEach(({ body, meta = {} }, i) => {
-        const settle = (outcome: PromiseSettledResult<unknown>) => {
-          outcomes[i] = outcome;
-          if (--left === 0) done(outcomes);
-        };
-        this.#enqueue(
-          body,
-          meta,
-          span,
-          (value) => settle({ status: 'fulfilled', value }),
-          (reason) => settle({ status: 'rejected', reason }),
-          now,
-        );
+        this.#enqueue({ body, meta, shared: common }, span, to, i, now);
       });
     });
     this.#kick();
@@ -388,10 +442,10 @@ class PoolImpl implements ProcessPool {
     if (this.#failure) return this.#failure;
     if (this.#state === 'stopping' || this.#state === 'stopped')
       return new ProcessPoolError('stopped', `the worker pool for ${this.name} is stopping`);
-    if (this.#queue.length + count > this.#maxQueued)
+    if (this.#queue.size + count > this.#maxQueued)
       return new ProcessPoolError(
         'busy',
-        `${this.#queue.length} calls already wait for ${this.name} (maxQueued ${this.#maxQueued})`,
+        `${this.#queue.size} calls already wait for ${this.name} (maxQueued ${this.#maxQueued})`,
       );
     return undefined;
   }
@@ -399,19 +453,10 @@ class PoolImpl implements ProcessPool {
   /**
    * Queue one item. `span` is the active span when it was called: the host's process span of the
    * message being handled (the call runs inside its invoked actor, started synchronously by the
-   * event), so the worker continues its trace.
+   * event); its traceparent is in the item's metadata, so the worker continues its trace.
    */
-  #enqueue(
-    body: unknown,
-    meta: CallMeta,
-    span: Span | undefined,
-    resolve: (value: unknown) => void,
-    reject: (err: unknown) => void,
-    enqueuedAt: number,
-  ): void {
-    const traceparent = span && traceparentOf(span);
-    const item: CallItem = { body, meta: traceparent ? { ...meta, traceparent } : meta };
-    this.#queue.push({ item, resolve, reject, enqueuedAt, span, aloneCrashes: 0, isolated: false });
+  #enqueue(item: CallItem, span: Span | undefined, to: Outcomes, index: number, enqueuedAt: number): void {
+    this.#queue.push({ item, to, index, enqueuedAt, span, aloneCrashes: 0, isolated: false });
   }
 
   /** After queueing: start a pool that has not started (its failure rejects the queue), else hand out batches. */
@@ -449,7 +494,7 @@ class PoolImpl implements ProcessPool {
   stats(): ProcessPoolStats {
     return {
       workers: this.#slots.filter((s) => s.worker?.alive).length,
-      queued: this.#queue.length + this.#isolating.reduce((n, g) => n + g.length, 0),
+      queued: this.#queue.size + this.#isolating.reduce((n, g) => n + g.length, 0),
       ...this.#counts,
     };
   }
@@ -459,7 +504,7 @@ class PoolImpl implements ProcessPool {
   }
 
   #pendingWork(): boolean {
-    return this.#queue.length > 0 || this.#isolating.length > 0 || this.#slots.some((s) => s.busy);
+    return this.#queue.size > 0 || this.#isolating.length > 0 || this.#slots.some((s) => s.inHand > 0);
   }
 
   /** Start a worker in `slot`; resolves once it is ready. */
@@ -478,6 +523,7 @@ class PoolImpl implements ProcessPool {
       label: this.name,
       startTimeoutMs: this.#options.startTimeoutMs ?? 60_000,
       killGraceMs: this.#options.killGraceMs ?? 2_000,
+      protocol: this.#protocol,
     });
     slot.worker = worker;
     slot.starting = true;
@@ -493,7 +539,7 @@ class PoolImpl implements ProcessPool {
   #exited(slot: Slot, worker: Worker, exit: WorkerExit): void {
     if (slot.worker !== worker || this.#state === 'stopped' || this.#state === 'failed') return;
     if (this.#state === 'stopping' && !this.#pendingWork()) return;
-    if (slot.busy) return; // the call in hand handles it (#run)
+    if (slot.inHand > 0) return; // the calls in hand handle it (#run)
     this.#crashed(exit, undefined);
     this.#replace(slot);
   }
@@ -523,6 +569,9 @@ class PoolImpl implements ProcessPool {
   #replace(slot: Slot, immediately = false): void {
     if (this.#failure || this.#state === 'stopped') return;
     slot.worker = undefined;
+    slot.inHand = 0;
+    slot.retiring = false;
+    slot.isolating = false;
     slot.starting = true;
     const { initial = 100, max = 5_000 } = this.#options.restartBackoffMs ?? {};
     const delay = immediately ? 0 : Math.min(max, initial * 2 ** Math.max(0, this.#crashesInARow - 1));
@@ -551,14 +600,23 @@ class PoolImpl implements ProcessPool {
     if (delay > 0 && !this.#pendingWork()) timer.unref();
   }
 
-  /** Hand batches to idle workers: isolation groups first, then full batches, then any batch due. */
+  /**
+   * Hand batches to workers: isolation groups first, then full batches, then any batch due. Every
+   * worker gets a call before any gets a second; a second (protocol 2) waits in the worker's pipe, so
+   * the worker goes on to it without waiting for Node. Groups being isolated (after a crash) go to
+   * workers with nothing in hand, and nothing goes behind them.
+   */
   #pump(): void {
     if (this.#state !== 'running' && this.#state !== 'stopping') return;
-    for (const slot of this.#slots) {
-      if (slot.busy || slot.starting || !slot.worker?.alive) continue;
-      const batch = this.#take();
-      if (!batch) break;
-      void this.#run(slot, slot.worker, batch);
+    pass: for (let depth = 1; depth <= this.#depth; depth++) {
+      if (depth > 1 && this.#isolating.length > 0) break;
+      for (const slot of this.#slots) {
+        if (slot.inHand >= depth || slot.starting || slot.retiring || !slot.worker?.alive) continue;
+        if (slot.isolating) continue;
+        const batch = this.#take();
+        if (!batch) break pass;
+        void this.#run(slot, slot.worker, batch);
+      }
     }
     if (this.#state === 'stopping' && !this.#pendingWork()) this.#drained?.();
   }
@@ -567,11 +625,12 @@ class PoolImpl implements ProcessPool {
   #take(): Pending[] | undefined {
     const group = this.#isolating.shift();
     if (group) return group;
-    if (this.#queue.length === 0) return undefined;
-    const oldest = (this.#queue[0] as Pending).enqueuedAt;
+    const first = this.#queue.first();
+    if (first === undefined) return undefined;
+    const oldest = first.enqueuedAt;
     const due = oldest + this.#maxWaitMs - performance.now();
-    if (this.#queue.length >= this.#batch || due <= 0 || this.#state === 'stopping')
-      return this.#queue.splice(0, this.#batch);
+    if (this.#queue.size >= this.#batch || due <= 0 || this.#state === 'stopping')
+      return this.#queue.take(this.#batch);
     if (!this.#flushTimer) {
       this.#flushTimer = setTimeout(() => {
         this.#flushTimer = undefined;
@@ -582,7 +641,9 @@ class PoolImpl implements ProcessPool {
   }
 
   async #run(slot: Slot, worker: Worker, batch: Pending[]): Promise<void> {
-    slot.busy = true;
+    slot.inHand++;
+    const isolating = batch.some((p) => p.isolated);
+    if (isolating) slot.isolating = true;
     const now = performance.now();
     for (const p of batch)
       p.span?.setAttributes({
@@ -598,17 +659,21 @@ class PoolImpl implements ProcessPool {
         this.#timeoutMs,
       );
     } catch (err) {
-      slot.busy = false;
+      if (slot.worker === worker) slot.inHand--;
+      if (isolating && slot.worker === worker) slot.isolating = false;
       this.#failedCall(slot, worker, batch, err);
       this.#pump();
       return;
     }
-    slot.busy = false;
+    if (slot.worker === worker) slot.inHand--;
+    if (isolating && slot.worker === worker) slot.isolating = false;
     this.#crashesInARow = 0;
     this.#counts.items += batch.length;
     for (const [i, p] of batch.entries()) this.#settle(p, results[i] as ItemResult);
     const max = this.#options.maxTasksPerWorker;
-    if (max !== undefined && worker.tasks >= max && this.#state === 'running') {
+    if (max !== undefined && worker.tasks >= max && this.#state === 'running' && slot.worker === worker)
+      slot.retiring = true;
+    if (slot.retiring && slot.inHand === 0 && slot.worker === worker) {
       this.#counts.recycled++;
       slot.worker = undefined;
       void worker.close();
@@ -626,6 +691,13 @@ class PoolImpl implements ProcessPool {
   #failedCall(slot: Slot, worker: Worker, batch: Pending[], err: unknown): void {
     const exitErr = err instanceof WorkerExitError ? err : undefined;
     const reason = exitErr?.reason ?? 'crash';
+    if (reason === 'aborted') {
+      // Behind the call that ended the worker: never started, so it runs again as it was, after the
+      // groups isolating what did end it.
+      if (this.#failure) for (const p of batch) p.to.fail(p.index, this.#failure);
+      else this.#isolating.push(batch);
+      return;
+    }
     if (reason === 'timeout') {
       this.#counts.timeouts++;
       this.#instruments?.timeouts.add(1, { [Attr.actor]: this.name });
@@ -645,7 +717,7 @@ class PoolImpl implements ProcessPool {
     }
     if (slot.worker === worker) this.#replace(slot, reason === 'timeout');
     if (this.#failure) {
-      for (const p of batch) p.reject(this.#failure);
+      for (const p of batch) p.to.fail(p.index, this.#failure);
       return;
     }
     for (const p of batch) p.isolated = true;
@@ -656,14 +728,16 @@ class PoolImpl implements ProcessPool {
     }
     const only = batch[0] as Pending;
     if (reason === 'timeout') {
-      only.reject(
+      only.to.fail(
+        only.index,
         new ProcessPoolError('timeout', `${this.name}: ${exitErr?.message ?? 'the call timed out'}`),
       );
       return;
     }
     only.aloneCrashes++;
     if (only.aloneCrashes >= 2) {
-      only.reject(
+      only.to.fail(
+        only.index,
         new InvalidMessageError(
           'worker-crash',
           `${this.name}: this record crashed the worker running ${this.script} ${only.aloneCrashes} times (last: ${exitErr ? describeExit(exitErr.exit) : String(err)})`,
@@ -676,16 +750,29 @@ class PoolImpl implements ProcessPool {
 
   #settle(p: Pending, result: ItemResult): void {
     if (typeof result !== 'object' || result === null) {
-      p.reject(new InvalidMessageError('invalid-output', `${this.name}: the worker returned no result`));
-    } else if ('ok' in result) p.resolve(result.ok);
+      p.to.fail(
+        p.index,
+        new InvalidMessageError('invalid-output', `${this.name}: the worker returned no result`),
+      );
+    } else if ('ok' in result) p.to.fulfil(p.index, result.ok);
     else if ('reject' in result)
-      p.reject(new InvalidMessageError('rejected', `${this.name} rejected it: ${String(result.reject)}`));
+      p.to.fail(
+        p.index,
+        new InvalidMessageError('rejected', `${this.name} rejected it: ${String(result.reject)}`),
+      );
     else if ('error' in result) {
       const e = result.error;
-      p.reject(new WorkerCodeError(this.name, e.type, e.message, e.traceback));
+      p.to.fail(p.index, new WorkerCodeError(this.name, e.type, e.message, e.traceback));
     } else if ('invalid' in result)
-      p.reject(new InvalidMessageError('invalid-output', `${this.name}: ${String(result.invalid)}`));
-    else p.reject(new InvalidMessageError('invalid-output', `${this.name}: the worker returned no result`));
+      p.to.fail(
+        p.index,
+        new InvalidMessageError('invalid-output', `${this.name}: ${String(result.invalid)}`),
+      );
+    else
+      p.to.fail(
+        p.index,
+        new InvalidMessageError('invalid-output', `${this.name}: the worker returned no result`),
+      );
   }
 
   /** Stop for good: every waiting call is refused with `err`, the workers killed. */
@@ -694,8 +781,8 @@ class PoolImpl implements ProcessPool {
     this.#failure = err;
     this.#state = 'failed';
     this.#logger.error('worker pool failed', { pool: this.name, script: this.script, error: err.message });
-    for (const p of this.#queue.splice(0)) p.reject(err);
-    for (const group of this.#isolating.splice(0)) for (const p of group) p.reject(err);
+    for (const p of this.#queue.drain()) p.to.fail(p.index, err);
+    for (const group of this.#isolating.splice(0)) for (const p of group) p.to.fail(p.index, err);
     for (const slot of this.#slots) slot.worker?.terminate();
     livePools.delete(this);
     this.#drained?.();

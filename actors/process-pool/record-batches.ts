@@ -49,7 +49,8 @@ export function recordCaller(
   return async (type, batch, meta) => {
     const { file, first, records } = batch;
     const settled = await pool.callEach(
-      records.map((record, i) => ({ body: record, meta: { ...meta, file, record: first + i } })),
+      records.map((record, i) => ({ body: record, meta: { record: first + i } })),
+      { ...meta, file },
     );
     const emitted: (Outgoing<MessageSchemas> | Parked)[] = [];
     const runs = new Map<string, Run>();
@@ -77,7 +78,10 @@ export function recordCaller(
       let outputs: Outgoing<MessageSchemas>[];
       try {
         outputs = outputsOf(result.value);
-        for (const output of outputs) await checkOutput(actor, emits, batchedEmits, output);
+        for (const output of outputs) {
+          const checking = checkOutput(actor, emits, batchedEmits, output);
+          if (checking) await checking;
+        }
       } catch (err) {
         if (!(err instanceof InvalidMessageError)) throw err;
         parkAlone(i, err.reason, err.message);
@@ -110,16 +114,26 @@ export function recordCaller(
  * whole batch at the runtime's check. What a worker returns was parsed from its JSON frame: it already
  * is the wire form, so it is checked as it is.
  */
-async function checkOutput(
+function checkOutput(
   actor: string,
   emits: MessageSchemas,
   batchedEmits: ReadonlySet<string>,
   output: Outgoing<MessageSchemas>,
-): Promise<void> {
+): Promise<void> | undefined {
   const schema = emits[output.type] as StandardSchemaV1;
   const checked = batchedEmits.has(output.type) ? (recordSchemaOf(schema) as StandardSchemaV1) : schema;
-  let result = checked['~standard'].validate(output.body ?? null);
-  if (result instanceof Promise) result = await result;
+  const result = checked['~standard'].validate(output.body ?? null);
+  // Synchronous schemas (the usual) are checked without a promise per record.
+  if (result instanceof Promise) return result.then((r) => outputIssues(actor, output, r));
+  outputIssues(actor, output, result);
+  return undefined;
+}
+
+function outputIssues(
+  actor: string,
+  output: Outgoing<MessageSchemas>,
+  result: StandardSchemaV1.Result<unknown>,
+): void {
   if (result.issues)
     throw new InvalidMessageError(
       'invalid-output',

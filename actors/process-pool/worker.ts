@@ -4,8 +4,11 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'warren';
 import { encodeFrame, FrameReader } from './frames.ts';
 
-/** The protocol version this side speaks (docs/process-protocol.md). */
-export const PROTOCOL_VERSION = 1;
+/** The protocol version the shipped workers speak (docs/process-protocol.md). */
+export const PROTOCOL_VERSION = 2;
+
+/** The versions this side speaks: a worker of one's own written to version 1 still runs (`protocol: 1`). */
+export type ProtocolVersion = 1 | 2;
 
 /** What user code raised, as the worker reports it. */
 export interface WorkerException {
@@ -21,10 +24,25 @@ export type ItemResult =
   | { readonly error: WorkerException }
   | { readonly invalid: string };
 
-/** One item of a call: a message body and its metadata. */
+/**
+ * One item of a call: a body and its metadata. The user's function sees `shared` and `meta` merged
+ * (`meta`'s fields win); `shared` is one object for many items (a record batch's message), so a call
+ * carries it once (protocol 2) instead of once per item.
+ */
 export interface CallItem {
   readonly body: unknown;
   readonly meta: Readonly<Record<string, unknown>>;
+  readonly shared?: Readonly<Record<string, unknown>> | undefined;
+}
+
+/** A call written to the worker and not answered yet. */
+interface InHand {
+  readonly id: number;
+  readonly count: number;
+  readonly timeoutMs: number;
+  timer: NodeJS.Timeout | undefined;
+  readonly resolve: (results: ItemResult[]) => void;
+  readonly reject: (err: WorkerExitError) => void;
 }
 
 /** How a worker process ended. */
@@ -45,11 +63,14 @@ export class WorkerStartError extends Error {
   }
 }
 
-/** The worker died (or was killed) while a call was in hand. */
+/**
+ * The worker died (or was killed) while a call was in hand: the call it was on fails with the cause
+ * (`crash`, `timeout`, `protocol`), a call behind it, which it never reached, with `aborted`.
+ */
 export class WorkerExitError extends Error {
   readonly exit: WorkerExit;
-  readonly reason: 'crash' | 'timeout' | 'protocol';
-  constructor(message: string, exit: WorkerExit, reason: 'crash' | 'timeout' | 'protocol') {
+  readonly reason: 'crash' | 'timeout' | 'protocol' | 'aborted';
+  constructor(message: string, exit: WorkerExit, reason: 'crash' | 'timeout' | 'protocol' | 'aborted') {
     super(message);
     this.name = 'WorkerExitError';
     this.exit = exit;
@@ -70,6 +91,7 @@ export interface WorkerOptions {
   readonly label: string;
   readonly startTimeoutMs: number;
   readonly killGraceMs: number;
+  readonly protocol: ProtocolVersion;
 }
 
 /**
@@ -87,8 +109,11 @@ export class Worker {
   #exit: WorkerExit | undefined;
   /** Why this side is ending the worker, when it is: a call's deadline, a protocol error. */
   #killedFor: 'timeout' | 'protocol' | undefined;
+  /** While starting: the handshake's handlers. */
   #onFrame: ((frame: Record<string, unknown>) => void) | undefined;
   #onExit: ((exit: WorkerExit) => void) | undefined;
+  /** Calls written and not answered, in the order the worker answers them. */
+  readonly #calls: InHand[] = [];
   #nextId = 1;
   /** Items this worker has completed. */
   tasks = 0;
@@ -107,6 +132,7 @@ export class Worker {
         // What holds the other end now (an R worker's helper `cat`) gets end of file.
         this.#channel.destroy();
         this.#onExit?.(this.#exit);
+        this.#failCalls(this.#exit);
         resolve(this.#exit);
       });
       this.#child.once('error', (err) => {
@@ -116,6 +142,7 @@ export class Worker {
         this.#exit = { code: null, signal: null };
         this.#channel.destroy();
         this.#onExit?.(this.#exit);
+        this.#failCalls(this.#exit);
         resolve(this.#exit);
       });
     });
@@ -129,7 +156,8 @@ export class Worker {
       }
       for (const frame of frames) {
         if (typeof frame !== 'object' || frame === null) this.#protocolError('a frame that is not an object');
-        else this.#onFrame?.(frame as Record<string, unknown>);
+        else if (this.#onFrame) this.#onFrame(frame as Record<string, unknown>);
+        else this.#answered(frame as Record<string, unknown>);
       }
     });
     this.#channel.on('error', () => undefined); // the exit handler reports what matters
@@ -148,7 +176,7 @@ export class Worker {
 
   /** Send `init`, resolve on `ready`, reject with the worker's traceback on `fatal` or an early exit. */
   start(): Promise<void> {
-    const { script, handler, config, startTimeoutMs } = this.#options;
+    const { script, handler, config, startTimeoutMs, protocol } = this.#options;
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         done();
@@ -168,11 +196,11 @@ export class Worker {
       this.#onFrame = (frame) => {
         if (frame.t === 'ready') {
           done();
-          if (frame.protocol !== PROTOCOL_VERSION) {
+          if (frame.protocol !== protocol) {
             this.kill('SIGKILL');
             reject(
               new WorkerStartError(
-                `${script}: the worker speaks protocol ${String(frame.protocol)}, warren speaks ${PROTOCOL_VERSION}`,
+                `${script}: the worker speaks protocol ${String(frame.protocol)}, warren sent it ${protocol}`,
                 'protocol',
               ),
             );
@@ -195,58 +223,79 @@ export class Worker {
           ),
         );
       };
-      this.#write({ t: 'init', protocol: PROTOCOL_VERSION, script, handler, config });
+      this.#write({ t: 'init', protocol, script, handler, config });
     });
   }
 
   /**
    * Run one batch. Resolves with one result per item; rejects with a WorkerExitError when the worker
    * dies first, or when `timeoutMs` passes (then the worker gets SIGTERM, and SIGKILL after the grace).
+   * A call made while others are in hand is written at once and waits in the pipe: the worker answers
+   * in order, and a call's deadline starts when the worker reaches it. When the worker dies, the call
+   * it was running fails with the cause; the calls behind it never started, and fail as `aborted`.
    */
   call(items: readonly CallItem[], timeoutMs: number): Promise<ItemResult[]> {
     const id = this.#nextId++;
     this.ref();
     return new Promise<ItemResult[]>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#killedFor = 'timeout';
-        this.terminate();
-      }, timeoutMs);
-      const done = () => {
-        clearTimeout(timer);
-        this.#onFrame = undefined;
-        this.#onExit = undefined;
-        this.unref();
-      };
-      this.#onFrame = (frame) => {
-        if (frame.t !== 'result' || frame.id !== id) return;
-        const results = frame.results;
-        if (!Array.isArray(results) || results.length !== items.length) {
-          done();
-          this.#protocolError(
-            `result ${id} has ${Array.isArray(results) ? results.length : 'no'} results for ${items.length} items`,
-          );
-          reject(
-            new WorkerExitError('the worker broke the protocol', { code: null, signal: null }, 'protocol'),
-          );
-          return;
-        }
-        done();
-        this.tasks += items.length;
-        resolve(results as ItemResult[]);
-      };
-      this.#onExit = (exit) => {
-        done();
-        const cause = this.#killedFor ?? 'crash';
-        const what =
-          cause === 'timeout'
-            ? `the call took longer than ${timeoutMs} ms; the worker was stopped`
-            : cause === 'protocol'
-              ? 'the worker broke the protocol and was stopped'
-              : `the worker died during the call (${describeExit(exit)})`;
-        reject(new WorkerExitError(what, exit, cause));
-      };
-      this.#write({ t: 'call', id, items });
+      this.#calls.push({ id, count: items.length, timeoutMs, timer: undefined, resolve, reject });
+      if (this.#calls.length === 1) this.#startDeadline();
+      this.#write(callFrame(id, items, this.#options.protocol));
     });
+  }
+
+  /** Calls written and not answered yet. */
+  get inHand(): number {
+    return this.#calls.length;
+  }
+
+  /** The deadline of the call the worker is on now (the first in hand). */
+  #startDeadline(): void {
+    const head = this.#calls[0];
+    if (!head) return;
+    head.timer = setTimeout(() => {
+      this.#killedFor = 'timeout';
+      this.terminate();
+    }, head.timeoutMs);
+  }
+
+  #answered(frame: Record<string, unknown>): void {
+    if (frame.t !== 'result') return;
+    const head = this.#calls[0];
+    const results = frame.results;
+    if (!head || frame.id !== head.id || !Array.isArray(results) || results.length !== head.count) {
+      this.#protocolError(
+        !head || frame.id !== head.id
+          ? `result ${String(frame.id)} answers no call in hand (next: ${head?.id ?? 'none'})`
+          : `result ${head.id} has ${Array.isArray(results) ? results.length : 'no'} results for ${head.count} items`,
+      );
+      return; // the exit fails what is in hand
+    }
+    this.#calls.shift();
+    clearTimeout(head.timer);
+    this.#startDeadline();
+    if (this.#calls.length === 0) this.unref();
+    this.tasks += head.count;
+    head.resolve(results as ItemResult[]);
+  }
+
+  /** The worker ended: the call it was on fails with the cause, the ones behind it as never started. */
+  #failCalls(exit: WorkerExit): void {
+    const cause = this.#killedFor ?? 'crash';
+    for (const [i, call] of this.#calls.splice(0).entries()) {
+      clearTimeout(call.timer);
+      if (i > 0) {
+        call.reject(new WorkerExitError('the worker ended before it reached the call', exit, 'aborted'));
+        continue;
+      }
+      const what =
+        cause === 'timeout'
+          ? `the call took longer than ${call.timeoutMs} ms; the worker was stopped`
+          : cause === 'protocol'
+            ? 'the worker broke the protocol and was stopped'
+            : `the worker died during the call (${describeExit(exit)})`;
+      call.reject(new WorkerExitError(what, exit, cause));
+    }
   }
 
   /** Ask the worker to finish (end of its input), then SIGTERM and SIGKILL if it lingers. */
@@ -316,6 +365,33 @@ export class Worker {
       else logger.warn('worker output', data);
     });
   }
+}
+
+/**
+ * A `call` frame. Version 2 carries each distinct `shared` object once, in `shared`, and each item
+ * names its own by index; version 1 carries every item's metadata whole.
+ */
+export function callFrame(id: number, items: readonly CallItem[], protocol: ProtocolVersion): object {
+  if (protocol === 1)
+    return {
+      t: 'call',
+      id,
+      items: items.map(({ body, meta, shared }) => ({ body, meta: shared ? { ...shared, ...meta } : meta })),
+    };
+  const shared: Readonly<Record<string, unknown>>[] = [];
+  let last: Readonly<Record<string, unknown>> | undefined;
+  let lastIndex = -1;
+  const wire = items.map(({ body, meta, shared: own }) => {
+    if (own === undefined) return { body, meta };
+    // Items sharing metadata come in runs (one record batch's records): compare with the last first.
+    if (own !== last) {
+      last = own;
+      lastIndex = shared.indexOf(own);
+      if (lastIndex === -1) lastIndex = shared.push(own) - 1;
+    }
+    return { body, meta, shared: lastIndex };
+  });
+  return shared.length === 0 ? { t: 'call', id, items: wire } : { t: 'call', id, shared, items: wire };
 }
 
 function asException(value: unknown): WorkerException {

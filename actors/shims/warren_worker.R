@@ -8,7 +8,7 @@
 # User code calls warren_reject("why") to park a message at once (reason `rejected`) instead of
 # retrying it.
 
-PROTOCOL <- 1L
+PROTOCOL <- 2L
 MAX_FRAME_BYTES <- 64 * 1024 * 1024
 MAX_TRACEBACK <- 4000L
 HANDLER <- "score"
@@ -76,7 +76,7 @@ warren_reject <- function(reason = "rejected") {
 format_calls <- function(calls) {
   lines <- vapply(calls, function(call) paste(deparse(call, nlines = 1L), collapse = ""), "")
   own <- grepl("^(withCallingHandlers|tryCatch|tryCatchList|tryCatchOne|doTryCatch|run_item|main|\\.handleSimpleError|h\\(|stop\\(|lapply|FUN\\(|vapply)", lines)
-  lines <- sub("^handler\\(item\\$body, item\\$meta\\)", paste0(HANDLER, "(body, meta)"), lines[!own])
+  lines <- sub("^handler\\(item\\$body, meta\\)", paste0(HANDLER, "(body, meta)"), lines[!own])
   text <- paste(lines, collapse = "\n")
   if (nchar(text) > MAX_TRACEBACK) text <- paste0("...", substr(text, nchar(text) - MAX_TRACEBACK, nchar(text)))
   text
@@ -86,11 +86,20 @@ describe_error <- function(e, calls) {
   list(type = class(e)[1], message = conditionMessage(e), traceback = calls)
 }
 
-run_item <- function(handler, item) {
+# The item's meta: the call's shared metadata it names, with its own fields over it.
+meta_of <- function(item, shared) {
+  if (is.null(item$shared)) return(item$meta)
+  meta <- shared[[item$shared + 1L]]
+  for (name in names(item$meta)) meta[[name]] <- item$meta[[name]]
+  meta
+}
+
+run_item <- function(handler, item, shared) {
   calls <- ""
+  meta <- meta_of(item, shared)
   outcome <- tryCatch(
     withCallingHandlers(
-      list(ok = handler(item$body, item$meta)),
+      list(ok = handler(item$body, meta)),
       error = function(e) calls <<- format_calls(sys.calls())
     ),
     warren_reject = function(e) list(reject = conditionMessage(e)),
@@ -136,7 +145,7 @@ main <- function() {
     frame <- read_frame()
     if (is.null(frame) || identical(frame$t, "stop")) break
     if (!identical(frame$t, "call")) next
-    results <- vapply(frame$items, function(item) run_item(handler, item), "")
+    results <- vapply(frame$items, function(item) run_item(handler, item, frame$shared), "")
     write_frame_text(paste0(
       "{\"t\":\"result\",\"id\":", format(frame$id, scientific = FALSE),
       ",\"results\":[", paste(results, collapse = ","), "]}"

@@ -17,7 +17,7 @@ import sys
 import traceback
 import types
 
-PROTOCOL = 1
+PROTOCOL = 2
 MAX_FRAME_BYTES = 64 * 1024 * 1024
 MAX_TRACEBACK = 4000
 
@@ -127,10 +127,21 @@ def load(script, handler_name):
     return module
 
 
-def run_item(handler, item):
+def meta_of(item, shared):
+    """The item's ``meta``: the call's shared metadata it names, with its own fields over it."""
+    own = item.get("meta") or {}
+    index = item.get("shared")
+    if index is None:
+        return own
+    merged = dict(shared[index])
+    merged.update(own)
+    return merged
+
+
+def run_item(handler, item, shared):
     """One item's result: {"ok": what the function returned}, {"reject": why} or {"error": ...}."""
     try:
-        return {"ok": handler(item.get("body"), item.get("meta") or {})}
+        return {"ok": handler(item.get("body"), meta_of(item, shared))}
     except Reject as exc:
         return {"reject": str(exc) or "rejected"}
     except Exception as exc:  # noqa: BLE001 - any failure of user code is reported, not fatal
@@ -174,7 +185,8 @@ def main():
             return 0
         if message.get("t") != "call":
             continue
-        results = [run_item(handler, item) for item in message.get("items", [])]
+        shared = message.get("shared") or []
+        results = [run_item(handler, item, shared) for item in message.get("items", [])]
         payload = '{"t":"result","id":%d,"results":%s}' % (int(message["id"]), encode_results(results))
         write_raw(channel_out, payload.encode("utf-8"))
 

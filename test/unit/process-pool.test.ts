@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, InvalidMessageError } from 'warren';
 import { createProcessPool, ProcessPoolError } from 'warren/actors';
 import { encodeFrame, FrameReader } from '../../actors/process-pool/frames.ts';
+import { callFrame } from '../../actors/process-pool/worker.ts';
 import { recordingLogger, scriptOf, startProcessRun } from '../helpers/process-pipeline.ts';
 import { uniquePrefix } from '../helpers/services.ts';
 
@@ -261,5 +262,122 @@ describe('tracing', () => {
     } finally {
       await run.stop();
     }
+  });
+});
+
+describe('protocol 2', () => {
+  it('a call frame carries each shared meta once, items name it; version 1 gets every meta whole', () => {
+    const message = { id: 'm1', file: 'f.csv' };
+    const other = { id: 'm2', file: 'f.csv' };
+    const items = [
+      { body: 1, meta: { record: 1 }, shared: message },
+      { body: 2, meta: { record: 2 }, shared: message },
+      { body: 3, meta: { record: 1 }, shared: other },
+      { body: 4, meta: { id: 'own' } },
+      { body: 5, meta: { record: 3 }, shared: message },
+    ];
+    expect(callFrame(7, items, 2)).toEqual({
+      t: 'call',
+      id: 7,
+      shared: [message, other],
+      items: [
+        { body: 1, meta: { record: 1 }, shared: 0 },
+        { body: 2, meta: { record: 2 }, shared: 0 },
+        { body: 3, meta: { record: 1 }, shared: 1 },
+        { body: 4, meta: { id: 'own' } },
+        { body: 5, meta: { record: 3 }, shared: 0 },
+      ],
+    });
+    expect(callFrame(8, items.slice(3, 4), 2)).toEqual({
+      t: 'call',
+      id: 8,
+      items: [{ body: 4, meta: { id: 'own' } }],
+    });
+    expect(callFrame(9, items.slice(1, 4), 1)).toEqual({
+      t: 'call',
+      id: 9,
+      items: [
+        { body: 2, meta: { id: 'm1', file: 'f.csv', record: 2 } },
+        { body: 3, meta: { id: 'm2', file: 'f.csv', record: 1 } },
+        { body: 4, meta: { id: 'own' } },
+      ],
+    });
+  });
+
+  it.each(['python', 'r'] as const)(
+    '%s: callEach hands each item the shared meta with its own fields over it',
+    async (language) => {
+      const pool = createProcessPool({
+        language,
+        script: scriptOf(language),
+        workers: 1,
+        batch: 2,
+        logger: quiet,
+      });
+      await pool.start();
+      const outcomes = await pool.callEach(
+        [1, 2, 3].map((n) => ({ body: { n, action: 'meta' }, meta: { record: n } })),
+        { id: 'm1', file: 'spend.csv', record: 0, hops: 2 },
+      );
+      expect(
+        outcomes.map((o) => (o.status === 'fulfilled' ? (o.value as { body: unknown }).body : o.reason)),
+      ).toEqual([1, 2, 3].map((n) => ({ n, meta: { id: 'm1', file: 'spend.csv', record: n, hops: 2 } })));
+      await pool.stop();
+    },
+  );
+
+  it('runs a worker of one’s own written to version 1 with `protocol: 1`, and refuses it without', async () => {
+    const command = ['python3', fixture('python/v1_worker.py')];
+    const pool = createProcessPool({
+      command,
+      protocol: 1,
+      script: scriptOf('python'),
+      workers: 1,
+      batch: 2,
+      logger: quiet,
+    });
+    const outcomes = await pool.callEach(
+      [1, 2].map((n) => ({ body: n, meta: { record: n } })),
+      { id: 'm1' },
+    );
+    expect(outcomes).toEqual(
+      [1, 2].map((n) => ({
+        status: 'fulfilled',
+        value: { body: n, meta: { id: 'm1', record: n }, shared: false },
+      })),
+    );
+    await pool.stop();
+
+    const unversioned = createProcessPool({ command, script: scriptOf('python'), workers: 1, logger: quiet });
+    await expect(unversioned.start()).rejects.toThrow(/speaks protocol 1, got 2/);
+    expect(() => createProcessPool({ script: scriptOf('python'), protocol: 1 })).toThrow(
+      /protocol 1 is for a worker of your own \(command\); the shipped workers speak 2/,
+    );
+  });
+
+  it('a call waiting behind one that kills its worker runs again, neither counted as a crash nor isolated', async () => {
+    // maxCrashes 2: counting the call behind as a crash too would make the pool give up.
+    const pool = createProcessPool({
+      script: scriptOf('python'),
+      workers: 1,
+      batch: 1,
+      maxWaitMs: 0,
+      maxCrashes: 2,
+      restartBackoffMs: { initial: 10 },
+      logger: quiet,
+    });
+    await pool.start();
+    const outcomes = await pool.callEach([
+      { body: { n: 1, action: 'exit' } },
+      { body: { n: 2 } },
+      { body: { n: 3 } },
+    ]);
+    expect(outcomes[0]).toMatchObject({ status: 'rejected', reason: { reason: 'worker-crash' } });
+    expect(
+      outcomes.slice(1).map((o) => o.status === 'fulfilled' && (o.value as { body: { n: number } }).body.n),
+    ).toEqual([2, 3]);
+    // The record that kills the worker: once in its batch, once alone; the calls behind it never ran then.
+    expect(pool.stats()).toMatchObject({ crashes: 2, items: 2 });
+    await pool.stop();
   });
 });
