@@ -56,21 +56,17 @@ export function batchOf<const TRecord extends StandardSchemaV1>(record: TRecord)
     if (typeof first !== 'number' || !Number.isInteger(first) || first < 1)
       return fail('expected a record number ≥ 1', 'first');
     if (!Array.isArray(records)) return fail('expected an array', 'records');
-    const results = records.map((r) => record['~standard'].validate(r));
-    const done = (settled: readonly Result[]): Result => {
-      const issues: StandardSchemaV1.Issue[] = [];
-      const values: unknown[] = [];
-      settled.forEach((result, i) => {
-        if (result.issues)
-          for (const issue of result.issues)
-            issues.push({ ...issue, path: ['records', i, ...(issue.path ?? [])] });
-        else values.push(result.value);
-      });
-      return issues.length > 0 ? { issues } : { value: { file, first, records: values } };
-    };
-    return results.some((r) => r instanceof Promise)
-      ? Promise.all(results).then(done)
-      : done(results as readonly Result[]);
+    // One pass, no array of results, while every record validates synchronously (the usual schema).
+    const check = record['~standard'];
+    const values = new Array<unknown>(records.length);
+    let issues: StandardSchemaV1.Issue[] | undefined;
+    for (let i = 0; i < records.length; i++) {
+      const result = check.validate(records[i]);
+      if (result instanceof Promise) return validateAsync(check, file, first, records);
+      if (result.issues) (issues ??= []).push(...recordIssues(i, result.issues));
+      else values[i] = result.value;
+    }
+    return issues ? { issues } : { value: { file, first, records: values } };
   };
   const built = new WeakSet<object>();
   const schema = {
@@ -103,6 +99,25 @@ export function recordSchemaOf(schema: StandardSchemaV1 | undefined): StandardSc
   return typeof record === 'object' && record !== null && '~standard' in record
     ? (record as StandardSchemaV1)
     : undefined;
+}
+
+/** {@link batchOf}'s check when a record's schema is asynchronous. */
+async function validateAsync(
+  check: StandardSchemaV1['~standard'],
+  file: string,
+  first: number,
+  records: readonly unknown[],
+): Promise<Result> {
+  const settled = await Promise.all(records.map((r) => check.validate(r)));
+  const issues = settled.flatMap((result, i) => (result.issues ? recordIssues(i, result.issues) : []));
+  return issues.length > 0
+    ? { issues }
+    : { value: { file, first, records: settled.map((result) => (result as { value: unknown }).value) } };
+}
+
+/** A record's issues, their paths from the batch (`records[i]...`). */
+function recordIssues(i: number, issues: readonly StandardSchemaV1.Issue[]): StandardSchemaV1.Issue[] {
+  return issues.map((issue) => ({ ...issue, path: ['records', i, ...(issue.path ?? [])] }));
 }
 
 function fail(message: string, key?: string): Result {

@@ -219,8 +219,8 @@ class EachOutcomes implements Outcomes {
   }
 }
 
-interface Pending {
-  readonly item: CallItem;
+/** A queued item: what the worker is sent (a `CallItem`), and where its outcome goes. */
+interface Pending extends CallItem {
   readonly to: Outcomes;
   /** Which of `to`'s outcomes is this item's. */
   readonly index: number;
@@ -410,10 +410,10 @@ class PoolImpl implements ProcessPool {
     if (refused) return Promise.reject(refused);
     const span = trace.getActiveSpan();
     const traceparent = span && traceparentOf(span);
-    const item: CallItem = { body, meta: traceparent ? { ...meta, traceparent } : meta };
+    const own = traceparent ? { ...meta, traceparent } : meta;
     const promise = new Promise<unknown>((resolve, reject) => {
       const to: Outcomes = { fulfil: (_, value) => resolve(value), fail: (_, err) => reject(err) };
-      this.#enqueue(item, span, to, 0, performance.now());
+      this.#enqueue(body, own, undefined, span, to, 0, performance.now());
     });
     this.#kick();
     return promise;
@@ -430,7 +430,7 @@ class PoolImpl implements ProcessPool {
       const to = new EachOutcomes(items.length, done);
       const now = performance.now();
       items.forEach(({ body, meta = {} }, i) => {
-        this.#enqueue({ body, meta, shared: common }, span, to, i, now);
+        this.#enqueue(body, meta, common, span, to, i, now);
       });
     });
     this.#kick();
@@ -455,8 +455,16 @@ class PoolImpl implements ProcessPool {
    * message being handled (the call runs inside its invoked actor, started synchronously by the
    * event); its traceparent is in the item's metadata, so the worker continues its trace.
    */
-  #enqueue(item: CallItem, span: Span | undefined, to: Outcomes, index: number, enqueuedAt: number): void {
-    this.#queue.push({ item, to, index, enqueuedAt, span, aloneCrashes: 0, isolated: false });
+  #enqueue(
+    body: unknown,
+    meta: CallMeta,
+    shared: CallMeta | undefined,
+    span: Span | undefined,
+    to: Outcomes,
+    index: number,
+    enqueuedAt: number,
+  ): void {
+    this.#queue.push({ body, meta, shared, to, index, enqueuedAt, span, aloneCrashes: 0, isolated: false });
   }
 
   /** After queueing: start a pool that has not started (its failure rejects the queue), else hand out batches. */
@@ -654,10 +662,7 @@ class PoolImpl implements ProcessPool {
     this.#counts.calls++;
     let results: ItemResult[];
     try {
-      results = await worker.call(
-        batch.map((p) => p.item),
-        this.#timeoutMs,
-      );
+      results = await worker.call(batch, this.#timeoutMs);
     } catch (err) {
       if (slot.worker === worker) slot.inHand--;
       if (isolating && slot.worker === worker) slot.isolating = false;

@@ -258,3 +258,39 @@ describe('fileSource with batch (embedded bus)', () => {
     ).not.toThrow();
   });
 });
+
+describe('batchOf', () => {
+  const check = (schema: ReturnType<typeof batchOf>, value: unknown) => schema['~standard'].validate(value);
+
+  it('types each record by its schema, and names every bad record by its place in the batch', () => {
+    const batch = batchOf(Spend);
+    const good = { campaign: 'c1', day: '2026-11-29', clicks: 3, cost: 1.5 };
+    expect(check(batch, { file: 'f.csv', first: 7, records: [good, good] })).toEqual({
+      value: { file: 'f.csv', first: 7, records: [Spend.parse(good), Spend.parse(good)] },
+    });
+    const result = check(batch, { file: 'f.csv', first: 1, records: [good, { ...good, clicks: 'x' }, {}] });
+    expect(result).not.toBeInstanceOf(Promise);
+    const paths = ((result as unknown as { issues: { path: unknown[] }[] }).issues ?? []).map((i) => i.path.slice(0, 3));
+    expect(paths).toContainEqual(['records', 1, 'clicks']);
+    expect(paths.some((p) => p[1] === 2)).toBe(true);
+    expect(paths.some((p) => p[1] === 0)).toBe(false);
+  });
+
+  it('waits for a record schema that validates asynchronously', async () => {
+    const Positive = {
+      '~standard': {
+        version: 1 as const,
+        vendor: 'test',
+        validate: async (value: unknown) =>
+          typeof value === 'number' && value > 0 ? { value } : { issues: [{ message: 'expected > 0' }] },
+      },
+    };
+    const batch = batchOf(Positive);
+    await expect(check(batch, { file: 'f', first: 1, records: [1, 2] })).resolves.toEqual({
+      value: { file: 'f', first: 1, records: [1, 2] },
+    });
+    await expect(check(batch, { file: 'f', first: 1, records: [1, -2] })).resolves.toEqual({
+      issues: [{ message: 'expected > 0', path: ['records', 1] }],
+    });
+  });
+});
