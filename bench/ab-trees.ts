@@ -6,7 +6,8 @@
  *   git worktree add /tmp/base HEAD~1 && ln -s "$PWD/node_modules" /tmp/base/node_modules
  *   node bench/ab-trees.ts --trees "/tmp/base,$PWD" --variant e --n 20000 --rounds 7
  *
- * Variants: b, bt (b with tracing on, plus b without it from the first tree), d, e, ek. Each tree's own
+ * Variants: b, bt (b with tracing on, plus b without it from the first tree), bs (bt head-sampled at 0.1,
+ * likewise), d, e, ek. Each tree's own
  * bench/warren-flow.ts runs its own runtime; the baseline, the CPU meters and the tracing SDK are this
  * tree's. Prints each round, then the median and range of msg/s, the medians of CPU (node, RabbitMQ,
  * Redis) and p99 per tree, and the per-round ratio of the last tree to the first.
@@ -44,7 +45,8 @@ const placement: Placement =
 const flow: FlowOptions = { keyed, concurrency: spec.inFlight, gated: true };
 const services = new ServiceCpu();
 const tracing = new BenchTracing();
-if (variant === 'bt') await tracing.start();
+const traced = variant === 'bt' || variant === 'bs';
+if (traced) await tracing.start();
 
 type Flow = typeof warrenFlow;
 const flows = await Promise.all(
@@ -52,14 +54,14 @@ const flows = await Promise.all(
 );
 const runners: [string, () => Promise<RoundResult>][] = trees.map((tree, i) => {
   const run = () => (flows[i] as Flow)(variant, placement, spec, flow, services);
-  return [tree, variant === 'bt' ? () => tracing.during(run) : run];
+  return [tree, traced ? () => tracing.during(run, variant === 'bs' ? 'sampled' : 'all') : run];
 });
-if (variant === 'bt')
+if (traced)
   runners.unshift([
     `${trees[0]} without tracing`,
     () => (flows[0] as Flow)('b', placement, spec, flow, services),
   ]);
-if (!values['no-baseline'] && (variant === 'b' || variant === 'bt' || variant === 'd'))
+if (!values['no-baseline'] && (variant === 'b' || traced || variant === 'd'))
   runners.unshift([
     'baseline',
     () => (keyed ? amqpRedisKeyed(spec, services) : amqpStateless(spec, services)),

@@ -77,6 +77,19 @@ class SwitchedProvider implements TracerProvider {
 /** Head sampling as `OTEL_TRACES_SAMPLER=parentbased_traceidratio` sets it up, at this ratio. */
 export const SAMPLED_RATIO = 0.1;
 
+/** One SDK set-up a tracing round can run under: encoding, sampling and the batch processor's sizes. */
+export interface TracingSetup {
+  readonly protocol: 'http/protobuf' | 'http/json';
+  /** Head-sampled at SAMPLED_RATIO; otherwise every span is recorded. */
+  readonly sampled: boolean;
+  /** The `BatchSpanProcessor`'s options; the SDK's defaults (512, 2,048, 5 s) where left out. */
+  readonly batch?: {
+    readonly maxExportBatchSize?: number;
+    readonly maxQueueSize?: number;
+    readonly scheduledDelayMillis?: number;
+  };
+}
+
 /**
  * The in-process SDK and collector. `start()` once, before any round; `during(fn)` runs a round with
  * tracing on and flushes what it buffered before tracing goes off again; `close()` at the end.
@@ -85,16 +98,29 @@ export class BenchTracing {
   /** The OTLP encoding, as `OTEL_EXPORTER_OTLP_PROTOCOL` names it; the SDK's default is protobuf. */
   readonly protocol: 'http/protobuf' | 'http/json';
   #server: Server | undefined;
-  /** Every span recorded; head-sampled at SAMPLED_RATIO. */
-  #providers: Record<'all' | 'sampled', SdkTracerProvider> | undefined;
+  readonly #setups: Readonly<Record<string, TracingSetup>>;
+  #providers: Map<string, SdkTracerProvider> | undefined;
   readonly #switch = new SwitchedProvider();
   #requests = 0;
   #bytes = 0;
-  readonly #spans = { all: 0, sampled: 0 };
+  readonly #spans = new Map<string, number>();
   #failures = 0;
+  /** Node CPU (µs) of the last round's closing flush, which runs after the round's clock stopped. */
+  lastFlushCpu = 0;
 
-  constructor(protocol: string | undefined = process.env.OTEL_EXPORTER_OTLP_PROTOCOL) {
+  /**
+   * By default two set-ups: `all` (every span recorded) and `sampled`, both at the SDK's batch sizes,
+   * protobuf unless `OTEL_EXPORTER_OTLP_PROTOCOL=http/json`. An A/B of set-ups names its own.
+   */
+  constructor(
+    protocol: string | undefined = process.env.OTEL_EXPORTER_OTLP_PROTOCOL,
+    setups?: Readonly<Record<string, TracingSetup>>,
+  ) {
     this.protocol = protocol === 'http/json' ? 'http/json' : 'http/protobuf';
+    this.#setups = setups ?? {
+      all: { protocol: this.protocol, sampled: false },
+      sampled: { protocol: this.protocol, sampled: true },
+    };
   }
 
   async start(): Promise<void> {
@@ -112,29 +138,33 @@ export class BenchTracing {
     this.#server = server;
     const { port } = server.address() as AddressInfo;
     const url = `http://127.0.0.1:${port}/v1/traces`;
-    const processor = (mode: 'all' | 'sampled') => {
+    const processor = (mode: string, setup: TracingSetup) => {
       const exporter =
-        this.protocol === 'http/json' ? new JsonExporter({ url }) : new ProtobufExporter({ url });
+        setup.protocol === 'http/json' ? new JsonExporter({ url }) : new ProtobufExporter({ url });
       const exportSpans = exporter.export.bind(exporter);
       exporter.export = (
         spans: Parameters<typeof exportSpans>[0],
         done: Parameters<typeof exportSpans>[1],
       ) => {
-        this.#spans[mode] += spans.length;
+        this.#spans.set(mode, (this.#spans.get(mode) ?? 0) + spans.length);
         exportSpans(spans, (result) => {
           if (result.code !== 0) this.#failures++;
           done(result);
         });
       };
-      return new BatchSpanProcessor({ exporter });
+      return new BatchSpanProcessor({ exporter, ...setup.batch });
     };
-    this.#providers = {
-      all: new SdkTracerProvider({ spanProcessors: [processor('all')] }),
-      sampled: new SdkTracerProvider({
-        spanProcessors: [processor('sampled')],
-        sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(SAMPLED_RATIO) }),
-      }),
-    };
+    this.#providers = new Map(
+      Object.entries(this.#setups).map(([mode, setup]) => [
+        mode,
+        new SdkTracerProvider({
+          spanProcessors: [processor(mode, setup)],
+          ...(setup.sampled
+            ? { sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(SAMPLED_RATIO) }) }
+            : {}),
+        }),
+      ]),
+    );
     if (!trace.setGlobalTracerProvider(this.#switch))
       throw new Error('a global tracer provider is already registered');
   }
@@ -143,8 +173,8 @@ export class BenchTracing {
    * Run `round` with tracing on (every span recorded, or head-sampled at SAMPLED_RATIO), then export
    * what is left before turning it off.
    */
-  async during<T>(round: () => Promise<T>, mode: 'all' | 'sampled' = 'all'): Promise<T> {
-    const provider = this.#providers?.[mode];
+  async during<T>(round: () => Promise<T>, mode = 'all'): Promise<T> {
+    const provider = this.#providers?.get(mode);
     if (!provider) throw new Error('start() first');
     const contextManager = new AsyncLocalStorageContextManager().enable();
     context.setGlobalContextManager(contextManager);
@@ -153,7 +183,10 @@ export class BenchTracing {
     try {
       return await round();
     } finally {
+      const cpu = process.cpuUsage();
       await provider.forceFlush().catch(() => undefined);
+      const spent = process.cpuUsage(cpu);
+      this.lastFlushCpu = spent.user + spent.system;
       this.#switch.current = undefined;
       context.disable();
       propagation.disable();
@@ -161,9 +194,9 @@ export class BenchTracing {
   }
 
   /** What was exported: spans of the rounds that recorded every span, or of the sampled ones. */
-  counts(mode: 'all' | 'sampled' = 'all'): TracingCounts {
+  counts(mode = 'all'): TracingCounts {
     return {
-      spans: this.#spans[mode],
+      spans: this.#spans.get(mode) ?? 0,
       requests: this.#requests,
       bytes: this.#bytes,
       failures: this.#failures,
@@ -171,8 +204,7 @@ export class BenchTracing {
   }
 
   async close(): Promise<void> {
-    for (const provider of Object.values(this.#providers ?? {}))
-      await provider.shutdown().catch(() => undefined);
+    for (const provider of this.#providers?.values() ?? []) await provider.shutdown().catch(() => undefined);
     await new Promise<void>((resolve) => (this.#server ? this.#server.close(() => resolve()) : resolve()));
   }
 }
