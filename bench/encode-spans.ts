@@ -7,8 +7,7 @@
  *
  * With `--strip`, protobuf again on spans of the SDK alone (12 literal attributes, no warren code) and on
  * copies of warren's spans without attributes, without events, without both: where the encoding's time
- * goes. Run it with and without `--import ./bench/plain-verbatim-string.ts` to see what ioredis's
- * `String` subclass does to the protobuf writer (BENCHMARKS.md, "Issue 18, tracing").
+ * goes (BENCHMARKS.md, "Issue 18, tracing").
  */
 import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';

@@ -59,14 +59,14 @@ export function batchOf<const TRecord extends StandardSchemaV1>(record: TRecord)
     // One pass, no array of results, while every record validates synchronously (the usual schema).
     const check = record['~standard'];
     const values = new Array<unknown>(records.length);
-    let issues: StandardSchemaV1.Issue[] | undefined;
+    const issues: StandardSchemaV1.Issue[] = [];
     for (let i = 0; i < records.length; i++) {
       const result = check.validate(records[i]);
       if (result instanceof Promise) return validateAsync(check, file, first, records);
-      if (result.issues) (issues ??= []).push(...recordIssues(i, result.issues));
+      if (result.issues) issues.push(...recordIssues(i, result.issues));
       else values[i] = result.value;
     }
-    return issues ? { issues } : { value: { file, first, records: values } };
+    return issues.length > 0 ? { issues } : { value: { file, first, records: values } };
   };
   const built = new WeakSet<object>();
   const schema = {

@@ -270,7 +270,9 @@ describe('batchOf', () => {
     });
     const result = check(batch, { file: 'f.csv', first: 1, records: [good, { ...good, clicks: 'x' }, {}] });
     expect(result).not.toBeInstanceOf(Promise);
-    const paths = ((result as unknown as { issues: { path: unknown[] }[] }).issues ?? []).map((i) => i.path.slice(0, 3));
+    const paths = ((result as unknown as { issues: { path: unknown[] }[] }).issues ?? []).map((i) =>
+      i.path.slice(0, 3),
+    );
     expect(paths).toContainEqual(['records', 1, 'clicks']);
     expect(paths.some((p) => p[1] === 2)).toBe(true);
     expect(paths.some((p) => p[1] === 0)).toBe(false);
