@@ -128,15 +128,24 @@ export function exampleCluster(
       return readExampleOutput(outDir).sessions.length;
     },
     /**
-     * Wait (up to `timeoutMs`) until every click is in a session and every session is scored, then a
-     * little longer for anything extra.
+     * Wait (up to `timeoutMs`) until every click is in a session, every session is scored and every
+     * score of at least 0.8 is in high-value, then a little longer for anything extra.
      */
     async drained(timeoutMs: number): Promise<ExampleOutput> {
       const deadline = Date.now() + timeoutMs;
       while (Date.now() < deadline) {
         const out = readExampleOutput(outDir);
         const sessions = byId(out.sessions);
-        if (clicksInSessions({ ...out, sessions }) >= events && byId(out.scores).length >= sessions.length)
+        const scores = byId(out.scores);
+        // The high-value sink is a hop behind the scores: a confident score's line may still be on
+        // its way there (the route's `score >= 0.8`, config/pipeline.ts).
+        const high = new Set(byId(out.highValue).map((line) => line.sessionId));
+        const confident = scores.filter((score) => score.score >= 0.8);
+        if (
+          clicksInSessions({ ...out, sessions }) >= events &&
+          scores.length >= sessions.length &&
+          confident.every((score) => high.has(score.sessionId))
+        )
           break;
         await sleep(250);
       }
