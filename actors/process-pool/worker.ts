@@ -244,11 +244,6 @@ export class Worker {
     });
   }
 
-  /** Calls written and not answered yet. */
-  get inHand(): number {
-    return this.#calls.length;
-  }
-
   /** The deadline of the call the worker is on now (the first in hand). */
   #startDeadline(): void {
     const head = this.#calls[0];
