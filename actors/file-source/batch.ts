@@ -68,28 +68,46 @@ export function batchOf<const TRecord extends StandardSchemaV1>(record: TRecord)
     }
     return issues.length > 0 ? { issues } : { value: { file, first, records: values } };
   };
-  const built = new WeakSet<object>();
+  const built: Built = { checked: new WeakSet(), wire: new WeakSet() };
   const schema = {
     record,
     '~standard': { version: 1, vendor: 'warren', validate },
     // The source host publishes a batch the file source built without checking it again.
-    '~vouched': (value: unknown) => typeof value === 'object' && value !== null && built.has(value),
+    '~vouched': (value: unknown) => typeof value === 'object' && value !== null && built.checked.has(value),
+    // A batch of parsed JSON goes to its first consumer as it is (see OutgoingMessage.value).
+    '~wire': (value: unknown) => typeof value === 'object' && value !== null && built.wire.has(value),
   } as unknown as BatchSchema<TRecord>;
   vouched.set(schema, built);
   return Object.freeze(schema);
 }
 
+/** The batches a schema of {@link batchOf} vouches for, and those of them that are wire form. */
+interface Built {
+  readonly checked: WeakSet<object>;
+  readonly wire: WeakSet<object>;
+}
+
 /** The batches each schema of {@link batchOf} vouches for, by schema. */
-const vouched = new WeakMap<object, WeakSet<object>>();
+const vouched = new WeakMap<object, Built>();
 
 /**
  * How a file source vouches for the batches it builds of records it typed by `schema`'s record
  * schema (so the source host need not check them again): undefined for a schema not of {@link batchOf}.
- * A body vouched for must not change after: the source host checks it no more.
+ * A body vouched for must not change after: the source host checks it no more. With `wire`, the
+ * body is also plain parsed JSON (a Python/R processor's, built of its workers' results), which the
+ * embedded bus hands to the first consumer as it is.
  */
-export function voucherOf(schema: StandardSchemaV1 | undefined): ((body: object) => void) | undefined {
+export function voucherOf(
+  schema: StandardSchemaV1 | undefined,
+): ((body: object, wire?: boolean) => void) | undefined {
   const built = schema === undefined ? undefined : vouched.get(schema);
-  return built && ((body) => built.add(body));
+  return (
+    built &&
+    ((body, wire = false) => {
+      built.checked.add(body);
+      if (wire) built.wire.add(body);
+    })
+  );
 }
 
 /** The record schema of a schema {@link batchOf} made, or undefined for any other schema. */

@@ -79,6 +79,15 @@ export interface OutgoingMessage {
    * so that a refused publish sent again is never overtaken by a later one of the same key.
    */
   readonly order?: readonly string[];
+  /**
+   * The body as a value, not sent: set by the runtime when it holds exactly what `JSON.parse(body)`
+   * gives and nothing else holds it (the value it parsed from `body` to check it against the schema, or
+   * a record batch built of JSON parsed from a worker's frame). The embedded bus hands it to the
+   * message's first consumer, whose decoding then checks it instead of parsing the text again: a
+   * value is parsed once per process, not once per hop. Every other consumer, a redelivery and
+   * RabbitMQ read the text.
+   */
+  value?: unknown;
 }
 
 /**
@@ -118,6 +127,11 @@ export interface Delivery {
    * are the UTF-8 of this text.
    */
   readonly text?: string | undefined;
+  /**
+   * The body as a value, when the publisher handed one over with `text` (see `OutgoingMessage.value`):
+   * exactly what parsing `text` gives, held by this delivery alone. Only the embedded bus has it.
+   */
+  readonly value?: unknown;
   readonly queue: string;
   readonly exchange: string;
   readonly routingKey: string;

@@ -3,7 +3,7 @@ import type { StandardSchemaV1 } from '@standard-schema/spec';
 import type { ConsumerDefinition, Incoming, MessageMeta, MessageSchemas } from '../core/define.ts';
 import { type Delivery, Headers, JSON_CONTENT_TYPE, numericHeader, readMeta } from '../core/envelope.ts';
 import { describeError, InvalidMessageError } from '../core/errors.ts';
-import { parseUntrusted } from '../core/json.ts';
+import { handedOver, parseUntrusted } from '../core/json.ts';
 import { renderIssues } from '../core/schema-issues.ts';
 import type { ActorPlan, TopologyPlan } from '../topology/plan.ts';
 import type { Now } from './immediate.ts';
@@ -89,11 +89,16 @@ export function decodeNow(
     : decoded(delivery, definition, plan, topology, id, type, result);
 }
 
-/** The body as JSON: the embedded bus's text when it has it (unencoded), else the bytes, decoded. */
+/**
+ * The body as JSON: the embedded bus's text when it has it (unencoded), or the value handed over with
+ * that text, else the bytes, decoded.
+ */
 function parseBody(delivery: Delivery, maxBytes: number): unknown {
   const label = delivery.properties.contentEncoding;
   if (delivery.text !== undefined && (label === undefined || label === ''))
-    return parseUntrusted(delivery.text, maxBytes);
+    return delivery.value === undefined
+      ? parseUntrusted(delivery.text, maxBytes)
+      : handedOver(delivery.text, delivery.value, maxBytes);
   const { body, what } = decodeContent(delivery, maxBytes);
   return parseUntrusted(body, maxBytes, what);
 }

@@ -75,8 +75,15 @@ export class SourcePublisher {
     if (body !== undefined && vouches(schema, body)) return undefined;
     const rejection = (issues: readonly StandardSchemaV1.Issue[] | undefined): Rejection | undefined =>
       issues ? { reason: 'schema', error: `${type} fails its schema: ${renderIssues(issues)}` } : undefined;
-    const result = schema['~standard'].validate(JSON.parse(output.body));
-    return result instanceof Promise ? result.then((r) => rejection(r.issues)) : rejection(result.issues);
+    // The value parsed here is what a consumer would parse: it goes with the message (see `value`).
+    const value: unknown = JSON.parse(output.body);
+    const checked = (issues: readonly StandardSchemaV1.Issue[] | undefined): Rejection | undefined => {
+      if (issues) return rejection(issues);
+      output.value = value;
+      return undefined;
+    };
+    const result = schema['~standard'].validate(value);
+    return result instanceof Promise ? result.then((r) => checked(r.issues)) : checked(result.issues);
   }
 
   /**

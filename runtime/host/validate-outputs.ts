@@ -49,14 +49,21 @@ export function validateOutputsNow(
         `${plan.name} emitted "${type}", which it does not declare`,
       );
     const body = (emitted?.[i] as { body?: unknown } | undefined)?.body;
-    if (body !== undefined && vouches(schema, body)) continue;
-    const result = schema['~standard'].validate(JSON.parse(output.body));
+    if (body !== undefined && vouches(schema, body)) {
+      if (isWireValue(schema, body)) output.value = body;
+      continue;
+    }
+    // The value parsed here is what a consumer would parse: it goes with the message (see `value`).
+    const value: unknown = JSON.parse(output.body);
+    const result = schema['~standard'].validate(value);
     if (result instanceof Promise)
       return result.then((r) => {
         checked(plan, type, r.issues);
+        output.value = value;
         return validateOutputsNow(plan, outputs, emitted, i + 1);
       });
     checked(plan, type, result.issues);
+    output.value = value;
   }
   return undefined;
 }
@@ -77,4 +84,15 @@ function checked(plan: ActorPlan, type: string, issues: readonly StandardSchemaV
 export function vouches(schema: StandardSchemaV1, value: unknown): boolean {
   const vouched = (schema as { readonly '~vouched'?: unknown })['~vouched'];
   return typeof vouched === 'function' && vouched(value) === true;
+}
+
+/**
+ * Whether `schema` says `value` is wire form, exactly what `JSON.parse(JSON.stringify(value))` gives
+ * (plain JSON, parsed, not a value typed by a schema), held by nothing that will change it: a schema may
+ * carry `~wire`, as `batchOf`'s does for the batches a Python/R processor built of its workers' results.
+ * Such a value goes with its message to the first consumer (see `OutgoingMessage.value`).
+ */
+export function isWireValue(schema: StandardSchemaV1, value: unknown): boolean {
+  const wire = (schema as { readonly '~wire'?: unknown })['~wire'];
+  return typeof wire === 'function' && wire(value) === true;
 }

@@ -10,6 +10,8 @@ interface Stored {
   content: Buffer | undefined;
   /** The JSON text a warren publisher wrote, when it was published as text (and is well-formed). */
   readonly text: string | undefined;
+  /** The body as a value, handed over with the text, until the first delivery takes it (see `OutgoingMessage.value`). */
+  value?: unknown;
   readonly exchange: string;
   readonly routingKey: string;
   readonly properties: Delivery['properties'];
@@ -201,10 +203,17 @@ export class MemoryBus implements Transport {
     // Text stays text: a consumer here parses it as it is, and bytes are made only when asked for.
     // A string that is not well-formed (a lone surrogate) goes as bytes, as RabbitMQ would carry it.
     const text = 'body' in message && message.body.isWellFormed() ? message.body : undefined;
+    // The bus takes the value handed over: published again, the same message goes as text alone.
+    let value: unknown;
+    if ('body' in message) {
+      value = text === undefined ? undefined : message.value;
+      message.value = undefined;
+    }
     const delivered = this.#route(message.exchange, message.routingKey, {
       content:
         'content' in message ? message.content : text === undefined ? Buffer.from(message.body) : undefined,
       text,
+      value,
       exchange: message.exchange,
       routingKey: message.routingKey,
       properties: message.properties,
@@ -233,9 +242,14 @@ export class MemoryBus implements Transport {
     for (const name of queues) {
       const queue = this.#queues.get(name);
       if (!queue) continue;
-      // Each queue holds its own copy (redelivery and expiry are per queue); the first takes the original.
-      const copy: Stored = first ? message : { ...message };
+      // Each queue holds its own copy (redelivery and expiry are per queue); the first takes the original,
+      // and with it the value handed over: the others parse their text, so no two consumers share it.
+      const copy: Stored = first ? message : { ...message, value: undefined };
       first = false;
+      // Only a message its consumer will take soon keeps the value: a long queue holds text, a flat
+      // string, instead of as many object graphs for the garbage collector to trace and copy.
+      if (copy.value !== undefined && !(queue.messages.length - queue.head < (queue.consumer?.prefetch ?? 0)))
+        copy.value = undefined;
       copy.expiresAt = queue.ttl === undefined ? 0 : Date.now() + queue.ttl;
       // Nobody here will consume it: without the journal it would die with the process.
       copy.entry =
@@ -409,7 +423,7 @@ export class MemoryBus implements Transport {
         consumer.inHand.add(stored);
         let settlement: Settlement | Promise<Settlement>;
         try {
-          settlement = consumer.handler(toDelivery(q.name, stored));
+          settlement = consumer.handler(toDelivery(q.name, stored, true));
         } catch {
           settlement = 'reject';
         }
@@ -449,6 +463,7 @@ export class MemoryBus implements Transport {
     const routingKey = q.deadLetterRoutingKey ?? stored.routingKey;
     this.#route(q.deadLetterExchange, routingKey, {
       ...stored,
+      value: undefined,
       exchange: q.deadLetterExchange,
       redelivered: false,
       entry: undefined,
@@ -485,8 +500,9 @@ export class MemoryBus implements Transport {
   }
 }
 
-function toDelivery(queue: string, m: Stored): Delivery {
-  return new MemoryDelivery(queue, m);
+/** A delivery of `m`; with `handOver`, it takes the value handed over with it (once: a redelivery parses). */
+function toDelivery(queue: string, m: Stored, handOver = false): Delivery {
+  return new MemoryDelivery(queue, m, handOver);
 }
 
 /** A stored message's bytes, made from its text the first time they are asked for, then kept. */
@@ -507,15 +523,20 @@ class MemoryDelivery implements Delivery {
   readonly redelivered: boolean;
   readonly properties: Delivery['properties'];
   readonly text: string | undefined;
+  readonly value: unknown;
   readonly #stored: Stored;
 
-  constructor(queue: string, m: Stored) {
+  constructor(queue: string, m: Stored, handOver: boolean) {
     this.queue = queue;
     this.exchange = m.exchange;
     this.routingKey = m.routingKey;
     this.redelivered = m.redelivered;
     this.properties = m.properties;
     this.text = m.text;
+    if (handOver) {
+      this.value = m.value;
+      m.value = undefined;
+    }
     this.#stored = m;
   }
 
