@@ -16,6 +16,13 @@ import { type Instance, settle, startInstance } from './instance.ts';
 import { type Rejection, SourcePublisher } from './source-publisher.ts';
 
 /**
+ * How long a source publishing to the embedded bus runs before it lets the event loop turn: each
+ * publish there is synchronous, so a source whose input is all ready would otherwise hold the loop
+ * until the bus blocked it.
+ */
+const TURN_EVERY_MS = 5;
+
+/**
  * Runs a source: pulls items from its `read()` only as fast as the broker confirms what it already
  * published (at most `sourceWindow` unconfirmed), maps each through the source machine when it has one,
  * validates every output against the declared schema, and publishes it. An item that fails validation is
@@ -125,6 +132,7 @@ export class SourceHost {
     const pending = new Set<Promise<void>>();
     let failure: unknown;
     let seq = 0;
+    let lastTurn = performance.now();
     // The embedded bus with tracing off: each output is in its queues when publishNow returns.
     const immediate = this.#publisher.immediate;
     const logger = {
@@ -156,6 +164,12 @@ export class SourceHost {
             // The embedded bus has it in its queues (confirmed) when publishNow returns: nothing pends.
             try {
               this.#publisher.publishNow(output);
+              // Nothing here waits for I/O: a turn of the event loop now and then lets the rest run
+              // (the consumers' dispatch, worker replies, timers, HTTP) while input is plentiful.
+              if (performance.now() - lastTurn > TURN_EVERY_MS) {
+                await new Promise((resolve) => setImmediate(resolve));
+                lastTurn = performance.now();
+              }
               this.#published++;
               this.#tell(shaped?.receipt, { status: 'published', id });
             } catch (err) {

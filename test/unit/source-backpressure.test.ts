@@ -64,6 +64,46 @@ describe('source backpressure', () => {
     await runtime.stop();
   });
 
+  it('lets the event loop turn while it publishes to the embedded bus, however fast its input comes', async () => {
+    const total = 30_000;
+    let read = 0;
+    let readWhenTurned: number | undefined;
+    const pipeline = definePipeline({
+      name: 'turns',
+      actors: [
+        defineSource({
+          name: 'ticks',
+          emits: Tick,
+          // Every item ready at once: without a turn of the loop in between, nothing else would run
+          // (worker replies, timers, HTTP) until the source had published them all.
+          *read() {
+            for (let n = 0; n < total; n++) {
+              read++;
+              if (n === 1) setImmediate(() => (readWhenTurned = read));
+              yield { type: 'tick' as const, body: { n } };
+            }
+          },
+        }),
+        defineSink({
+          name: 'sink',
+          consumes: Tick,
+          emits: {},
+          machine: setup({}).createMachine({ on: { tick: { actions: () => undefined } } }),
+        }),
+      ],
+    });
+    // No bound on the queue: the bus never blocks the source, so only its own turns let others run.
+    const bus = new MemoryBus({ maxQueued: Number.POSITIVE_INFINITY });
+    const runtime = createRuntime(pipeline, { transport: bus, logger: quiet, env: {} });
+    await runtime.start();
+    await runtime.whenIdle({ settleMs: 20 });
+    await runtime.stop();
+    expect(runtime.stats().get('sink')?.processed).toBe(total);
+    // The loop turned while the source still had most of its input to publish.
+    expect(readWhenTurned).toBeGreaterThan(1);
+    expect(readWhenTurned).toBeLessThan(total / 2);
+  });
+
   it('refuses a window that is not a positive integer, naming the variable', () => {
     const { pipeline } = counted(1);
     expect(() => createRuntime(pipeline, { env: { WARREN_SOURCE_WINDOW: '0' }, logger: quiet })).toThrow(
