@@ -3,10 +3,10 @@ import { deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Delivery } from '../../runtime/core/envelope.ts';
-import { InvalidMessageError } from '../../runtime/core/errors.ts';
 import { parseUntrusted } from '../../runtime/core/json.ts';
 import { firstInvalidUtf8 } from '../../runtime/core/utf8.ts';
 import { decodeContent } from '../../runtime/host/decode.ts';
+import { refusal } from '../helpers/checks.ts';
 
 const delivery = (content: Buffer, contentEncoding?: string): Delivery => ({
   content,
@@ -16,17 +16,6 @@ const delivery = (content: Buffer, contentEncoding?: string): Delivery => ({
   redelivered: false,
   properties: { contentType: 'application/json', ...(contentEncoding ? { contentEncoding } : {}) },
 });
-
-/** The InvalidMessageError `run` throws, as [reason, message]. */
-function refusal(run: () => unknown): [string, string] {
-  try {
-    run();
-  } catch (err) {
-    if (err instanceof InvalidMessageError) return [err.reason, err.message];
-    throw err;
-  }
-  throw new Error('expected a refusal');
-}
 
 describe('firstInvalidUtf8', () => {
   it('agrees with node:buffer isUtf8, and the bytes before the offset are valid UTF-8', () => {

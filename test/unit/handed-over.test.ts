@@ -21,11 +21,11 @@ import { assign, emit, setup } from 'xstate';
 import { z } from 'zod';
 import { batchOf, voucherOf } from '../../actors/file-source/batch.ts';
 import type { Delivery, OutgoingMessage } from '../../runtime/core/envelope.ts';
-import { InvalidMessageError } from '../../runtime/core/errors.ts';
 import { handedOver } from '../../runtime/core/json.ts';
 import { isWireValue } from '../../runtime/host/validate-outputs.ts';
 import { MemoryBus } from '../../runtime/transport/memory-bus.ts';
 import type { Settlement } from '../../runtime/transport/transport.ts';
+import { refusal, untilTurn as until } from '../helpers/checks.ts';
 
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
@@ -34,23 +34,6 @@ function passThrough<T>(): StandardSchemaV1<T, T> {
   return {
     '~standard': { version: 1, vendor: 'test', validate: (value) => ({ value: value as T }) },
   };
-}
-
-/** The InvalidMessageError `run` throws, as [reason, message]. */
-function refusal(run: () => unknown): [string, string] {
-  try {
-    run();
-  } catch (err) {
-    if (err instanceof InvalidMessageError) return [err.reason, err.message];
-    throw err;
-  }
-  throw new Error('expected a refusal');
-}
-
-/** Resolves once `check` holds, checked on every turn of the event loop (never a fixed sleep). */
-async function until(check: () => boolean): Promise<void> {
-  for (let i = 0; i < 100_000 && !check(); i++) await new Promise((r) => setImmediate(r));
-  expect(check()).toBe(true);
 }
 
 describe('handedOver', () => {

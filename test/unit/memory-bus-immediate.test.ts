@@ -11,6 +11,7 @@ import { z } from 'zod';
 import type { Delivery, OutgoingMessage } from '../../runtime/core/envelope.ts';
 import { MemoryBus } from '../../runtime/transport/memory-bus.ts';
 import type { Settlement } from '../../runtime/transport/transport.ts';
+import { untilTurn as until } from '../helpers/checks.ts';
 
 const Item = { item: z.object({ n: z.number() }) };
 const pipeline = definePipeline({
@@ -49,12 +50,6 @@ function message(n: number): OutgoingMessage {
 }
 
 const numberOf = (d: Delivery) => (JSON.parse(d.content.toString()) as { n: number }).n;
-
-/** Resolves once `check` holds, checked on every turn of the event loop (never a fixed sleep). */
-async function until(check: () => boolean): Promise<void> {
-  for (let i = 0; i < 100_000 && !check(); i++) await new Promise((r) => setImmediate(r));
-  expect(check()).toBe(true);
-}
 
 describe('the embedded bus with a handler that settles at once', () => {
   it('delivers every message once, in queue order, and acks each at once', async () => {

@@ -22,6 +22,15 @@ class LaggingBus extends MemoryBus {
   }
 }
 
+/** A sink that takes every tick and does nothing with it. */
+const tickSink = () =>
+  defineSink({
+    name: 'sink',
+    consumes: Tick,
+    emits: {},
+    machine: setup({}).createMachine({ on: { tick: { actions: () => undefined } } }),
+  });
+
 function counted(total: number) {
   const read = { items: 0 };
   const pipeline = definePipeline({
@@ -37,12 +46,7 @@ function counted(total: number) {
           }
         },
       }),
-      defineSink({
-        name: 'sink',
-        consumes: Tick,
-        emits: {},
-        machine: setup({}).createMachine({ on: { tick: { actions: () => undefined } } }),
-      }),
+      tickSink(),
     ],
   });
   return { pipeline, read };
@@ -84,12 +88,7 @@ describe('source backpressure', () => {
             }
           },
         }),
-        defineSink({
-          name: 'sink',
-          consumes: Tick,
-          emits: {},
-          machine: setup({}).createMachine({ on: { tick: { actions: () => undefined } } }),
-        }),
+        tickSink(),
       ],
     });
     // No bound on the queue: the bus never blocks the source, so only its own turns let others run.
