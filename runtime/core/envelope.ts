@@ -184,9 +184,13 @@ export function deriveId(inputId: string, actor: string, index: number): string 
   return hash('sha256', `${inputId}|${actor}|${index}`, 'base64url').slice(0, 22);
 }
 
-/** Encode for the outbox: the exact publication, replayable after a crash. */
+/**
+ * Encode for the outbox: the exact publication, replayable after a crash. The value handed over with
+ * the body stays out: the body is its text already, and a replay parses it.
+ */
 export function encodeOutgoing(message: OutgoingMessage): string {
-  return JSON.stringify(message);
+  const { value: _, ...publication } = message;
+  return JSON.stringify(publication);
 }
 
 /** Decode an outbox entry written by `encodeOutgoing` (trusted: only warren writes the outbox). */

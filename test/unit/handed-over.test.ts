@@ -20,7 +20,12 @@ import {
 import { assign, emit, setup } from 'xstate';
 import { z } from 'zod';
 import { batchOf, voucherOf } from '../../actors/file-source/batch.ts';
-import type { Delivery, OutgoingMessage } from '../../runtime/core/envelope.ts';
+import {
+  type Delivery,
+  decodeOutgoing,
+  encodeOutgoing,
+  type OutgoingMessage,
+} from '../../runtime/core/envelope.ts';
 import { handedOver } from '../../runtime/core/json.ts';
 import { isWireValue } from '../../runtime/host/validate-outputs.ts';
 import { MemoryBus } from '../../runtime/transport/memory-bus.ts';
@@ -257,6 +262,21 @@ describe('what is handed over', () => {
     } finally {
       parse.mockRestore();
     }
+  });
+
+  it('keeps the value out of an outbox entry: the body is there once, as text', () => {
+    const body = { n: 7, tags: ['a'] };
+    const message: OutgoingMessage = {
+      exchange: 'x',
+      routingKey: 'feed.item',
+      body: JSON.stringify(body),
+      properties: { messageId: 'm7', type: 'item', contentType: 'application/json', headers: {} },
+      value: body,
+    };
+    const entry = encodeOutgoing(message);
+    expect(entry).not.toContain('"value"');
+    const { value: _, ...publication } = message;
+    expect(decodeOutgoing(entry)).toEqual(publication);
   });
 
   it('a record batch is wire form only when its maker says so', () => {
