@@ -73,12 +73,10 @@ export class SourcePublisher {
     const schema = Object.hasOwn(emits, type) ? emits[type] : undefined;
     if (!schema) return { reason: 'unknown-type', error: `${this.#plan.name} does not declare ${type}` };
     if (body !== undefined && vouches(schema, body)) return undefined;
-    const rejection = (issues: readonly StandardSchemaV1.Issue[] | undefined): Rejection | undefined =>
-      issues ? { reason: 'schema', error: `${type} fails its schema: ${renderIssues(issues)}` } : undefined;
     // The value parsed here is what a consumer would parse: it goes with the message (see `value`).
     const value: unknown = JSON.parse(output.body);
     const checked = (issues: readonly StandardSchemaV1.Issue[] | undefined): Rejection | undefined => {
-      if (issues) return rejection(issues);
+      if (issues) return { reason: 'schema', error: `${type} fails its schema: ${renderIssues(issues)}` };
       output.value = value;
       return undefined;
     };

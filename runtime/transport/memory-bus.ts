@@ -248,8 +248,7 @@ export class MemoryBus implements Transport {
       first = false;
       // Only a message its consumer will take soon keeps the value: a long queue holds text, a flat
       // string, instead of as many object graphs for the garbage collector to trace and copy.
-      if (copy.value !== undefined && !(queue.messages.length - queue.head < (queue.consumer?.prefetch ?? 0)))
-        copy.value = undefined;
+      if (queue.messages.length - queue.head >= (queue.consumer?.prefetch ?? 0)) copy.value = undefined;
       copy.expiresAt = queue.ttl === undefined ? 0 : Date.now() + queue.ttl;
       // Nobody here will consume it: without the journal it would die with the process.
       copy.entry =
